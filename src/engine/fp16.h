@@ -1,0 +1,63 @@
+// IEEE binary16 <-> binary32 conversion in plain integer code (no platform intrinsics), so
+// every platform produces the same bits. float -> half rounds to nearest even.
+#pragma once
+
+#include <stdint.h>
+#include <string.h>
+
+namespace llmwire {
+
+inline float f32_from_bits(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+inline uint32_t bits_from_f32(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
+inline float half_to_float(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  if (exp == 0x1F) return f32_from_bits(sign | 0x7F800000u | (mant << 13));  // inf/nan
+  if (exp == 0) {
+    if (mant == 0) return f32_from_bits(sign);
+    // subnormal: normalise
+    exp = 1;
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      exp--;
+    }
+    mant &= 0x3FFu;
+    return f32_from_bits(sign | ((exp + 112u) << 23) | (mant << 13));
+  }
+  return f32_from_bits(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+inline uint16_t float_to_half(float f) {
+  const uint32_t x = bits_from_f32(f);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t absx = x & 0x7FFFFFFFu;
+  if (absx >= 0x7F800000u) return (uint16_t)(sign | 0x7C00u | (absx > 0x7F800000u ? 0x200u : 0));
+  if (absx >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u);  // rounds to >= 65520: inf
+  if (absx < 0x38800000u) {                                     // below 2^-14: subnormal half
+    if (absx < 0x33000000u) return (uint16_t)sign;              // below 2^-25: zero
+    const uint32_t e = absx >> 23;
+    const uint32_t m = (absx & 0x7FFFFFu) | 0x800000u;
+    const uint32_t shift = 126u - e;  // 14..24
+    uint32_t r = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1u);
+    const uint32_t half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (r & 1u))) r++;
+    return (uint16_t)(sign | r);
+  }
+  uint32_t r = ((absx >> 13) - (112u << 10));
+  const uint32_t rem = absx & 0x1FFFu;
+  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
+  return (uint16_t)(sign | r);
+}
+
+}  // namespace llmwire
