@@ -1,0 +1,94 @@
+// llmwire generate IMAGE -p PROMPT: stream a story from one image on this PC.
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "cli/commands.h"
+#include "engine/generator.h"
+#include "tools/host_model.h"
+
+namespace llmwire::cli {
+namespace {
+
+struct Args {
+  std::string image, prompt, kv;
+  uint32_t steps = 256, threads = 1, seq = 0;
+  float temperature = 1.0f, topp = 0.9f;
+  uint64_t seed = 0;
+  bool seed_set = false;
+};
+
+uint64_t now_us(void*) {
+  return (uint64_t)std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void emit(void*, const char* s, size_t n) {
+  std::fwrite(s, 1, n, stdout);
+  std::fflush(stdout);
+}
+
+void run(Args& a) {
+  RunOptions opts;
+  opts.seq_len = a.seq;
+  if (!a.kv.empty()) {
+    opts.kv_override = true;
+    opts.kv_type = a.kv == "f16" ? KvType::kF16 : KvType::kF32;
+  }
+  HostModel hm;
+  std::string err, hint;
+  if (!hm.load(a.image, opts, a.threads, &err, &hint)) fail(err, hint);
+  if (!hm.has_tokenizer()) {
+    fail(a.image + " has no tokenizer (it is a worker stage image)",
+         "run generate on a whole-model image, or use 'llmwire sim' with all stage images");
+  }
+  std::vector<uint8_t> scratch(Sampler::scratch_bytes(hm.model().config().vocab_size));
+  Sampler sampler;
+  SamplerSettings ss;
+  ss.temperature = a.temperature;
+  ss.topp = a.topp;
+  ss.seed = a.seed_set ? a.seed : (uint64_t)now_us(nullptr);
+  Status s = sampler.init(hm.model().config().vocab_size, ss, scratch.data(), scratch.size());
+  if (s != Status::kOk) fail(status_message(s));
+  std::vector<int32_t> tokens(a.prompt.size() + 3 + a.steps);
+  GenerateIo io;
+  io.emit = emit;
+  io.now_us = now_us;
+  GenerateStats st;
+  size_t n = 0;
+  s = generate(&hm, hm.tokenizer(), &sampler, a.prompt.data(), a.prompt.size(), a.steps,
+               tokens.data(), tokens.size(), io, &st, &n);
+  std::printf("\n");
+  if (s != Status::kOk) fail(status_message(s), status_hint(s));
+  const double prompt_s = st.prompt_us / 1e6, gen_s = st.generation_us / 1e6;
+  const uint32_t after_first = st.generated_tokens > 0 ? st.generated_tokens - 1 : 0;
+  std::fprintf(stderr,
+               "---\nprompt: %u tokens in %.3f s (%.1f tok/s)  generated: %u tokens in %.3f s "
+               "(%.1f tok/s)  threads %u  seed %llu\n",
+               st.prompt_tokens, prompt_s, prompt_s > 0 ? st.prompt_tokens / prompt_s : 0.0,
+               st.generated_tokens, gen_s, gen_s > 0 ? after_first / gen_s : 0.0, a.threads,
+               (unsigned long long)ss.seed);
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("generate", "Generate text from an image on this PC (same arithmetic as the board)");
+  static Args a;
+  cmd->add_option("IMAGE", a.image, "whole-model image from 'llmwire convert'")->required();
+  cmd->add_option("-p,--prompt", a.prompt, "story opening (default: empty)");
+  cmd->add_option("-n,--steps", a.steps, "maximum tokens to generate after the prompt")
+      ->default_val(256)->check(CLI::Range(1u, 1u << 20));
+  cmd->add_option("--temp", a.temperature, "temperature; 0 = greedy")->default_val(1.0f)->check(CLI::Range(0.0f, 100.0f));
+  cmd->add_option("--topp", a.topp, "top-p (nucleus) cutoff; 1 = off")->default_val(0.9f)->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option_function<uint64_t>("--seed", [](const uint64_t& s) { a.seed = s; a.seed_set = true; },
+                                     "random seed (default: time)");
+  cmd->add_option("--threads", a.threads, "worker threads for matmul rows and attention heads")
+      ->default_val(1)->check(CLI::Range(1u, 64u));
+  cmd->add_option("--seq", a.seq, "shorter context than the image's (0 = image's)")->default_val(0);
+  cmd->add_option("--kv", a.kv, "KV cache type override")->check(CLI::IsMember({"f32", "f16"}));
+  cmd->callback([] { run(a); });
+}
+
+}  // namespace llmwire::cli

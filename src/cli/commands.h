@@ -1,0 +1,20 @@
+// Each `llmwire` subcommand registers itself on the app. A command's callback reports
+// failure by throwing CLI::RuntimeError(exit_code) after printing what is wrong and what to do.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace llmwire::cli {
+
+void add_convert_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_synth_command(CLI::App& app);
+void add_perplexity_command(CLI::App& app);
+void add_logits_command(CLI::App& app);
+
+// Prints "error: <what>" and, when non-empty, "  <hint>" to stderr, then throws
+// CLI::RuntimeError(code).
+[[noreturn]] void fail(const std::string& what, const std::string& hint = "", int code = 1);
+
+}  // namespace llmwire::cli

@@ -1,0 +1,75 @@
+#include "engine/generator.h"
+
+namespace llmwire {
+
+Status Forwarder::feed_prompt(const int32_t* tokens, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    const Status s = forward(tokens[i], i, false, nullptr);
+    if (s != Status::kOk) return s;
+  }
+  return Status::kOk;
+}
+
+bool piece_is_printable(const Piece& p) {
+  if (p.len == 0) return false;
+  if (p.len == 1) {
+    const unsigned char c = (unsigned char)p.data[0];
+    const bool printable = c >= 0x20 && c < 0x7F;
+    const bool space = c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+    return printable || space;
+  }
+  return true;
+}
+
+Status generate(Forwarder* fwd, const Tokenizer& tok, Sampler* sampler, const char* prompt,
+                size_t prompt_len, uint32_t max_new, int32_t* tokens, size_t capacity,
+                const GenerateIo& io, GenerateStats* stats, size_t* n_tokens) {
+  *stats = GenerateStats{};
+  size_t n = 0;
+  if (capacity < prompt_len + 3) return Status::kBadArgument;
+  Status s = tok.encode(prompt, prompt_len, true, false, tokens, capacity, &n);
+  if (s != Status::kOk) return s;
+  const uint32_t seq = fwd->seq_len();
+  if (n >= seq) return Status::kPromptTooLong;
+  stats->prompt_tokens = (uint32_t)n;
+  const uint64_t t0 = io.now_us ? io.now_us(io.ctx) : 0;
+
+  // Prompt: show its text, feed all but the last token without logits.
+  for (size_t i = 0; i + 1 < n; i++) {
+    const Piece p = tok.decode(tokens[i], tokens[i + 1]);
+    if (io.emit && piece_is_printable(p)) io.emit(io.ctx, p.data, p.len);
+  }
+  if (n > 1) {
+    s = fwd->feed_prompt(tokens, (uint32_t)(n - 1));
+    if (s != Status::kOk) return s;
+  }
+  int32_t token = tokens[n - 1];
+  uint32_t pos = (uint32_t)(n - 1);
+  uint64_t t_first = t0;
+  for (uint32_t i = 0; i < max_new && pos + 1 < seq; i++) {
+    if (io.should_stop && io.should_stop(io.ctx)) break;
+    const float* logits = nullptr;
+    s = fwd->forward(token, pos, true, &logits);
+    if (s != Status::kOk) return s;
+    // llama2.c's sampler mutates logits; they are this position's scratch.
+    const int32_t next = sampler->sample(const_cast<float*>(logits));
+    if (i == 0 && io.now_us) t_first = io.now_us(io.ctx);
+    pos++;
+    if ((uint32_t)next == tok.bos_id() || (uint32_t)next == tok.eos_id()) break;
+    if (n >= capacity) return Status::kBadArgument;
+    tokens[n++] = next;
+    stats->generated_tokens++;
+    const Piece p = tok.decode(token, next);
+    if (io.emit && piece_is_printable(p)) io.emit(io.ctx, p.data, p.len);
+    token = next;
+  }
+  if (io.now_us) {
+    const uint64_t t_end = io.now_us(io.ctx);
+    stats->prompt_us = t_first - t0;
+    stats->generation_us = t_end - t_first;
+  }
+  *n_tokens = n;
+  return Status::kOk;
+}
+
+}  // namespace llmwire

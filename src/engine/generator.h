@@ -1,0 +1,51 @@
+// The generation loop of llama2.c's run.c, portable: encode the prompt, feed it, sample,
+// stream decoded pieces, stop at BOS (the model's end of story) or the length limit.
+// The forward step is pluggable: one model in RAM, or the head of a ring of boards.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/sampler.h"
+#include "engine/status.h"
+#include "engine/tokenizer.h"
+
+namespace llmwire {
+
+class Forwarder {
+ public:
+  virtual ~Forwarder() = default;
+  // Runs token at pos. need_logits is false for prompt positions whose logits are unused;
+  // then *logits may be left unset.
+  virtual Status forward(int32_t token, uint32_t pos, bool need_logits, const float** logits) = 0;
+  // Feeds prompt tokens [0, n) at positions [0, n) without needing their logits. The default
+  // calls forward() one by one; a pipeline overrides it to stream them.
+  virtual Status feed_prompt(const int32_t* tokens, uint32_t n);
+  virtual uint32_t seq_len() const = 0;
+};
+
+struct GenerateStats {
+  uint32_t prompt_tokens = 0;
+  uint32_t generated_tokens = 0;
+  uint64_t prompt_us = 0;      // time to the first generated token's logits
+  uint64_t generation_us = 0;  // time for the generated tokens after that
+};
+
+// Callbacks the platform provides.
+struct GenerateIo {
+  void* ctx = nullptr;
+  void (*emit)(void* ctx, const char* bytes, size_t len) = nullptr;  // decoded text
+  uint64_t (*now_us)(void* ctx) = nullptr;                           // clock
+  bool (*should_stop)(void* ctx) = nullptr;                          // optional: user abort
+};
+
+// Generates up to max_new tokens after the prompt. `tokens` must hold prompt_len + 3 + max_new
+// entries (the encoded prompt and the generated ids are left there).
+Status generate(Forwarder* fwd, const Tokenizer& tok, Sampler* sampler, const char* prompt,
+                size_t prompt_len, uint32_t max_new, int32_t* tokens, size_t capacity,
+                const GenerateIo& io, GenerateStats* stats, size_t* n_tokens);
+
+// llama2.c's safe_printf rule: a piece that is a single unprintable byte is not shown.
+bool piece_is_printable(const Piece& p);
+
+}  // namespace llmwire

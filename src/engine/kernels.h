@@ -1,0 +1,44 @@
+// Matrix-vector kernels. A quantized input vector feeds whole output rows; each row is
+// computed by exactly one caller in the fixed order of docs/NUMERICS.md, so how rows are
+// split over threads or cores never changes a bit.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/image.h"
+
+namespace llmwire {
+
+// An activation vector quantized to int8 per group (docs/NUMERICS.md).
+struct QuantizedInput {
+  const int8_t* q = nullptr;     // [groups * group], zero-padded
+  const float* scale = nullptr;  // [groups]
+  const int32_t* qsum = nullptr; // [groups] sum of q in the group (lets Q4 skip the -8 offset)
+  uint32_t groups = 0;
+};
+
+// Quantizes x[0..n) into q/scale/qsum (capacity: ceil(n/group) groups).
+void quantize_input(const float* x, uint32_t n, uint32_t group, int8_t* q, float* scale,
+                    int32_t* qsum);
+
+// One matmul's inputs: `batch` vectors (B prompt positions share one pass over the weights).
+struct MatmulInput {
+  const float* x = nullptr;           // F32 weights: [batch][x_stride] floats
+  uint32_t x_stride = 0;
+  const QuantizedInput* xq = nullptr; // Q8/Q4 weights: [batch]
+  uint32_t batch = 1;
+};
+
+// out[b * out_stride + r] = W[r, :] . input_b for rows r in [r0, r1).
+using MatmulFn = void (*)(const TensorView& w, uint32_t group, const MatmulInput& in, float* out,
+                          uint32_t out_stride, uint32_t r0, uint32_t r1);
+
+// The scalar reference kernel: the definition of the result.
+void matmul_reference(const TensorView& w, uint32_t group, const MatmulInput& in, float* out,
+                      uint32_t out_stride, uint32_t r0, uint32_t r1);
+// The optimized kernel for this platform; bit-identical to the reference (tested).
+void matmul_optimized(const TensorView& w, uint32_t group, const MatmulInput& in, float* out,
+                      uint32_t out_stride, uint32_t r0, uint32_t r1);
+
+}  // namespace llmwire

@@ -1,0 +1,89 @@
+// The transformer forward pass over an image, split-ready: embed a token, run any range of
+// the layers this image holds, then the head (final norm + classifier rows). Memory comes
+// from one arena the caller owns; nothing is allocated after init().
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/executor.h"
+#include "engine/image.h"
+#include "engine/kernels.h"
+#include "engine/kv_cache.h"
+
+namespace llmwire {
+
+struct RunOptions {
+  uint32_t seq_len = 0;        // 0: the image's
+  bool kv_override = false;    // use kv_type instead of the image's default
+  KvType kv_type = KvType::kF32;
+  bool reference_kernels = false;  // scalar reference kernels (tests, /selftest)
+};
+
+struct LayerWeights {
+  TensorView rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3;
+};
+
+class Model {
+ public:
+  // Arena bytes init() needs for this image and options.
+  static size_t arena_bytes(const ImageInfo& info, const RunOptions& opts);
+
+  Status init(const Image& image, const RunOptions& opts, void* arena, size_t arena_len,
+              Executor* executor);
+
+  // x = embedding of `token` (images holding the embedding).
+  Status embed(int32_t token, float* x);
+  // Runs layers [begin, end) (within this image's range) for position `pos` on x in place.
+  Status run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x);
+  // logits[r0..r1) of the classifier applied to final-norm(x) (images holding the classifier).
+  Status head(const float* x, uint32_t r0, uint32_t r1, float* logits);
+  // Whole model for one token: embed, all layers, head. Returns the logits buffer.
+  Status forward(int32_t token, uint32_t pos, const float** logits);
+
+  const ModelConfig& config() const { return config_; }
+  const ImageInfo& info() const { return image_->info(); }
+  uint32_t seq_len() const { return seq_len_; }
+  KvType kv_type() const { return kv_.type(); }
+  float* x() { return buf_.x; }            // residual stream buffer [dim]
+  float* logits() { return buf_.logits; }  // [vocab] (head images)
+  // Bytes of weights read so far (counted as the kernels are called).
+  uint64_t weight_bytes_read() const { return weight_bytes_read_; }
+  void reset_counters() { weight_bytes_read_ = 0; }
+
+ private:
+  struct Layout;
+  void matmul(const TensorView& w, const float* x_f32, const QuantizedInput* xq, float* out);
+  void quantize(const float* x, uint32_t n, QuantizedInput* out, int8_t* q, float* s, int32_t* qs);
+  void rmsnorm(float* out, const float* x, const TensorView& w) const;
+  void attention(uint32_t local_layer, uint32_t pos);
+
+  const Image* image_ = nullptr;
+  Executor* exec_ = nullptr;
+  MatmulFn matmul_fn_ = nullptr;
+  ModelConfig config_;
+  uint32_t group_ = 0;
+  bool quantized_ = false;
+  uint32_t seq_len_ = 0;
+  uint32_t layer_begin_ = 0, layer_end_ = 0;
+  LayerWeights layers_[kMaxLayers];
+  TensorView embedding_, classifier_, rms_final_;
+  bool has_embedding_ = false, has_classifier_ = false;
+  float norm_eps_ = 1e-5f;
+
+  // Buffers carved from the arena.
+  struct Buffers {
+    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *att, *logits;
+    float* rope_freq;  // [head_size / 2]
+    float* rope_cs;    // [head_size] cos, sin pairs for the current position
+    int8_t *xq_q, *hq_q;
+    float *xq_s, *hq_s;
+    int32_t *xq_sum, *hq_sum;
+    void* kv;
+  };
+  Buffers buf_ = {};
+  KvCache kv_;
+  uint64_t weight_bytes_read_ = 0;
+};
+
+}  // namespace llmwire

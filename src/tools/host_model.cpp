@@ -1,0 +1,61 @@
+#include "tools/host_model.h"
+
+namespace llmwire {
+
+std::string describe_image_error(const std::string& path, Status s, const Image& image) {
+  std::string msg = path + ": " + status_message(s);
+  if (image.failed_tensor() >= 0) msg += " (tensor table entry " + std::to_string(image.failed_tensor()) + ")";
+  return msg;
+}
+
+bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t threads,
+                     std::string* err, std::string* hint) {
+  if (!file_.open(path, err)) {
+    *hint = "check the path";
+    return false;
+  }
+  Status s = image_.open(file_.data(), file_.size(), true);
+  if (s != Status::kOk) {
+    *err = describe_image_error(path, s, image_);
+    *hint = status_hint(s);
+    return false;
+  }
+  const ImageInfo& info = image_.info();
+  if (opts.seq_len > info.config.seq_len) {
+    *err = "--seq " + std::to_string(opts.seq_len) + " is longer than the image's sequence length " +
+           std::to_string(info.config.seq_len);
+    *hint = "use --seq up to " + std::to_string(info.config.seq_len) + " or re-convert with a longer --seq";
+    return false;
+  }
+  arena_.assign(Model::arena_bytes(info, opts), 0);
+  exec_ = std::make_unique<ThreadExecutor>(threads);
+  s = model_.init(image_, opts, arena_.data(), arena_.size(), exec_.get());
+  if (s != Status::kOk) {
+    *err = path + ": " + status_message(s);
+    *hint = status_hint(s);
+    return false;
+  }
+  if (info.has(kFlagHasTokenizer)) {
+    s = tokenizer_.init(image_.tokenizer());
+    if (s != Status::kOk) {
+      *err = path + ": " + status_message(s);
+      *hint = status_hint(s);
+      return false;
+    }
+    has_tokenizer_ = true;
+  }
+  return true;
+}
+
+Status HostModel::forward(int32_t token, uint32_t pos, bool need_logits, const float** logits) {
+  Model& m = model_;
+  Status s = m.embed(token, m.x());
+  if (s == Status::kOk) s = m.run_layers(m.info().layer_begin, m.info().layer_end, pos, m.x());
+  if (s == Status::kOk && need_logits) {
+    s = m.head(m.x(), 0, m.config().vocab_size, m.logits());
+    if (logits) *logits = m.logits();
+  }
+  return s;
+}
+
+}  // namespace llmwire

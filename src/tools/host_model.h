@@ -1,0 +1,44 @@
+// A whole image loaded on the host: mapped file, validated image, arena, threads, model and
+// tokenizer, with errors turned into sentences for the CLI.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/generator.h"
+#include "engine/model.h"
+#include "engine/tokenizer.h"
+#include "platform/host/mapped_file.h"
+#include "platform/host/thread_executor.h"
+
+namespace llmwire {
+
+class HostModel : public Forwarder {
+ public:
+  // Opens and validates the image (payload CRC included) and sets up the model.
+  bool load(const std::string& path, const RunOptions& opts, uint32_t threads, std::string* err,
+            std::string* hint);
+
+  Status forward(int32_t token, uint32_t pos, bool need_logits, const float** logits) override;
+  uint32_t seq_len() const override { return model_.seq_len(); }
+
+  Model& model() { return model_; }
+  const Image& image() const { return image_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  bool has_tokenizer() const { return has_tokenizer_; }
+
+ private:
+  MappedFile file_;
+  Image image_;
+  std::vector<uint8_t> arena_;
+  std::unique_ptr<ThreadExecutor> exec_;
+  Model model_;
+  Tokenizer tokenizer_;
+  bool has_tokenizer_ = false;
+};
+
+// "image.bin: image payload checksum mismatch (data corrupted)" style text for a Status.
+std::string describe_image_error(const std::string& path, Status s, const Image& image);
+
+}  // namespace llmwire

@@ -1,0 +1,220 @@
+// Forward-pass properties that must hold bit for bit: thread count, kernel choice and the
+// split API never change a logit.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "engine/kernels.h"
+#include "test_util.h"
+#include "tools/host_model.h"
+#include "tools/quantize.h"
+
+using namespace llmwire;
+using llmwire::test::TempDir;
+
+namespace {
+
+std::vector<float> run_logits(const std::string& img, uint32_t threads, const std::vector<int32_t>& toks,
+                              bool reference = false, KvType kv = KvType::kF32) {
+  HostModel hm;
+  RunOptions o;
+  o.reference_kernels = reference;
+  o.kv_override = true;
+  o.kv_type = kv;
+  std::string err, hint;
+  EXPECT_TRUE(hm.load(img, o, threads, &err, &hint)) << err;
+  const uint32_t vocab = hm.model().config().vocab_size;
+  std::vector<float> all;
+  for (size_t i = 0; i < toks.size(); i++) {
+    const float* l = nullptr;
+    EXPECT_EQ(hm.forward(toks[i], (uint32_t)i, true, &l), Status::kOk);
+    all.insert(all.end(), l, l + vocab);
+  }
+  return all;
+}
+
+bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
+}
+
+std::vector<int32_t> some_tokens(uint32_t vocab, size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t{1};
+  while (t.size() < n) t.push_back((int32_t)(rng() % vocab));
+  return t;
+}
+
+struct Case {
+  const char* name;
+  ModelConfig cfg;
+  WeightType quant;
+};
+
+std::vector<Case> cases() {
+  using llmwire::test::small_config;
+  return {
+      {"gqa_q4", small_config(64, 172, 3, 8, 4, 320, 24), WeightType::kQ4},
+      {"gqa_q8", small_config(64, 172, 3, 8, 4, 320, 24), WeightType::kQ8},
+      {"sepcls_q4", small_config(96, 256, 2, 3, 3, 300, 24, false), WeightType::kQ4},
+      {"mqa_f32", small_config(64, 100, 2, 4, 1, 300, 24), WeightType::kF32},
+  };
+}
+
+}  // namespace
+
+TEST(Engine, ThreadCountNeverChangesABit) {
+  TempDir dir;
+  for (const Case& c : cases()) {
+    const std::string img = llmwire::test::make_image(dir, c.cfg, c.quant, 32, 11, KvType::kF32, c.name);
+    const auto toks = some_tokens(c.cfg.vocab_size, 12, 3);
+    const auto one = run_logits(img, 1, toks);
+    EXPECT_TRUE(bit_equal(one, run_logits(img, 2, toks))) << c.name << " 2 threads";
+    EXPECT_TRUE(bit_equal(one, run_logits(img, 4, toks))) << c.name << " 4 threads";
+    EXPECT_TRUE(bit_equal(one, run_logits(img, 3, toks))) << c.name << " 3 threads";
+  }
+}
+
+TEST(Engine, OptimizedKernelsMatchReferenceBitForBit) {
+  TempDir dir;
+  for (const Case& c : cases()) {
+    const std::string img = llmwire::test::make_image(dir, c.cfg, c.quant, 32, 5, KvType::kF32, c.name);
+    const auto toks = some_tokens(c.cfg.vocab_size, 10, 9);
+    EXPECT_TRUE(bit_equal(run_logits(img, 1, toks, false), run_logits(img, 2, toks, true)))
+        << c.name;
+  }
+}
+
+TEST(Engine, KernelsBitIdenticalOnRandomMatrices) {
+  std::mt19937 rng(42);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (DType dt : {DType::kQ4, DType::kQ8}) {
+    for (uint32_t group : {8u, 32u, 64u}) {
+      for (uint32_t cols : {8u, 31u, 100u, 288u}) {
+        const uint32_t rows = 7, stride = row_stride_bytes(dt, cols, group);
+        std::vector<uint8_t> w((size_t)rows * stride);
+        std::vector<float> row(cols);
+        for (uint32_t r = 0; r < rows; r++) {
+          for (auto& v : row) v = nd(rng) * (r + 1);
+          encode_row(row.data(), cols, dt, group, w.data() + (size_t)r * stride);
+        }
+        TensorView tv;
+        tv.dtype = dt;
+        tv.rows = rows;
+        tv.cols = cols;
+        tv.row_stride = stride;
+        tv.data = w.data();
+        const uint32_t groups = (cols + group - 1) / group;
+        std::vector<float> x(cols);
+        for (auto& v : x) v = nd(rng) * 3.0f;
+        std::vector<int8_t> q((size_t)groups * group);
+        std::vector<float> s(groups);
+        std::vector<int32_t> qs(groups);
+        quantize_input(x.data(), cols, group, q.data(), s.data(), qs.data());
+        QuantizedInput qi{q.data(), s.data(), qs.data(), groups};
+        MatmulInput in;
+        in.xq = &qi;
+        std::vector<float> a(rows), b(rows);
+        matmul_reference(tv, group, in, a.data(), rows, 0, rows);
+        matmul_optimized(tv, group, in, b.data(), rows, 0, rows);
+        EXPECT_EQ(0, std::memcmp(a.data(), b.data(), rows * 4)) << dtype_name(dt) << " g" << group << " c" << cols;
+        // And the kernel computes what it claims: close to the float dot product.
+        std::vector<float> deq(cols);
+        for (uint32_t r = 0; r < rows; r++) {
+          decode_row(w.data() + (size_t)r * stride, cols, dt, group, deq.data());
+          double dot = 0, mag = 0;
+          for (uint32_t j = 0; j < cols; j++) {
+            dot += (double)deq[j] * x[j];
+            mag += std::fabs((double)deq[j] * x[j]);
+          }
+          EXPECT_NEAR(a[r], dot, 0.02 * mag + 1e-4) << "row " << r;
+        }
+      }
+    }
+  }
+}
+
+TEST(Engine, SplitApiEqualsWholeModel) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config(64, 172, 4, 8, 4, 320, 16);
+  const std::string img = llmwire::test::make_image(dir, c, WeightType::kQ4);
+  const auto toks = some_tokens(c.vocab_size, 8, 1);
+  const auto whole = run_logits(img, 1, toks);
+  for (uint32_t cut = 0; cut <= c.n_layers; cut++) {
+    HostModel hm;
+    std::string err, hint;
+    ASSERT_TRUE(hm.load(img, RunOptions{}, 1, &err, &hint)) << err;
+    Model& m = hm.model();
+    std::vector<float> all, x(c.dim);
+    for (size_t i = 0; i < toks.size(); i++) {
+      ASSERT_EQ(m.embed(toks[i], x.data()), Status::kOk);
+      ASSERT_EQ(m.run_layers(0, cut, (uint32_t)i, x.data()), Status::kOk);
+      ASSERT_EQ(m.run_layers(cut, c.n_layers, (uint32_t)i, x.data()), Status::kOk);
+      // Classifier rows in two slices, as if on two boards.
+      const uint32_t mid = c.vocab_size / 3;
+      ASSERT_EQ(m.head(x.data(), 0, mid, m.logits()), Status::kOk);
+      ASSERT_EQ(m.head(x.data(), mid, c.vocab_size, m.logits()), Status::kOk);
+      all.insert(all.end(), m.logits(), m.logits() + c.vocab_size);
+    }
+    EXPECT_TRUE(bit_equal(whole, all)) << "cut at " << cut;
+  }
+}
+
+TEST(Engine, Fp16KvCacheIsCloseToFp32) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config();
+  const std::string img = llmwire::test::make_image(dir, c, WeightType::kQ8);
+  const auto toks = some_tokens(c.vocab_size, 16, 2);
+  const auto a = run_logits(img, 1, toks, false, KvType::kF32);
+  const auto b = run_logits(img, 1, toks, false, KvType::kF16);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_FALSE(bit_equal(a, b));  // fp16 really is used
+  double worst = 0, mag = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    worst = std::max(worst, (double)std::fabs(a[i] - b[i]));
+    mag = std::max(mag, (double)std::fabs(a[i]));
+  }
+  EXPECT_LT(worst, 0.02 * mag);
+}
+
+TEST(Engine, CountsWeightBytesReadPerToken) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config(64, 172, 2, 8, 4, 320, 8, false);
+  const std::string img = llmwire::test::make_image(dir, c, WeightType::kQ4);
+  HostModel hm;
+  std::string err, hint;
+  ASSERT_TRUE(hm.load(img, RunOptions{}, 1, &err, &hint)) << err;
+  // Expected: every layer tensor, final norm and classifier once, plus one embedding row.
+  uint64_t expect = 0;
+  const Image& im = hm.image();
+  for (uint32_t i = 0; i < im.tensor_count(); i++) {
+    const TensorView t = im.tensor(i);
+    if (t.layer != kNoLayer || t.kind == TensorKind::kRmsFinal || t.kind == TensorKind::kClassifier) {
+      expect += t.bytes();
+    }
+    if (t.kind == TensorKind::kTokEmbedding) expect += t.row_stride;
+  }
+  hm.model().reset_counters();
+  const float* l;
+  ASSERT_EQ(hm.forward(5, 0, true, &l), Status::kOk);
+  EXPECT_EQ(hm.model().weight_bytes_read(), expect);
+}
+
+TEST(Engine, ArenaTooSmallIsRefused) {
+  TempDir dir;
+  const std::string img = llmwire::test::make_image(dir, llmwire::test::small_config(), WeightType::kQ4);
+  MappedFile f;
+  std::string err;
+  ASSERT_TRUE(f.open(img, &err));
+  Image im;
+  ASSERT_EQ(im.open(f.data(), f.size()), Status::kOk);
+  const size_t need = Model::arena_bytes(im.info(), RunOptions{});
+  std::vector<uint8_t> arena(need);
+  SerialExecutor ex;
+  Model m;
+  EXPECT_EQ(m.init(im, RunOptions{}, arena.data(), need - 64, &ex), Status::kArenaTooSmall);
+  EXPECT_EQ(m.init(im, RunOptions{}, arena.data(), need, &ex), Status::kOk);
+  RunOptions shorter;
+  shorter.seq_len = 8;
+  EXPECT_LT(Model::arena_bytes(im.info(), shorter), need);
+}
