@@ -1,0 +1,184 @@
+// llmwire_bench: sizes and host speed per model, as a table and JSON. Numbers, not pass/fail.
+//   llmwire_bench [--json FILE] [--tokens N] [--cache DIR]
+// Models: synthetic stories15M and stories42M shapes at q4 (random weights, same sizes and
+// speed as the real ones), and the real stories260K from $LLMWIRE_MODELS when present.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "engine/generator.h"
+#include "tools/convert.h"
+#include "tools/host_model.h"
+#include "tools/synth.h"
+
+using namespace llmwire;
+
+namespace {
+
+struct Row {
+  std::string model, quant;
+  uint64_t image_bytes = 0, weight_bytes_per_token = 0;
+  double tok_s_1 = 0, tok_s_2 = 0, prompt_tok_s_1 = 0, prompt_tok_s_2 = 0;
+  uint32_t prompt_tokens = 0, gen_tokens = 0;
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+bool exists(const std::string& p) { return access(p.c_str(), R_OK) == 0; }
+
+// Measures generation and prompt speed at `threads`; fills bytes-per-token too.
+bool measure(const std::string& img, uint32_t threads, uint32_t tokens, Row* row, double* tok_s,
+             double* prompt_tok_s) {
+  HostModel hm;
+  std::string err, hint;
+  if (!hm.load(img, RunOptions{}, threads, &err, &hint)) {
+    std::fprintf(stderr, "bench: %s\n", err.c_str());
+    return false;
+  }
+  const uint32_t vocab = hm.model().config().vocab_size;
+  // Prompt: a fixed run of in-vocabulary ids (BOS first), fed without logits.
+  const uint32_t np = std::min<uint32_t>(32, hm.seq_len() / 4);
+  std::vector<int32_t> prompt(np);
+  for (uint32_t i = 0; i < np; i++) prompt[i] = i == 0 ? 1 : (int32_t)((i * 7919u) % vocab);
+  double t0 = now_s();
+  if (hm.feed_prompt(prompt.data(), np) != Status::kOk) return false;
+  *prompt_tok_s = np / (now_s() - t0);
+  // Generation: greedy, full forward with classifier per token; count bytes on the way.
+  const uint32_t ng = std::min<uint32_t>(tokens, hm.seq_len() - np - 1);
+  hm.model().reset_counters();
+  int32_t tok = prompt[np - 1];
+  t0 = now_s();
+  for (uint32_t i = 0; i < ng; i++) {
+    const float* logits = nullptr;
+    if (hm.forward(tok, np - 1 + i, true, &logits) != Status::kOk) return false;
+    tok = argmax(logits, vocab);
+  }
+  *tok_s = ng / (now_s() - t0);
+  row->weight_bytes_per_token = hm.model().weight_bytes_read() / ng;
+  row->prompt_tokens = np;
+  row->gen_tokens = ng;
+  return true;
+}
+
+bool bench_image(const std::string& name, const std::string& quant, const std::string& img,
+                 uint32_t tokens, std::vector<Row>* rows) {
+  Row r;
+  r.model = name;
+  r.quant = quant;
+  struct stat st;
+  if (stat(img.c_str(), &st) != 0) return false;
+  r.image_bytes = (uint64_t)st.st_size;
+  if (!measure(img, 1, tokens, &r, &r.tok_s_1, &r.prompt_tok_s_1)) return false;
+  if (!measure(img, 2, tokens, &r, &r.tok_s_2, &r.prompt_tok_s_2)) return false;
+  rows->push_back(r);
+  std::fprintf(stderr, "  %s %s: %.1f tok/s (1 thread), %.1f tok/s (2 threads)\n", name.c_str(),
+               quant.c_str(), r.tok_s_1, r.tok_s_2);
+  return true;
+}
+
+bool convert(const std::string& ckpt, const std::string& tok, const std::string& out, WeightType q) {
+  if (exists(out)) return true;
+  ConvertOptions o;
+  o.checkpoint_path = ckpt;
+  o.tokenizer_path = tok;
+  o.output_path = out;
+  o.quant = q;
+  ConvertReport rep;
+  std::string err;
+  if (!convert_checkpoint(o, &rep, nullptr, &err)) {
+    std::fprintf(stderr, "bench: convert %s: %s\n", ckpt.c_str(), err.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json_path, cache = "build/bench-cache";
+  uint32_t tokens = 48;
+  for (int i = 1; i < argc; i++) {
+    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = (uint32_t)std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--cache") && i + 1 < argc) cache = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: %s [--json FILE] [--tokens N] [--cache DIR]\n", argv[0]);
+      return 2;
+    }
+  }
+  mkdir(cache.c_str(), 0755);
+  std::vector<Row> rows;
+  const char* env = std::getenv("LLMWIRE_MODELS");
+  const std::string models = env ? env : "";
+  std::string err;
+
+  for (const char* shape : {"stories15M", "stories42M"}) {
+    ModelConfig c;
+    shape_config(shape, &c);
+    const std::string ckpt = cache + "/" + shape + "-synth.bin";
+    std::string tok = models + "/tokenizer.bin";
+    if (models.empty() || !exists(tok)) {
+      tok = cache + "/synth-tokenizer-32000.bin";
+      if (!exists(tok) && !synth_tokenizer(c.vocab_size, 1, tok, &err)) return 1;
+    }
+    std::fprintf(stderr, "bench: %s (synthetic weights)\n", shape);
+    if (!exists(ckpt) && !synth_checkpoint(c, 1, ckpt, &err)) {
+      std::fprintf(stderr, "bench: %s\n", err.c_str());
+      return 1;
+    }
+    const std::string img = cache + "/" + shape + "-synth-q4.img";
+    if (!convert(ckpt, tok, img, WeightType::kQ4)) return 1;
+    bench_image(std::string(shape) + " (synthetic)", "q4", img, tokens, &rows);
+  }
+  if (!models.empty() && exists(models + "/stories260K.bin") && exists(models + "/tok512.bin")) {
+    std::fprintf(stderr, "bench: stories260K (real weights)\n");
+    for (auto [q, name] : {std::pair{WeightType::kQ4, "q4"}, std::pair{WeightType::kQ8, "q8"},
+                           std::pair{WeightType::kF32, "f32"}}) {
+      const std::string img = cache + "/stories260K-" + name + ".img";
+      if (convert(models + "/stories260K.bin", models + "/tok512.bin", img, q)) {
+        bench_image("stories260K", name, img, 200, &rows);
+      }
+    }
+  } else {
+    std::fprintf(stderr, "bench: LLMWIRE_MODELS has no stories260K.bin/tok512.bin: real-weight row skipped\n");
+  }
+
+  std::printf("%-24s %-5s %12s %16s %11s %11s %13s %13s\n", "model", "quant", "image_bytes",
+              "weight_B/token", "tok/s@1", "tok/s@2", "prompt@1", "prompt@2");
+  for (const Row& r : rows) {
+    std::printf("%-24s %-5s %12llu %16llu %11.1f %11.1f %13.1f %13.1f\n", r.model.c_str(), r.quant.c_str(),
+                (unsigned long long)r.image_bytes, (unsigned long long)r.weight_bytes_per_token, r.tok_s_1,
+                r.tok_s_2, r.prompt_tok_s_1, r.prompt_tok_s_2);
+  }
+  std::string json = "[\n";
+  for (size_t i = 0; i < rows.size(); i++) {
+    const Row& r = rows[i];
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "  {\"model\": \"%s\", \"quant\": \"%s\", \"image_bytes\": %llu, "
+                  "\"weight_bytes_per_token\": %llu, \"tok_s_1_thread\": %.2f, \"tok_s_2_threads\": %.2f, "
+                  "\"prompt_tok_s_1_thread\": %.2f, \"prompt_tok_s_2_threads\": %.2f, \"gen_tokens\": %u}%s\n",
+                  r.model.c_str(), r.quant.c_str(), (unsigned long long)r.image_bytes,
+                  (unsigned long long)r.weight_bytes_per_token, r.tok_s_1, r.tok_s_2, r.prompt_tok_s_1,
+                  r.prompt_tok_s_2, r.gen_tokens, i + 1 < rows.size() ? "," : "");
+    json += buf;
+  }
+  json += "]\n";
+  std::printf("\n%s", json.c_str());
+  if (!json_path.empty()) {
+    FILE* f = std::fopen(json_path.c_str(), "w");
+    if (f) {
+      std::fputs(json.c_str(), f);
+      std::fclose(f);
+    }
+  }
+  return 0;
+}

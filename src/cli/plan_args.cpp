@@ -1,0 +1,179 @@
+#include "cli/plan_args.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "platform/host/mapped_file.h"
+#include "tools/checkpoint.h"
+
+namespace llmwire::cli {
+
+void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan) {
+  if (for_plan) {
+    cmd->add_option("MODEL", a->model, "whole-model image, or a llama2.c checkpoint (sizes computed for --quant)")
+        ->required();
+    cmd->add_option("--boards", a->boards, "number of boards (default: the fewest that fit)")
+        ->check(CLI::Range(1u, 65u));
+    cmd->add_option("--quant", a->quant, "weight type assumed for a checkpoint")
+        ->check(CLI::IsMember({"q4", "q8", "f32"}));
+    cmd->add_option("--group", a->group, "group size assumed for a checkpoint")->check(CLI::Range(8u, 256u));
+  }
+  std::string names;
+  for (const BoardProfile& p : board_profiles()) names += (names.empty() ? "" : ", ") + p.name;
+  cmd->add_option("--board", a->board, "board profile: " + names)->default_val("esp32s3-16mb");
+  cmd->add_option("--partition", a->partition, "custom: model partition bytes (overrides the profile)");
+  cmd->add_option("--psram", a->psram, "custom: usable PSRAM bytes (overrides the profile)");
+  cmd->add_option("--sram", a->sram, "custom: usable internal SRAM bytes (overrides the profile)");
+  cmd->add_option("--seq", a->seq, "sequence length (default: the model's)");
+  cmd->add_option("--kv", a->kv, "KV cache type (default: the image's)")->check(CLI::IsMember({"f32", "f16"}));
+  cmd->add_option("--baud", a->baud, "link baud rate for the estimate")->default_val(460800)
+      ->check(CLI::Range(9600u, 10000000u));
+}
+
+static bool looks_like_image(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char magic[8] = {};
+  const size_t n = std::fread(magic, 1, 8, f);
+  std::fclose(f);
+  return n == 8 && std::memcmp(magic, kImageMagic, 8) == 0;
+}
+
+void load_plan_model(const PlanArgs& a, ModelSizes* sizes, std::string* source) {
+  std::string err;
+  if (looks_like_image(a.model)) {
+    MappedFile file;
+    if (!file.open(a.model, &err)) fail(err);
+    Image image;
+    const Status s = image.open(file.data(), file.size(), true);
+    if (s != Status::kOk) fail(a.model + ": " + status_message(s), status_hint(s));
+    if (!sizes_from_image(image, sizes, &err)) fail(err, "pass the image made by 'llmwire convert'");
+    *source = a.model + " (image, exact sizes)";
+    return;
+  }
+  Checkpoint ck;
+  if (!load_checkpoint(a.model, &ck, &err)) fail(err);
+  const WeightType w = a.quant == "f32" ? WeightType::kF32 : a.quant == "q8" ? WeightType::kQ8 : WeightType::kQ4;
+  *sizes = sizes_from_config(ck.config, w, a.group, KvType::kF32);
+  *source = a.model + " (checkpoint; sizes computed for " + a.quant + ", tokenizer estimated)";
+}
+
+BoardProfile resolve_board(const PlanArgs& a) {
+  BoardProfile b;
+  if (!find_profile(a.board, &b)) {
+    std::string names;
+    for (const BoardProfile& p : board_profiles()) names += " " + p.name;
+    fail("unknown board profile '" + a.board + "'", "known profiles:" + names +
+                                                        " (or give --partition/--psram/--sram)");
+  }
+  if (a.partition) b.partition_bytes = a.partition;
+  if (a.psram) b.psram_bytes = a.psram;
+  if (a.sram) b.sram_bytes = a.sram;
+  if (a.partition || a.psram || a.sram) {
+    b.name += " (custom)";
+    b.description = "custom: partition " + std::to_string(b.partition_bytes) + " B, PSRAM " +
+                    std::to_string(b.psram_bytes) + " B, SRAM " + std::to_string(b.sram_bytes) + " B";
+  }
+  return b;
+}
+
+PlanRequest plan_request(const PlanArgs& a) {
+  PlanRequest r;
+  r.boards = a.boards;
+  r.seq_len = a.seq;
+  r.kv = a.kv == "f16" ? KvType::kF16 : KvType::kF32;
+  r.baud = a.baud;
+  return r;
+}
+
+bool parse_layer_ranges(const std::string& text, uint32_t n_layers,
+                        std::vector<std::pair<uint32_t, uint32_t>>* out, std::string* err) {
+  std::vector<std::pair<uint32_t, uint32_t>> in_order;
+  size_t i = 0;
+  uint32_t next = 0;
+  while (i <= text.size()) {
+    size_t comma = text.find(',', i);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string part = text.substr(i, comma - i);
+    if (part == "-" || part.empty()) {
+      in_order.push_back({next, next});  // a board with no layers (the head only)
+    } else {
+      unsigned a = 0, b = 0;
+      char extra = 0;
+      const int got = std::sscanf(part.c_str(), "%u-%u%c", &a, &b, &extra);
+      if (got == 1) b = a;
+      if ((got != 1 && got != 2) || b < a) {
+        *err = "bad layer range '" + part + "' (expected like 0-2 or 5)";
+        return false;
+      }
+      if (a != next) {
+        *err = "layer ranges must cover the layers in order without gaps: expected a range starting at " +
+               std::to_string(next) + ", got '" + part + "'";
+        return false;
+      }
+      in_order.push_back({a, b + 1});
+      next = b + 1;
+    }
+    i = comma + 1;
+  }
+  if (next != n_layers) {
+    *err = "layer ranges cover layers 0-" + std::to_string(next ? next - 1 : 0) + " but the model has " +
+           std::to_string(n_layers) + " layers (0-" + std::to_string(n_layers - 1) + ")";
+    return false;
+  }
+  // Ring order: the last range is the head's (stage 0); the others are stages 1.. in order.
+  out->clear();
+  out->push_back(in_order.back());
+  for (size_t k = 0; k + 1 < in_order.size(); k++) out->push_back(in_order[k]);
+  return true;
+}
+
+static std::string mb(uint64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
+  return buf;
+}
+
+void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,
+                const Plan& plan, const std::string& source) {
+  const ModelConfig& c = m.info.config;
+  std::printf("model: %s\n  dim %u, %u layers, vocab %u, %s weights, seq %u\n", source.c_str(), c.dim,
+              c.n_layers, c.vocab_size, weight_type_name(m.info.weight_type), c.seq_len);
+  std::printf("board: %s — %s\n  partition %llu B, PSRAM %llu B usable, SRAM %llu B usable\n", board.name.c_str(),
+              board.description.c_str(), (unsigned long long)board.partition_bytes,
+              (unsigned long long)board.psram_bytes, (unsigned long long)board.sram_bytes);
+  if (plan.boards.empty()) {
+    std::printf("\nNOTHING FITS. %s\n", plan.advice.c_str());
+    return;
+  }
+  std::printf("\nplan: %zu board%s, seq %u, KV %s%s\n", plan.boards.size(), plan.boards.size() > 1 ? "s" : "",
+              plan.seq_len, plan.kv == KvType::kF16 ? "f16" : "f32",
+              plan.fits ? "" : "  (NOT at the requested length — see below)");
+  std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12s %-9s %-9s\n", "stage", "layers", "image / partition",
+              "PSRAM used / usable", "SRAM used", "weights/tok", "link B/tok", "compute", "link");
+  for (const BoardPlan& b : plan.boards) {
+    char layers[24], img[40], ram[40];
+    if (b.layer_end > b.layer_begin) std::snprintf(layers, sizeof layers, "%u-%u", b.layer_begin, b.layer_end - 1);
+    else std::snprintf(layers, sizeof layers, "none");
+    std::snprintf(img, sizeof img, "%s%s", mb(b.image_bytes).c_str(), b.fits_flash ? "" : " OVER");
+    std::snprintf(ram, sizeof ram, "%s%s", mb(b.psram_used).c_str(), b.fits_ram ? "" : " OVER");
+    std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12llu %6.0f ms %6.1f ms\n",
+                (std::to_string(b.stage) + (b.head ? "*" : "")).c_str(), layers, img, ram,
+                mb(b.sram_used).c_str(), mb(b.weight_bytes_per_token).c_str(),
+                (unsigned long long)b.link_bytes_per_token, b.compute_s * 1e3, b.link_s * 1e3);
+    std::printf("       KV cache %s, activations+scratch %llu B, link buffers %llu B\n", mb(b.kv_bytes).c_str(),
+                (unsigned long long)b.activation_bytes, (unsigned long long)b.link_buffer_bytes);
+  }
+  std::printf("  * stage 0 is the head: tokenizer, embedding, classifier, sampling; it runs the last layers.\n");
+  std::printf("  Ring: stage 0 -> 1 -> ... -> %zu -> 0; layer order: stages 1..%zu, then the head.\n",
+              plan.boards.size() - 1, plan.boards.size() - 1);
+  std::printf("\nestimate (modelled from the profile's bandwidths, not measured): %.0f ms/token = %.2f tok/s, "
+              "link share %.1f%% at %u baud\n",
+              plan.token_s * 1e3, plan.token_s > 0 ? 1.0 / plan.token_s : 0.0, 100.0 * plan.link_share, req.baud);
+  std::printf("largest sequence length this split fits: %u (KV %s)\n", plan.max_seq,
+              plan.kv == KvType::kF16 ? "f16" : "f32");
+  if (!plan.advice.empty()) std::printf("\n%s\n", plan.advice.c_str());
+  else if (!plan.fits) std::printf("\nthis split does not fit the board (see OVER above)\n");
+}
+
+}  // namespace llmwire::cli

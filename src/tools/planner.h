@@ -1,0 +1,92 @@
+// The one planner: which layers go on which board, whether each board's image fits its
+// flash partition and its RAM fits PSRAM/SRAM, what each board streams per token, and a
+// per-token time estimate from the board profile's bandwidths. `plan`, `split` and
+// `convert` all use it, so the numbers a user sees are the ones the firmware lives with.
+#pragma once
+
+#include <stdint.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/image.h"
+
+namespace llmwire {
+
+// A board type. Bandwidths are bytes per second; sources in docs/PLANNER.md.
+struct BoardProfile {
+  std::string name;
+  std::string description;
+  uint64_t partition_bytes = 0;  // model data partition
+  uint64_t psram_bytes = 0;      // usable for the KV cache and big buffers
+  uint64_t sram_bytes = 0;       // usable internal RAM for activations and scratch
+  double flash_bw = 25e6;        // weights streamed from memory-mapped flash
+  double psram_bw = 60.7e6;      // KV cache reads
+  double macs_per_s = 480e6;     // int8 multiply-accumulates per second (both cores)
+};
+
+// Built-in profiles: esp32s3-16mb (N16R8, the reference board), esp32s3-8mb (N8R2),
+// esp32s3-32mb (N32R8).
+const std::vector<BoardProfile>& board_profiles();
+bool find_profile(const std::string& name, BoardProfile* out);
+
+// Byte sizes of every part of a model, exact from an image or computed from a config.
+struct ModelSizes {
+  ImageInfo info;  // config, weight type, group, kv type (stage fields ignored)
+  uint64_t embedding = 0, classifier = 0, rms_final = 0, tokenizer = 0;
+  std::vector<uint64_t> layer;                      // bytes of each layer's tensors
+  std::vector<std::vector<uint64_t>> layer_tensors; // each tensor of each layer, in order
+  std::vector<uint64_t> tokenizer_tensors;          // the tokenizer's arrays
+  bool tokenizer_estimated = false;
+  uint64_t embedding_row = 0;
+  uint64_t layer_macs = 0;       // multiply-accumulates per token per layer
+  uint64_t classifier_macs = 0;
+};
+
+bool sizes_from_image(const Image& image, ModelSizes* out, std::string* err);
+// From a config + quantization (tokenizer bytes estimated from the vocabulary size).
+ModelSizes sizes_from_config(const ModelConfig& c, WeightType w, uint32_t group, KvType kv);
+
+struct PlanRequest {
+  uint32_t boards = 0;     // 0: find the smallest number that fits
+  uint32_t seq_len = 0;    // 0: the model's
+  KvType kv = KvType::kF32;
+  uint32_t baud = 460800;  // link speed for the estimate
+  std::vector<std::pair<uint32_t, uint32_t>> forced;  // user-given layer ranges (split --layers)
+};
+
+struct BoardPlan {
+  uint32_t stage = 0;                   // ring order: 0 = head
+  uint32_t layer_begin = 0, layer_end = 0;
+  bool head = false;
+  uint64_t image_bytes = 0;
+  uint64_t kv_bytes = 0, activation_bytes = 0, link_buffer_bytes = 0;
+  uint64_t psram_used = 0, sram_used = 0;
+  uint64_t weight_bytes_per_token = 0;
+  uint64_t link_bytes_per_token = 0;    // bytes this board sends per generated token
+  double compute_s = 0, link_s = 0;     // estimated per token
+  bool fits_flash = false, fits_ram = false;
+};
+
+struct Plan {
+  bool fits = false;
+  uint32_t seq_len = 0;
+  KvType kv = KvType::kF32;
+  uint32_t max_seq = 0;                 // largest seq this split fits at (0: none)
+  std::vector<BoardPlan> boards;        // indexed by stage
+  double token_s = 0;                   // estimated time per generated token, whole ring
+  double link_share = 0;                // fraction of token_s spent on the wires
+  std::string advice;                   // when nothing fits: what would
+};
+
+// Stage images hold the head's range last: stage 1 runs layers from 0, ..., the head
+// (stage 0) runs the final range and the classifier.
+Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req);
+// Evaluates one given split (ranges indexed by stage).
+Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq, KvType kv,
+                    uint32_t baud, const std::vector<std::pair<uint32_t, uint32_t>>& ranges);
+
+// Bytes of one ACTIVATION frame carrying a dim-float vector (framing + fields + CRC).
+uint64_t activation_frame_bytes(uint32_t dim);
+
+}  // namespace llmwire

@@ -1,0 +1,233 @@
+// Row encoding for the converter (docs/FORMAT.md, "Row encoding").
+//
+// Scale choice for Q4/Q8 groups: the scale that minimises the group's squared error *after*
+// the scale is rounded to fp16, found by a search:
+//   1. a grid of candidate scales amax/k (Q4: k = 5.5 .. 9.0 in steps of 1/8, both signs;
+//      Q8: k = 112 .. 128 in steps of 1/2), each rounded to fp16, every element quantized to
+//      the nearest representable level (round half to even, then clamp), error measured;
+//   2. least-squares refinement s = sum(w*q) / sum(q*q) of the best quantization (rounded to
+//      fp16, requantized), repeated while it improves;
+//   3. the fp16 neighbours (+-1, +-2 ulp) of the best scale.
+// The grid contains amax/7 and max-magnitude/-8 (Q4) and amax/127 (Q8), so the result is
+// never worse than plain absmax scaling for any group.
+//
+// Q4 levels are q in [-8, 7]; a negative scale turns them into the mirrored range, so the
+// search covers both "[-8, 7] * s" and "[-7, 8] * |s|".
+//
+// Everything is double arithmetic in a fixed order with no libm calls, so the bytes are the
+// same on every host and do not depend on how rows are spread over threads.
+#include "tools/quantize.h"
+
+#include <string.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/fp16.h"
+#include "engine/image_header.h"
+
+namespace llmwire {
+namespace {
+
+constexpr uint32_t kMaxGroup = 256;
+
+struct Quantizer {
+  const double* x;  // the group's values (non-finite already replaced by 0)
+  uint32_t m;       // valid elements
+  double qmin, qmax;
+
+  // Squared error of quantizing the group with scale s (s != 0, finite).
+  double error(double s) const {
+    const double inv = 1.0 / s;
+    double e0 = 0, e1 = 0, e2 = 0, e3 = 0;
+    uint32_t j = 0;
+    for (; j + 4 <= m; j += 4) {
+      double d[4];
+      for (int u = 0; u < 4; u++) {
+        double v = x[j + u] * inv;
+        v = v < qmin ? qmin : (v > qmax ? qmax : v);
+        d[u] = x[j + u] - s * round_q(v);
+      }
+      e0 += d[0] * d[0];
+      e1 += d[1] * d[1];
+      e2 += d[2] * d[2];
+      e3 += d[3] * d[3];
+    }
+    for (; j < m; j++) {
+      double v = x[j] * inv;
+      v = v < qmin ? qmin : (v > qmax ? qmax : v);
+      const double d = x[j] - s * round_q(v);
+      e0 += d * d;
+    }
+    return (e0 + e1) + (e2 + e3);
+  }
+
+  // Integer levels for scale s into q[0..m).
+  void levels(double s, int* q) const {
+    const double inv = 1.0 / s;
+    for (uint32_t j = 0; j < m; j++) {
+      double v = x[j] * inv;
+      v = v < qmin ? qmin : (v > qmax ? qmax : v);
+      q[j] = (int)round_q(v);
+    }
+  }
+
+  static double round_q(double v) {
+    // v is within [qmin, qmax] (|v| <= 127), so the magic-number rounding is exact.
+    const double magic = 6755399441055744.0;
+    return (v + magic) - magic;
+  }
+};
+
+struct Best {
+  uint16_t h = 0;
+  double err = 0;
+  bool valid = false;
+};
+
+// Tries fp16 scale `h`; keeps it in *best if strictly better (first wins on ties).
+inline void try_half(const Quantizer& qz, uint16_t h, Best* best) {
+  if ((h & 0x7FFFu) == 0 || (h & 0x7C00u) == 0x7C00u) return;  // zero, inf, nan
+  if (best->valid && best->h == h) return;
+  const double e = qz.error((double)half_to_float(h));
+  if (!best->valid || e < best->err) {
+    best->h = h;
+    best->err = e;
+    best->valid = true;
+  }
+}
+
+// Chooses the fp16 scale of one group and writes its integer levels (m valid, rest 0).
+uint16_t choose_scale(const double* x, uint32_t m, bool q4, int* q) {
+  double amax = 0, signed_max = 0;
+  for (uint32_t j = 0; j < m; j++) {
+    const double a = x[j] < 0 ? -x[j] : x[j];
+    if (a > amax) {
+      amax = a;
+      signed_max = x[j];
+    }
+  }
+  Quantizer qz{x, m, q4 ? -8.0 : -127.0, q4 ? 7.0 : 127.0};
+  Best best;
+  if (amax > 0) {
+    uint16_t prev = 0xFFFFu;
+    auto candidate = [&](double s) {
+      const uint16_t h = float_to_half((float)s);
+      if (h == prev) return;  // neighbouring k often round to the same fp16 scale
+      prev = h;
+      try_half(qz, h, &best);
+    };
+    if (q4) {
+      // Plain absmax candidates first so they win ties: amax/7 and max-magnitude/-8.
+      candidate(amax / 7.0);
+      candidate(signed_max / -8.0);
+      for (int sign = 1; sign >= -1; sign -= 2) {
+        prev = 0xFFFFu;
+        for (int k8 = 44; k8 <= 72; k8++) candidate(sign * amax * 8.0 / (double)k8);
+      }
+    } else {
+      candidate(amax / 127.0);
+      prev = 0xFFFFu;
+      for (int k2 = 224; k2 <= 256; k2++) candidate(amax * 2.0 / (double)k2);
+    }
+    if (!best.valid) {
+      // Every candidate overflowed or underflowed fp16: use the largest finite / smallest
+      // non-zero scale of the right magnitude.
+      best.h = amax / (q4 ? 8.0 : 127.0) > 1.0 ? 0x7BFFu : 0x0001u;
+      if (q4 && signed_max > 0) best.h |= 0x8000u;
+      best.err = qz.error((double)half_to_float(best.h));
+      best.valid = true;
+    }
+    // Least-squares refinement of the best quantization, while it improves.
+    int lv[kMaxGroup];
+    for (int it = 0; it < 4; it++) {
+      qz.levels((double)half_to_float(best.h), lv);
+      double wq = 0, qq = 0;
+      for (uint32_t j = 0; j < m; j++) {
+        wq += x[j] * (double)lv[j];
+        qq += (double)lv[j] * (double)lv[j];
+      }
+      if (qq == 0) break;
+      const uint16_t before = best.h;
+      try_half(qz, float_to_half((float)(wq / qq)), &best);
+      if (best.h == before) break;
+    }
+    // fp16 neighbours of the best scale (same sign; the bit pattern is monotone in magnitude).
+    const uint16_t center = best.h;
+    for (int d = -2; d <= 2; d++) {
+      if (d == 0) continue;
+      const int mag = (int)(center & 0x7FFFu) + d;
+      if (mag <= 0 || mag >= 0x7C00) continue;
+      try_half(qz, (uint16_t)((center & 0x8000u) | (uint32_t)mag), &best);
+    }
+  }
+  if (!best.valid || amax == 0) {
+    for (uint32_t j = 0; j < m; j++) q[j] = 0;
+    return 0;
+  }
+  qz.levels((double)half_to_float(best.h), q);
+  return best.h;
+}
+
+}  // namespace
+
+void encode_row(const float* w, uint32_t cols, DType type, uint32_t group, uint8_t* out) {
+  if (type == DType::kF32) {
+    for (uint32_t j = 0; j < cols; j++) store_u32(out + 4 * j, bits_from_f32(w[j]));
+    return;
+  }
+  if (type != DType::kQ8 && type != DType::kQ4) return;
+  if (group == 0 || group > kMaxGroup || group % 2 != 0) return;  // callers validate
+  const bool q4 = type == DType::kQ4;
+  const uint32_t n = (cols + group - 1) / group;
+  const uint32_t scale_bytes = (n * 2u + 3u) & ~3u;
+  memset(out, 0, row_stride_bytes(type, cols, group));
+  uint8_t* groups = out + scale_bytes;
+  double x[kMaxGroup];
+  int q[kMaxGroup];
+  for (uint32_t g = 0; g < n; g++) {
+    const uint32_t c0 = g * group;
+    const uint32_t m = std::min(group, cols - c0);
+    for (uint32_t j = 0; j < m; j++) {
+      const float v = w[c0 + j];
+      x[j] = std::isfinite(v) ? (double)v : 0.0;  // convert refuses non-finite weights first
+    }
+    const uint16_t h = choose_scale(x, m, q4, q);
+    for (uint32_t j = m; j < group; j++) q[j] = 0;  // padding columns are q = 0
+    store_u16(out + 2 * g, h);
+    if (q4) {
+      uint8_t* b = groups + (size_t)g * (group / 2);
+      for (uint32_t j = 0; j < group / 2; j++) {
+        b[j] = (uint8_t)((uint32_t)(q[j] + 8) | ((uint32_t)(q[j + group / 2] + 8) << 4));
+      }
+    } else {
+      uint8_t* b = groups + (size_t)g * group;
+      for (uint32_t j = 0; j < group; j++) b[j] = (uint8_t)(int8_t)q[j];
+    }
+  }
+}
+
+void decode_row(const uint8_t* row, uint32_t cols, DType type, uint32_t group, float* out) {
+  if (type == DType::kF32) {
+    for (uint32_t j = 0; j < cols; j++) out[j] = f32_from_bits(load_u32(row + 4 * j));
+    return;
+  }
+  if (type != DType::kQ8 && type != DType::kQ4) return;
+  if (group == 0 || group % 2 != 0) return;
+  const uint32_t n = (cols + group - 1) / group;
+  const uint8_t* groups = row + ((n * 2u + 3u) & ~3u);
+  for (uint32_t j = 0; j < cols; j++) {
+    const uint32_t g = j / group, k = j % group;
+    const float s = half_to_float(load_u16(row + 2 * g));
+    int q;
+    if (type == DType::kQ4) {
+      const uint8_t b = groups[(size_t)g * (group / 2) + (k % (group / 2))];
+      q = (int)(k < group / 2 ? (b & 0x0Fu) : (b >> 4)) - 8;
+    } else {
+      q = (int8_t)groups[(size_t)g * group + k];
+    }
+    out[j] = s * (float)q;
+  }
+}
+
+}  // namespace llmwire
