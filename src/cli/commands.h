@@ -13,6 +13,7 @@ void add_synth_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 void add_logits_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
+void add_split_command(CLI::App& app);
 
 // Prints "error: <what>" and, when non-empty, "  <hint>" to stderr, then throws
 // CLI::RuntimeError(code).

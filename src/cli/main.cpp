@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   llmwire::cli::add_perplexity_command(app);
   llmwire::cli::add_logits_command(app);
   llmwire::cli::add_plan_command(app);
+  llmwire::cli::add_split_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

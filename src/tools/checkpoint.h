@@ -14,7 +14,7 @@ namespace llmwire {
 struct Checkpoint {
   ModelConfig config;
   std::vector<float> data;  // every float after the header, as in the file
-  // Offsets (in floats) into data.
+  // Offsets (in floats) into data. wcls == tok_emb when the classifier is shared.
   size_t tok_emb = 0, rms_att = 0, wq = 0, wk = 0, wv = 0, wo = 0, rms_ffn = 0, w1 = 0, w2 = 0,
          w3 = 0, rms_final = 0, wcls = 0;
 

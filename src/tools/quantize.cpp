@@ -22,6 +22,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <thread>
+#include <vector>
 
 #include "engine/fp16.h"
 #include "engine/image_header.h"
@@ -205,6 +207,40 @@ void encode_row(const float* w, uint32_t cols, DType type, uint32_t group, uint8
       for (uint32_t j = 0; j < group; j++) b[j] = (uint8_t)(int8_t)q[j];
     }
   }
+}
+
+void encode_matrix(const float* w, uint32_t rows, uint32_t cols, DType type, uint32_t group,
+                   uint8_t* out, unsigned threads) {
+  const size_t stride = row_stride_bytes(type, cols, group ? group : 1);
+  auto run = [&](uint32_t r0, uint32_t r1) {
+    for (uint32_t r = r0; r < r1; r++) {
+      encode_row(w + (size_t)r * cols, cols, type, group, out + (size_t)r * stride);
+    }
+  };
+  if (threads == 0) threads = std::thread::hardware_concurrency();
+  if (threads == 0) threads = 1;
+  if (threads > 32) threads = 32;
+  // Threads only pay off for quantized matrices of some size.
+  const uint64_t work = (uint64_t)rows * cols;
+  if (type == DType::kF32 || work < 65536 || threads == 1 || rows < 2) {
+    run(0, rows);
+    return;
+  }
+  if (threads > rows) threads = rows;
+  std::vector<std::thread> pool;
+  pool.reserve(threads - 1);
+  const uint32_t per = (rows + threads - 1) / threads;
+  for (unsigned t = 1; t < threads; t++) {
+    const uint32_t r0 = std::min(rows, t * per), r1 = std::min(rows, (t + 1) * per);
+    if (r0 >= r1) continue;
+    try {
+      pool.emplace_back(run, r0, r1);
+    } catch (...) {  // no thread available: do that share here
+      run(r0, r1);
+    }
+  }
+  run(0, std::min(rows, per));
+  for (std::thread& th : pool) th.join();
 }
 
 void decode_row(const uint8_t* row, uint32_t cols, DType type, uint32_t group, float* out) {

@@ -11,6 +11,11 @@ namespace llmwire {
 
 // Encodes one row of `cols` floats into row_stride_bytes(type, cols, group) bytes at `out`.
 void encode_row(const float* w, uint32_t cols, DType type, uint32_t group, uint8_t* out);
+// Encodes rows x cols floats (row-major) into rows * row_stride_bytes(...) bytes, spreading
+// rows over up to `threads` threads (0: the host's cores). The bytes never depend on the
+// thread count.
+void encode_matrix(const float* w, uint32_t rows, uint32_t cols, DType type, uint32_t group,
+                   uint8_t* out, unsigned threads = 0);
 // Decodes one stored row back to floats (for tests and tools).
 void decode_row(const uint8_t* row, uint32_t cols, DType type, uint32_t group, float* out);
 
