@@ -2,6 +2,8 @@
 // split API never change a logit.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <cstring>
 #include <random>
 

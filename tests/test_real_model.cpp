@@ -2,6 +2,8 @@
 // reproduced word for word, and quantization keeps perplexity close to f32.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "engine/generator.h"
 #include "test_util.h"
 #include "tools/perplexity.h"
@@ -67,8 +69,8 @@ std::string story(const std::string& img, float temp, float topp, uint64_t seed,
   io.emit = [](void* ctx, const char* b, size_t n) { static_cast<std::string*>(ctx)->append(b, n); };
   GenerateStats st;
   size_t n = 0;
-  // llama2.c's default of 256 steps = BOS + 255 generated tokens.
-  EXPECT_EQ(generate(&hm, hm.tokenizer(), &s, "", 0, 255, toks.data(), toks.size(), io, &st, &n),
+  // llama2.c's default of 256 steps: BOS at position 0, then 256 sampled tokens.
+  EXPECT_EQ(generate(&hm, hm.tokenizer(), &s, "", 0, 256, toks.data(), toks.size(), io, &st, &n),
             Status::kOk);
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   return text;

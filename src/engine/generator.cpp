@@ -46,7 +46,7 @@ Status generate(Forwarder* fwd, const Tokenizer& tok, Sampler* sampler, const ch
   int32_t token = tokens[n - 1];
   uint32_t pos = (uint32_t)(n - 1);
   uint64_t t_first = t0;
-  for (uint32_t i = 0; i < max_new && pos + 1 < seq; i++) {
+  for (uint32_t i = 0; i < max_new && pos < seq; i++) {
     if (io.should_stop && io.should_stop(io.ctx)) break;
     const float* logits = nullptr;
     s = fwd->forward(token, pos, true, &logits);

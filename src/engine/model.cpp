@@ -276,6 +276,7 @@ Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {
   for (uint32_t l = begin; l < end; l++) {
     const LayerWeights& w = layers_[l];
     // Attention block.
+    weight_bytes_read_ += w.rms_att.bytes() + w.rms_ffn.bytes();
     rmsnorm(buf_.xb, x, w.rms_att);
     quantize(buf_.xb, dim, &xq, buf_.xq_q, buf_.xq_s, buf_.xq_sum);
     matmul(w.wq, buf_.xb, &xq, buf_.q);

@@ -119,7 +119,9 @@ uint32_t Sampler::random_u32() {
   return (uint32_t)((rng_state_ * 0x2545F4914F6CDD1DULL) >> 32);
 }
 
-float Sampler::random_f32() { return (float)(random_u32() >> 8) / 16777216.0f; }
+float Sampler::random_f32() {
+  return (float)(random_u32() >> 8) / 16777216.0f;
+}
 
 int32_t Sampler::sample(float* logits) {
   const uint32_t n = vocab_size_;

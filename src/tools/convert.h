@@ -22,17 +22,21 @@ struct ConvertOptions {
   std::string model_name;  // default: checkpoint file stem
 };
 
-// Bytes per tensor family, for the budget table.
+// Bytes per tensor family, for the budget table. params counts weights (0 for the tokenizer;
+// 0 for the classifier when it is the embedding). The lines do not add up to image_bytes: the
+// header, tensor table and 64-byte alignment gaps are the rest.
 struct BudgetLine {
   std::string family;  // "embedding", "attention", "ffn", "norms", "classifier", "tokenizer"
   uint64_t params = 0;
   uint64_t bytes = 0;
+  std::string note;  // e.g. "shared with the embedding (no extra bytes)"
 };
 
 struct ConvertReport {
   std::vector<BudgetLine> lines;
   uint64_t image_bytes = 0;
   uint64_t weight_bytes_per_token = 0;  // bytes of weights read per generated token
+  uint64_t model_id = 0;                // id written into the image
 };
 
 // progress(done, total, what) is called as tensors are encoded.

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/crc32c.h"
+#include "engine/fp16.h"
 #include "tools/quantize.h"
 
 namespace llmwire {

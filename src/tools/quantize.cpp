@@ -25,6 +25,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__SSE2__) && !defined(LLMWIRE_QUANTIZE_SCALAR)
+#include <emmintrin.h>
+#endif
+
 #include "engine/fp16.h"
 #include "engine/image_header.h"
 
@@ -34,34 +38,46 @@ namespace {
 constexpr uint32_t kMaxGroup = 256;
 
 struct Quantizer {
-  const double* x;  // the group's values (non-finite already replaced by 0)
-  uint32_t m;       // valid elements
+  const double* x;  // the group's values (non-finite already replaced by 0), zero padded
+  uint32_t m;       // elements to look at: the valid ones rounded up to a multiple of 4
   double qmin, qmax;
 
-  // Squared error of quantizing the group with scale s (s != 0, finite).
+  // Squared error of quantizing the group with scale s (s != 0, finite). m is a multiple of
+  // 4 (zero padding adds no error); four fixed accumulators keep the sum order fixed.
   double error(double s) const {
     const double inv = 1.0 / s;
-    double e0 = 0, e1 = 0, e2 = 0, e3 = 0;
-    uint32_t j = 0;
-    for (; j + 4 <= m; j += 4) {
-      double d[4];
-      for (int u = 0; u < 4; u++) {
-        double v = x[j + u] * inv;
-        v = v < qmin ? qmin : (v > qmax ? qmax : v);
-        d[u] = x[j + u] - s * round_q(v);
+    const double magic = 6755399441055744.0;
+#if defined(__SSE2__) && !defined(LLMWIRE_QUANTIZE_SCALAR)
+    // The same IEEE double operations as the scalar loop below, two lanes at a time: the
+    // result is bit-identical.
+    const __m128d vinv = _mm_set1_pd(inv), vs = _mm_set1_pd(s), vmagic = _mm_set1_pd(magic);
+    const __m128d vmin = _mm_set1_pd(qmin), vmax = _mm_set1_pd(qmax);
+    __m128d a01 = _mm_setzero_pd(), a23 = _mm_setzero_pd();
+    for (uint32_t j = 0; j < m; j += 4) {
+      const __m128d x01 = _mm_loadu_pd(x + j), x23 = _mm_loadu_pd(x + j + 2);
+      __m128d v01 = _mm_min_pd(vmax, _mm_max_pd(vmin, _mm_mul_pd(x01, vinv)));
+      __m128d v23 = _mm_min_pd(vmax, _mm_max_pd(vmin, _mm_mul_pd(x23, vinv)));
+      v01 = _mm_sub_pd(_mm_add_pd(v01, vmagic), vmagic);
+      v23 = _mm_sub_pd(_mm_add_pd(v23, vmagic), vmagic);
+      const __m128d d01 = _mm_sub_pd(x01, _mm_mul_pd(vs, v01));
+      const __m128d d23 = _mm_sub_pd(x23, _mm_mul_pd(vs, v23));
+      a01 = _mm_add_pd(a01, _mm_mul_pd(d01, d01));
+      a23 = _mm_add_pd(a23, _mm_mul_pd(d23, d23));
+    }
+    double acc[4];
+    _mm_storeu_pd(acc, a01);
+    _mm_storeu_pd(acc + 2, a23);
+#else
+    double acc[4] = {0, 0, 0, 0};
+    for (uint32_t j = 0; j < m; j += 4) {
+      for (uint32_t u = 0; u < 4; u++) {
+        const double v = std::min(qmax, std::max(qmin, x[j + u] * inv));
+        const double d = x[j + u] - s * ((v + magic) - magic);
+        acc[u] += d * d;
       }
-      e0 += d[0] * d[0];
-      e1 += d[1] * d[1];
-      e2 += d[2] * d[2];
-      e3 += d[3] * d[3];
     }
-    for (; j < m; j++) {
-      double v = x[j] * inv;
-      v = v < qmin ? qmin : (v > qmax ? qmax : v);
-      const double d = x[j] - s * round_q(v);
-      e0 += d * d;
-    }
-    return (e0 + e1) + (e2 + e3);
+#endif
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
   }
 
   // Integer levels for scale s into q[0..m).
@@ -194,7 +210,8 @@ void encode_row(const float* w, uint32_t cols, DType type, uint32_t group, uint8
       const float v = w[c0 + j];
       x[j] = std::isfinite(v) ? (double)v : 0.0;  // convert refuses non-finite weights first
     }
-    const uint16_t h = choose_scale(x, m, q4, q);
+    for (uint32_t j = m; j < ((m + 3u) & ~3u); j++) x[j] = 0.0;
+    const uint16_t h = choose_scale(x, (m + 3u) & ~3u, q4, q);
     for (uint32_t j = m; j < group; j++) q[j] = 0;  // padding columns are q = 0
     store_u16(out + 2 * g, h);
     if (q4) {
