@@ -158,7 +158,7 @@ Status Image::check_table() {
     const uint32_t stride = load_u32(e + ent::kRowStride);
     const uint64_t offset = load_u64(e + ent::kOffset);
     const uint64_t size = load_u64(e + ent::kSize);
-    if (!known_kind(kind) || dtype > (uint8_t)DType::kU32 || e[5] || e[6] || e[7] ||
+    if (!known_kind(kind) || dtype > (uint8_t)DType::kU16 || e[5] || e[6] || e[7] ||
         load_u32(e + ent::kReserved) != 0) {
       return Status::kBadTensorTable;
     }
@@ -198,7 +198,11 @@ Status Image::check_table() {
       case TensorKind::kTokScores: er = 1; ec = c.vocab_size; edt = DType::kF32; break;
       case TensorKind::kTokOffsets: er = 1; ec = c.vocab_size + 1; edt = DType::kU32; break;
       case TensorKind::kTokBytes: er = 1; ec = cols; edt = DType::kU8; break;
-      case TensorKind::kTokSorted: er = 1; ec = c.vocab_size; edt = DType::kU32; break;
+      case TensorKind::kTokSorted:
+        er = 1;
+        ec = c.vocab_size;
+        edt = c.vocab_size <= 65536 ? DType::kU16 : DType::kU32;
+        break;
     }
     if (rows != er || cols != ec || dt != edt) return Status::kBadTensorShape;
   }
@@ -269,7 +273,8 @@ TokenizerData Image::tokenizer() const {
   }
   if (find(TensorKind::kTokBytes, kNoLayer, &v)) t.bytes = v.data;
   if (find(TensorKind::kTokSorted, kNoLayer, &v)) {
-    t.sorted = reinterpret_cast<const uint32_t*>(v.data);
+    t.sorted = v.data;
+    t.sorted_width = v.dtype == DType::kU16 ? 2 : 4;
   }
   return t;
 }
@@ -282,6 +287,10 @@ Status Image::check_tokenizer() const {
   find(TensorKind::kTokSorted, kNoLayer, &sorted);
   const uint32_t vocab = info_.config.vocab_size;
   const uint32_t nbytes = bytes.cols;
+  const uint32_t width = sorted.dtype == DType::kU16 ? 2 : 4;
+  auto sorted_id = [&](uint32_t i) {
+    return width == 2 ? (uint32_t)load_u16(sorted.data + 2 * i) : load_u32(sorted.data + 4 * i);
+  };
   if (load_u32(offs.data) != 0) return Status::kBadTokenizer;
   uint32_t longest = 0;
   for (uint32_t i = 0; i < vocab; i++) {
@@ -294,10 +303,10 @@ Status Image::check_tokenizer() const {
   }
   // Sorted ids strictly increasing in (piece, id) order: a permutation, ready for lookup.
   for (uint32_t i = 0; i < vocab; i++) {
-    const uint32_t id = load_u32(sorted.data + 4 * i);
+    const uint32_t id = sorted_id(i);
     if (id >= vocab) return Status::kBadTokenizer;
     if (i == 0) continue;
-    const uint32_t prev = load_u32(sorted.data + 4 * (i - 1));
+    const uint32_t prev = sorted_id(i - 1);
     const uint32_t pa = load_u32(offs.data + 4 * prev), pb = load_u32(offs.data + 4 * (prev + 1));
     const uint32_t ca = load_u32(offs.data + 4 * id), cb = load_u32(offs.data + 4 * (id + 1));
     if (compare_piece(bytes.data + pa, pb - pa, prev, bytes.data + ca, cb - ca, id) >= 0) {
@@ -336,6 +345,7 @@ const char* dtype_name(DType t) {
     case DType::kQ4: return "q4";
     case DType::kU8: return "u8";
     case DType::kU32: return "u32";
+    case DType::kU16: return "u16";
   }
   return "?";
 }

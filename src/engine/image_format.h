@@ -51,7 +51,7 @@ enum ImageFlags : uint32_t {
 };
 
 // Element types of tensors. Q8/Q4 are group-quantized rows (see docs/FORMAT.md).
-enum class DType : uint8_t { kF32 = 0, kQ8 = 1, kQ4 = 2, kU8 = 3, kU32 = 4 };
+enum class DType : uint8_t { kF32 = 0, kQ8 = 1, kQ4 = 2, kU8 = 3, kU32 = 4, kU16 = 5 };
 
 // Weight quantization of an image's matrices.
 enum class WeightType : uint32_t { kF32 = 0, kQ8 = 1, kQ4 = 2 };
@@ -76,7 +76,8 @@ enum class TensorKind : uint16_t {
   kTokScores = 20,    // [vocab] f32 merge scores
   kTokOffsets = 21,   // [vocab + 1] u32 offsets into kTokBytes
   kTokBytes = 22,     // [total] u8 concatenated pieces
-  kTokSorted = 23,    // [vocab] u32 token ids sorted by piece bytes (for lookup)
+  kTokSorted = 23,    // [vocab] token ids sorted by piece bytes (for lookup): u16 if vocab
+                      // <= 65536, else u32
 };
 
 // Tensor table entry field offsets (bytes from the start of the entry).
@@ -108,6 +109,8 @@ inline uint32_t row_stride_bytes(DType t, uint32_t cols, uint32_t group) {
       return scale_bytes + groups * (group / 2u);
     case DType::kU8:
       return cols;
+    case DType::kU16:
+      return cols * 2u;
   }
   return 0;
 }

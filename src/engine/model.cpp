@@ -212,13 +212,13 @@ inline float kv_elem<uint16_t>(const void* p, uint32_t i) {
 template <typename T>
 void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, uint32_t hs,
                  const float* q, float* att, float* out) {
-  const float inv_sqrt = 1.0f / sqrt_f32((float)hs);
+  const float sqrt_hs = sqrt_f32((float)hs);
   const uint32_t off = kv_head * hs;
   for (uint32_t t = 0; t <= pos; t++) {
     const void* k = kv.key(l, t);
     float score = 0.0f;
     for (uint32_t i = 0; i < hs; i++) score = score + q[i] * kv_elem<T>(k, off + i);
-    att[t] = score * inv_sqrt;
+    att[t] = score / sqrt_hs;  // a division, as llama2.c does
   }
   softmax(att, pos + 1);
   for (uint32_t i = 0; i < hs; i++) out[i] = 0.0f;

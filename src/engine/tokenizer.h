@@ -17,7 +17,8 @@ struct TokenizerData {
   const float* scores = nullptr;     // [vocab]
   const uint32_t* offsets = nullptr; // [vocab + 1] into bytes
   const uint8_t* bytes = nullptr;    // concatenated pieces
-  const uint32_t* sorted = nullptr;  // [vocab] ids sorted by piece (bytewise, shorter first, id)
+  const void* sorted = nullptr;      // [vocab] ids sorted by piece (bytewise, shorter first, id)
+  uint32_t sorted_width = 4;         // bytes per sorted id: 2 (vocab <= 65536) or 4
   uint32_t bos_id = 1;
   uint32_t eos_id = 2;
 };

@@ -184,7 +184,13 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
               offsets.data());
     const uint32_t nb = (uint32_t)tok.bytes.size();
     w.add_raw(TensorKind::kTokBytes, kNoLayer, DType::kU8, 1, nb, nb, tok.bytes.data());
-    w.add_raw(TensorKind::kTokSorted, kNoLayer, DType::kU32, 1, V, V * 4, sorted.data());
+    if (V <= 65536) {  // u16 ids: 64 KB less flash for a 32000-token vocabulary
+      std::vector<uint8_t> sorted16(2 * (size_t)V);
+      for (uint32_t i = 0; i < V; i++) store_u16(&sorted16[2 * i], (uint16_t)tok.sorted[i]);
+      w.add_raw(TensorKind::kTokSorted, kNoLayer, DType::kU16, 1, V, V * 2, sorted16.data());
+    } else {
+      w.add_raw(TensorKind::kTokSorted, kNoLayer, DType::kU32, 1, V, V * 4, sorted.data());
+    }
   }
   const DType mdt = matrix_dtype_of(opts.quant);
   uint64_t done = 0;

@@ -29,14 +29,14 @@ void put_u32(std::string* out, uint32_t v) {
   for (int i = 0; i < 4; i++) out->push_back((char)((v >> (8 * i)) & 0xFF));
 }
 
-// One entry at data[pos..): its piece (offset, length) and score. Returns false and fills
-// *what when the bytes cannot be an entry.
+// One file entry: its score and where its piece bytes are.
 struct Entry {
   float score;
   size_t piece_pos;
   uint32_t len;
 };
 
+// Reads the entry at data[pos..); false with the reason in *what when the bytes cannot be one.
 bool read_entry(const uint8_t* data, size_t len, size_t pos, Entry* e, std::string* what) {
   if (len - pos < 8) {
     *what = "ends inside an entry header";

@@ -41,7 +41,7 @@ FLAG_HAS_TOKENIZER = 1 << 1
 FLAG_HAS_EMBEDDING = 1 << 2
 FLAG_HAS_CLASSIFIER = 1 << 3
 
-DT_F32, DT_Q8, DT_Q4, DT_U8, DT_U32 = 0, 1, 2, 3, 4
+DT_F32, DT_Q8, DT_Q4, DT_U8, DT_U32, DT_U16 = 0, 1, 2, 3, 4, 5
 WT_F32, WT_Q8, WT_Q4 = 0, 1, 2
 KV_F32, KV_F16 = 0, 1
 
@@ -185,6 +185,8 @@ def row_stride_bytes(dtype, cols, group):
         return 4 * cols
     if dtype == DT_U8:
         return cols
+    if dtype == DT_U16:
+        return 2 * cols
     n = (cols + group - 1) // group
     sb = (2 * n + 3) & ~3
     if dtype == DT_Q8:
@@ -200,6 +202,8 @@ def _decode_tensor(buf, dtype, rows, cols, stride, group):
         return buf.view("<f4").reshape(rows, cols).astype(F32)
     if dtype == DT_U32:
         return buf.view("<u4").reshape(rows, cols).astype(np.uint32)
+    if dtype == DT_U16:
+        return buf.view("<u2").reshape(rows, cols).astype(np.uint32)
     if dtype == DT_U8:
         return buf.reshape(rows, cols).copy()
     G = group

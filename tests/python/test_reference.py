@@ -322,8 +322,8 @@ def write_image_for_test(path, ck, pieces, scores, quant="f32", G=32, kv=0):
     add_vec(R.K_TOK_SCORES, N, R.DT_F32, np.asarray(scores, "<f4"))
     add_vec(R.K_TOK_OFFSETS, N, R.DT_U32, offs)
     add_vec(R.K_TOK_BYTES, N, R.DT_U8, np.frombuffer(b"".join(pieces), np.uint8))
-    add_vec(R.K_TOK_SORTED, N, R.DT_U32,
-            np.array(sorted(range(V), key=lambda i: (pieces[i], i)), "<u4"))
+    add_vec(R.K_TOK_SORTED, N, R.DT_U16,
+            np.array(sorted(range(V), key=lambda i: (pieces[i], i)), "<u2"))
     table = bytearray()
     body = bytearray()
     pos = R.HEADER_SIZE + len(ts) * R.TENSOR_ENTRY_SIZE
@@ -807,6 +807,8 @@ class RealModel(unittest.TestCase):
         if BIN is None:
             raise unittest.SkipTest(SKIP_BIN_MSG)
         d = os.environ.get("LLMWIRE_MODELS")
+        if d and not os.path.isabs(d) and not os.path.isdir(d):
+            d = os.path.join(REPO_ROOT, d)  # e.g. ../shared/models relative to the repo
         if not d:
             raise unittest.SkipTest("SKIPPED: set LLMWIRE_MODELS to a directory holding "
                                     "stories260K.bin and tok512.bin for the real-model cases")

@@ -1,0 +1,377 @@
+#include "link/messages.h"
+
+#include <string.h>
+
+#include "engine/image_header.h"  // load_u16/load_u32/load_u64/store_*
+
+namespace llmwire {
+
+static_assert(kHelloMaxSize <= kMaxPayload, "HELLO must fit a frame");
+static_assert(kStatsMaxSize <= kMaxPayload, "STATS must fit a frame");
+static_assert(kErrorHeaderSize + kMaxErrorText <= kMaxPayload, "ERROR must fit a frame");
+static_assert(kMaxStages <= 255, "count is a u8");
+static_assert(sizeof(float) == 4, "fp32 wire format");
+
+const char* msg_type_name(uint8_t type) {
+  switch (type) {
+    case 1: return "HELLO";
+    case 2: return "ACTIVATION";
+    case 3: return "NEED_REPLAY";
+    case 4: return "RESET";
+    case 5: return "STATS_REQUEST";
+    case 6: return "STATS";
+    case 7: return "ERROR";
+    default: return "UNKNOWN";
+  }
+}
+
+const char* msg_status_name(MsgStatus s) {
+  switch (s) {
+    case MsgStatus::kOk: return "ok";
+    case MsgStatus::kTooShort: return "payload too short";
+    case MsgStatus::kBadLength: return "payload length does not match its contents";
+    case MsgStatus::kBadCount: return "entry count out of range";
+    case MsgStatus::kBadDim: return "activation length is not a positive number of floats";
+    case MsgStatus::kTextTooLong: return "error text too long";
+    case MsgStatus::kBadValue: return "undefined field value";
+  }
+  return "unknown";
+}
+
+const char* error_code_name(uint8_t code) {
+  switch (code) {
+    case 1: return "wrong model";
+    case 2: return "wrong stage order";
+    case 3: return "protocol version";
+    case 4: return "dims mismatch";
+    case 5: return "sequence full";
+    case 6: return "internal";
+    default: return "unknown error";
+  }
+}
+
+// ---- HELLO ----
+
+void encode_stage_info(const StageInfo& s, uint8_t out[kStageInfoSize]) {
+  store_u16(out + 0, s.protocol_version);
+  store_u16(out + 2, s.firmware_version);
+  store_u32(out + 4, s.boot_id);
+  store_u64(out + 8, s.model_id);
+  store_u32(out + 16, s.stage_index);
+  store_u32(out + 20, s.stage_count);
+  store_u32(out + 24, s.layer_begin);
+  store_u32(out + 28, s.layer_end);
+  store_u32(out + 32, s.dim);
+  store_u32(out + 36, s.n_layers);
+  store_u32(out + 40, s.seq_len);
+  store_u32(out + 44, s.kv_type);
+}
+
+void decode_stage_info(const uint8_t in[kStageInfoSize], StageInfo* s) {
+  s->protocol_version = load_u16(in + 0);
+  s->firmware_version = load_u16(in + 2);
+  s->boot_id = load_u32(in + 4);
+  s->model_id = load_u64(in + 8);
+  s->stage_index = load_u32(in + 16);
+  s->stage_count = load_u32(in + 20);
+  s->layer_begin = load_u32(in + 24);
+  s->layer_end = load_u32(in + 28);
+  s->dim = load_u32(in + 32);
+  s->n_layers = load_u32(in + 36);
+  s->seq_len = load_u32(in + 40);
+  s->kv_type = load_u32(in + 44);
+}
+
+size_t encode_hello(const StageInfo* stages, size_t count, uint8_t* out, size_t cap) {
+  if (!stages || !out || count == 0 || count > kMaxStages) return 0;
+  const size_t n = kHelloHeaderSize + count * kStageInfoSize;
+  if (cap < n) return 0;
+  out[0] = (uint8_t)count;
+  out[1] = out[2] = out[3] = 0;
+  for (size_t i = 0; i < count; i++) {
+    encode_stage_info(stages[i], out + kHelloHeaderSize + i * kStageInfoSize);
+  }
+  return n;
+}
+
+StageInfo HelloView::entry(size_t i) const {
+  StageInfo s;
+  if (entries && i < count) decode_stage_info(entries + i * kStageInfoSize, &s);
+  return s;
+}
+
+MsgStatus decode_hello(const uint8_t* p, size_t len, HelloView* out) {
+  if (!p || len < kHelloHeaderSize) return MsgStatus::kTooShort;
+  const size_t count = p[0];
+  if (count == 0 || count > kMaxStages) return MsgStatus::kBadCount;
+  if (len != kHelloHeaderSize + count * kStageInfoSize) return MsgStatus::kBadLength;
+  if (out) {
+    out->count = (uint8_t)count;
+    out->entries = p + kHelloHeaderSize;
+  }
+  return MsgStatus::kOk;
+}
+
+size_t hello_append(const uint8_t* in, size_t in_len, const StageInfo& mine, uint8_t* out,
+                    size_t cap) {
+  HelloView v;
+  if (!out || decode_hello(in, in_len, &v) != MsgStatus::kOk) return 0;
+  if (v.count >= kMaxStages) return 0;
+  const size_t n = in_len + kStageInfoSize;
+  if (cap < n) return 0;
+  if (in != out) memmove(out, in, in_len);
+  out[0] = (uint8_t)(v.count + 1);
+  encode_stage_info(mine, out + in_len);
+  return n;
+}
+
+// ---- ACTIVATION ----
+
+size_t activation_size(uint32_t dim) {
+  if (dim == 0 || dim > kMaxActivationDim) return 0;
+  return kActivationHeaderSize + (size_t)dim * 4;
+}
+
+[[maybe_unused]] static inline uint32_t f32_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+static inline float bits_f32(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+size_t encode_activation(const ActivationHeader& h, const float* x, uint32_t dim, uint8_t* out,
+                         size_t cap) {
+  const size_t n = activation_size(dim);
+  if (n == 0 || !x || !out || cap < n) return 0;
+  store_u32(out + 0, h.session_id);
+  store_u32(out + 4, h.pos);
+  store_u16(out + 8, h.epoch);
+  out[10] = h.dest_stage;
+  out[11] = h.flags;
+  uint8_t* d = out + kActivationHeaderSize;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(d, x, (size_t)dim * 4);
+#else
+  for (uint32_t i = 0; i < dim; i++) store_u32(d + 4 * (size_t)i, f32_bits(x[i]));
+#endif
+  return n;
+}
+
+void load_f32_array(const uint8_t* src, uint32_t dim, float* out) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(out, src, (size_t)dim * 4);
+#else
+  for (uint32_t i = 0; i < dim; i++) out[i] = bits_f32(load_u32(src + 4 * (size_t)i));
+#endif
+}
+
+float ActivationView::at(uint32_t i) const {
+  if (!data || i >= dim) return 0.0f;
+  return bits_f32(load_u32(data + 4 * (size_t)i));
+}
+
+void ActivationView::copy_to(float* out) const {
+  if (data && out) load_f32_array(data, dim, out);
+}
+
+MsgStatus decode_activation(const uint8_t* p, size_t len, ActivationView* out) {
+  if (!p || len < kActivationHeaderSize) return MsgStatus::kTooShort;
+  const size_t body = len - kActivationHeaderSize;
+  if (body == 0 || body % 4 != 0 || body / 4 > kMaxActivationDim) return MsgStatus::kBadDim;
+  if (out) {
+    out->h.session_id = load_u32(p + 0);
+    out->h.pos = load_u32(p + 4);
+    out->h.epoch = load_u16(p + 8);
+    out->h.dest_stage = p[10];
+    out->h.flags = p[11];
+    out->dim = (uint32_t)(body / 4);
+    out->data = p + kActivationHeaderSize;
+  }
+  return MsgStatus::kOk;
+}
+
+// ---- NEED_REPLAY ----
+
+size_t encode_need_replay(const NeedReplay& m, uint8_t* out, size_t cap) {
+  if (!out || cap < kNeedReplaySize) return 0;
+  store_u32(out + 0, m.session_id);
+  store_u32(out + 4, m.pos);
+  store_u32(out + 8, m.have);
+  store_u16(out + 12, m.epoch);
+  out[14] = m.stage_index;
+  out[15] = m.reason;
+  return kNeedReplaySize;
+}
+
+MsgStatus decode_need_replay(const uint8_t* p, size_t len, NeedReplay* out) {
+  if (!p || len < kNeedReplaySize) return MsgStatus::kTooShort;
+  if (len != kNeedReplaySize) return MsgStatus::kBadLength;
+  if (p[15] > (uint8_t)ReplayReason::kUnknownSession) return MsgStatus::kBadValue;
+  if (out) {
+    out->session_id = load_u32(p + 0);
+    out->pos = load_u32(p + 4);
+    out->have = load_u32(p + 8);
+    out->epoch = load_u16(p + 12);
+    out->stage_index = p[14];
+    out->reason = p[15];
+  }
+  return MsgStatus::kOk;
+}
+
+// ---- RESET / STATS_REQUEST: one u32 ----
+
+static size_t encode_u32_msg(uint32_t v, uint8_t* out, size_t cap) {
+  if (!out || cap < 4) return 0;
+  store_u32(out, v);
+  return 4;
+}
+
+static MsgStatus decode_u32_msg(const uint8_t* p, size_t len, uint32_t* v) {
+  if (!p || len < 4) return MsgStatus::kTooShort;
+  if (len != 4) return MsgStatus::kBadLength;
+  if (v) *v = load_u32(p);
+  return MsgStatus::kOk;
+}
+
+size_t encode_reset(uint32_t session_id, uint8_t* out, size_t cap) {
+  return encode_u32_msg(session_id, out, cap);
+}
+MsgStatus decode_reset(const uint8_t* p, size_t len, uint32_t* session_id) {
+  return decode_u32_msg(p, len, session_id);
+}
+size_t encode_stats_request(uint32_t request_id, uint8_t* out, size_t cap) {
+  return encode_u32_msg(request_id, out, cap);
+}
+MsgStatus decode_stats_request(const uint8_t* p, size_t len, uint32_t* request_id) {
+  return decode_u32_msg(p, len, request_id);
+}
+
+// ---- STATS ----
+
+void encode_stage_stats(const StageStats& s, uint8_t out[kStageStatsSize]) {
+  store_u32(out + 0, s.stage_index);
+  store_u32(out + 4, s.boot_id);
+  store_u32(out + 8, s.frames_rx);
+  store_u32(out + 12, s.frames_tx);
+  store_u32(out + 16, s.crc_errors);
+  store_u32(out + 20, s.resyncs);
+  store_u32(out + 24, s.oversize);
+  store_u32(out + 28, s.partial_timeouts);
+  store_u32(out + 32, s.positions_computed);
+  store_u32(out + 36, s.need_replay_sent);
+  store_u64(out + 40, s.compute_us);
+  store_u64(out + 48, s.link_wait_us);
+  store_u32(out + 56, s.version_mismatch);
+  store_u32(out + 60, 0);  // reserved
+}
+
+void decode_stage_stats(const uint8_t in[kStageStatsSize], StageStats* s) {
+  s->stage_index = load_u32(in + 0);
+  s->boot_id = load_u32(in + 4);
+  s->frames_rx = load_u32(in + 8);
+  s->frames_tx = load_u32(in + 12);
+  s->crc_errors = load_u32(in + 16);
+  s->resyncs = load_u32(in + 20);
+  s->oversize = load_u32(in + 24);
+  s->partial_timeouts = load_u32(in + 28);
+  s->positions_computed = load_u32(in + 32);
+  s->need_replay_sent = load_u32(in + 36);
+  s->compute_us = load_u64(in + 40);
+  s->link_wait_us = load_u64(in + 48);
+  s->version_mismatch = load_u32(in + 56);
+}
+
+size_t encode_stats(uint32_t request_id, const StageStats* stages, size_t count, uint8_t* out,
+                    size_t cap) {
+  if (!out || count > kMaxStages || (count > 0 && !stages)) return 0;
+  const size_t n = kStatsHeaderSize + count * kStageStatsSize;
+  if (cap < n) return 0;
+  store_u32(out + 0, request_id);
+  out[4] = (uint8_t)count;
+  out[5] = out[6] = out[7] = 0;
+  for (size_t i = 0; i < count; i++) {
+    encode_stage_stats(stages[i], out + kStatsHeaderSize + i * kStageStatsSize);
+  }
+  return n;
+}
+
+StageStats StatsView::entry(size_t i) const {
+  StageStats s;
+  if (entries && i < count) decode_stage_stats(entries + i * kStageStatsSize, &s);
+  return s;
+}
+
+MsgStatus decode_stats(const uint8_t* p, size_t len, StatsView* out) {
+  if (!p || len < kStatsHeaderSize) return MsgStatus::kTooShort;
+  const size_t count = p[4];
+  if (count > kMaxStages) return MsgStatus::kBadCount;
+  if (len != kStatsHeaderSize + count * kStageStatsSize) return MsgStatus::kBadLength;
+  if (out) {
+    out->request_id = load_u32(p);
+    out->count = (uint8_t)count;
+    out->entries = p + kStatsHeaderSize;
+  }
+  return MsgStatus::kOk;
+}
+
+size_t stats_append(const uint8_t* in, size_t in_len, const StageStats& mine, uint8_t* out,
+                    size_t cap) {
+  StatsView v;
+  if (!out || decode_stats(in, in_len, &v) != MsgStatus::kOk) return 0;
+  if (v.count >= kMaxStages) return 0;
+  const size_t n = in_len + kStageStatsSize;
+  if (cap < n) return 0;
+  if (in != out) memmove(out, in, in_len);
+  out[4] = (uint8_t)(v.count + 1);
+  encode_stage_stats(mine, out + in_len);
+  return n;
+}
+
+// ---- ERROR ----
+
+size_t encode_error(uint8_t stage_index, uint8_t code, const char* text, size_t text_len,
+                    uint8_t* out, size_t cap) {
+  if (!out) return 0;
+  if (!text) text_len = 0;
+  if (text_len > kMaxErrorText) text_len = kMaxErrorText;
+  const size_t n = kErrorHeaderSize + text_len;
+  if (cap < n) return 0;
+  out[0] = stage_index;
+  out[1] = code;
+  store_u16(out + 2, (uint16_t)text_len);
+  if (text_len > 0) memmove(out + kErrorHeaderSize, text, text_len);
+  return n;
+}
+
+MsgStatus decode_error(const uint8_t* p, size_t len, ErrorMsg* out) {
+  if (!p || len < kErrorHeaderSize) return MsgStatus::kTooShort;
+  const size_t text_len = load_u16(p + 2);
+  if (text_len > kMaxErrorText) return MsgStatus::kTextTooLong;
+  if (len != kErrorHeaderSize + text_len) return MsgStatus::kBadLength;
+  if (out) {
+    out->stage_index = p[0];
+    out->code = p[1];
+    out->text_len = (uint16_t)text_len;
+    out->text = reinterpret_cast<const char*>(p + kErrorHeaderSize);
+  }
+  return MsgStatus::kOk;
+}
+
+MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len) {
+  switch (type) {
+    case (uint8_t)MsgType::kHello: return decode_hello(p, len, nullptr);
+    case (uint8_t)MsgType::kActivation: return decode_activation(p, len, nullptr);
+    case (uint8_t)MsgType::kNeedReplay: return decode_need_replay(p, len, nullptr);
+    case (uint8_t)MsgType::kReset: return decode_reset(p, len, nullptr);
+    case (uint8_t)MsgType::kStatsRequest: return decode_stats_request(p, len, nullptr);
+    case (uint8_t)MsgType::kStats: return decode_stats(p, len, nullptr);
+    case (uint8_t)MsgType::kError: return decode_error(p, len, nullptr);
+    default: return MsgStatus::kBadValue;
+  }
+}
+
+}  // namespace llmwire

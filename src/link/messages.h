@@ -1,0 +1,188 @@
+// Link message payloads (docs/PROTOCOL.md "Messages"): the only code that knows their byte
+// layouts. All little-endian; every decode checks the length exactly and trusts nothing.
+// Encoders write into a caller buffer (typically FrameWriter::payload()) and return the
+// payload size, or 0 if the arguments are invalid or the buffer is too small.
+// Portable: no heap, no exceptions, no OS calls, alignment-safe.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "link/frame.h"
+
+namespace llmwire {
+
+enum class MsgType : uint8_t {
+  kHello = 1,
+  kActivation = 2,
+  kNeedReplay = 3,
+  kReset = 4,
+  kStatsRequest = 5,
+  kStats = 6,
+  kError = 7,
+};
+const char* msg_type_name(uint8_t type);  // "ACTIVATION", ... or "UNKNOWN"
+
+enum class MsgStatus : uint8_t {
+  kOk = 0,
+  kTooShort,      // fewer bytes than the fixed part
+  kBadLength,     // length does not match what the fixed part says (or trailing bytes)
+  kBadCount,      // entry count out of range (HELLO/STATS)
+  kBadDim,        // ACTIVATION: no floats, or not a whole number of floats
+  kTextTooLong,   // ERROR: text_len > kMaxErrorText
+  kBadValue,      // a field holds a value the protocol does not define
+};
+const char* msg_status_name(MsgStatus s);
+
+constexpr size_t kMaxStages = 64;
+
+// ---- HELLO (1): u8 count, u8 reserved[3], count x StageInfo ----
+struct StageInfo {
+  uint16_t protocol_version = 0;
+  uint16_t firmware_version = 0;
+  uint32_t boot_id = 0;  // random per boot
+  uint64_t model_id = 0;
+  uint32_t stage_index = 0;
+  uint32_t stage_count = 0;
+  uint32_t layer_begin = 0;
+  uint32_t layer_end = 0;
+  uint32_t dim = 0;
+  uint32_t n_layers = 0;
+  uint32_t seq_len = 0;  // positions this stage can hold
+  uint32_t kv_type = 0;  // 0 f32, 1 f16
+};
+constexpr size_t kStageInfoSize = 48;
+constexpr size_t kHelloHeaderSize = 4;
+constexpr size_t kHelloMaxSize = kHelloHeaderSize + kMaxStages * kStageInfoSize;  // 3076
+
+void encode_stage_info(const StageInfo& s, uint8_t out[kStageInfoSize]);
+void decode_stage_info(const uint8_t in[kStageInfoSize], StageInfo* s);
+
+// count in 1..kMaxStages.
+size_t encode_hello(const StageInfo* stages, size_t count, uint8_t* out, size_t cap);
+// Zero-copy view of a decoded HELLO (points into the payload).
+struct HelloView {
+  uint8_t count = 0;
+  const uint8_t* entries = nullptr;
+  StageInfo entry(size_t i) const;  // i < count
+};
+MsgStatus decode_hello(const uint8_t* p, size_t len, HelloView* out);
+// Appends `mine` to a HELLO payload and returns the new length (0 if invalid or full).
+// in and out may be the same buffer (forward in place).
+size_t hello_append(const uint8_t* in, size_t in_len, const StageInfo& mine, uint8_t* out,
+                    size_t cap);
+
+// ---- ACTIVATION (2): u32 session_id, u32 pos, u16 epoch, u8 dest_stage, u8 flags, dim x f32 ----
+struct ActivationHeader {
+  uint32_t session_id = 0;
+  uint32_t pos = 0;
+  uint16_t epoch = 0;
+  uint8_t dest_stage = 0;
+  uint8_t flags = 0;
+};
+constexpr size_t kActivationHeaderSize = 12;
+constexpr size_t kMaxActivationDim = (kMaxPayload - kActivationHeaderSize) / 4;  // 2045
+
+size_t activation_size(uint32_t dim);  // payload bytes, 0 if dim is 0 or too big
+// dim in 1..kMaxActivationDim.
+size_t encode_activation(const ActivationHeader& h, const float* x, uint32_t dim, uint8_t* out,
+                         size_t cap);
+// Zero-copy: `data` points at the (possibly unaligned) little-endian floats in the payload.
+struct ActivationView {
+  ActivationHeader h;
+  uint32_t dim = 0;
+  const uint8_t* data = nullptr;
+  float at(uint32_t i) const;            // i < dim
+  void copy_to(float* out) const;        // out has dim floats
+};
+MsgStatus decode_activation(const uint8_t* p, size_t len, ActivationView* out);
+// Copies `dim` little-endian floats from unaligned bytes into `out`.
+void load_f32_array(const uint8_t* src, uint32_t dim, float* out);
+
+// ---- NEED_REPLAY (3): u32 session_id, u32 pos, u32 have, u16 epoch, u8 stage_index, u8 reason
+enum class ReplayReason : uint8_t { kGap = 0, kUnknownSession = 1 };
+struct NeedReplay {
+  uint32_t session_id = 0;
+  uint32_t pos = 0;   // the position the stage could not run
+  uint32_t have = 0;  // how many leading positions the stage holds
+  uint16_t epoch = 0;
+  uint8_t stage_index = 0;
+  uint8_t reason = 0;  // ReplayReason
+};
+constexpr size_t kNeedReplaySize = 16;
+size_t encode_need_replay(const NeedReplay& m, uint8_t* out, size_t cap);
+MsgStatus decode_need_replay(const uint8_t* p, size_t len, NeedReplay* out);  // reason 0..1
+
+// ---- RESET (4): u32 session_id ----
+constexpr size_t kResetSize = 4;
+size_t encode_reset(uint32_t session_id, uint8_t* out, size_t cap);
+MsgStatus decode_reset(const uint8_t* p, size_t len, uint32_t* session_id);
+
+// ---- STATS_REQUEST (5): u32 request_id ----
+constexpr size_t kStatsRequestSize = 4;
+size_t encode_stats_request(uint32_t request_id, uint8_t* out, size_t cap);
+MsgStatus decode_stats_request(const uint8_t* p, size_t len, uint32_t* request_id);
+
+// ---- STATS (6): u32 request_id, u8 count, u8 reserved[3], count x StageStats ----
+struct StageStats {
+  uint32_t stage_index = 0;
+  uint32_t boot_id = 0;
+  uint32_t frames_rx = 0;
+  uint32_t frames_tx = 0;
+  uint32_t crc_errors = 0;
+  uint32_t resyncs = 0;
+  uint32_t oversize = 0;
+  uint32_t partial_timeouts = 0;
+  uint32_t positions_computed = 0;
+  uint32_t need_replay_sent = 0;
+  uint64_t compute_us = 0;    // time spent computing layers
+  uint64_t link_wait_us = 0;  // time spent waiting on the link
+  uint32_t version_mismatch = 0;
+};
+constexpr size_t kStageStatsSize = 64;
+constexpr size_t kStatsHeaderSize = 8;
+constexpr size_t kStatsMaxSize = kStatsHeaderSize + kMaxStages * kStageStatsSize;  // 4104
+
+void encode_stage_stats(const StageStats& s, uint8_t out[kStageStatsSize]);
+void decode_stage_stats(const uint8_t in[kStageStatsSize], StageStats* s);
+// count in 0..kMaxStages (a head may start the round with no entry).
+size_t encode_stats(uint32_t request_id, const StageStats* stages, size_t count, uint8_t* out,
+                    size_t cap);
+struct StatsView {
+  uint32_t request_id = 0;
+  uint8_t count = 0;
+  const uint8_t* entries = nullptr;
+  StageStats entry(size_t i) const;  // i < count
+};
+MsgStatus decode_stats(const uint8_t* p, size_t len, StatsView* out);
+// Appends `mine`; in and out may be the same buffer. Returns the new length or 0.
+size_t stats_append(const uint8_t* in, size_t in_len, const StageStats& mine, uint8_t* out,
+                    size_t cap);
+
+// ---- ERROR (7): u8 stage_index, u8 code, u16 text_len, text (not NUL-terminated) ----
+enum class ErrorCode : uint8_t {
+  kWrongModel = 1,
+  kWrongStageOrder = 2,
+  kProtocolVersion = 3,
+  kDimsMismatch = 4,
+  kSequenceFull = 5,
+  kInternal = 6,
+};
+const char* error_code_name(uint8_t code);  // "wrong model", ... or "unknown error"
+constexpr size_t kMaxErrorText = 200;
+constexpr size_t kErrorHeaderSize = 4;
+struct ErrorMsg {
+  uint8_t stage_index = 0;
+  uint8_t code = 0;         // ErrorCode; unknown codes decode fine (report them as such)
+  uint16_t text_len = 0;
+  const char* text = nullptr;  // points into the payload; not NUL-terminated
+};
+// text_len > kMaxErrorText is truncated to kMaxErrorText (text may be null if text_len is 0).
+size_t encode_error(uint8_t stage_index, uint8_t code, const char* text, size_t text_len,
+                    uint8_t* out, size_t cap);
+MsgStatus decode_error(const uint8_t* p, size_t len, ErrorMsg* out);
+
+// Runs the decoder for `type` (validation only). kBadValue for an unknown type.
+MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len);
+
+}  // namespace llmwire
