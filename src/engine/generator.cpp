@@ -32,6 +32,8 @@ Status generate(Forwarder* fwd, const Tokenizer& tok, Sampler* sampler, const ch
   const uint32_t seq = fwd->seq_len();
   if (n >= seq) return Status::kPromptTooLong;
   stats->prompt_tokens = (uint32_t)n;
+  s = fwd->begin();
+  if (s != Status::kOk) return s;
   const uint64_t t0 = io.now_us ? io.now_us(io.ctx) : 0;
 
   // Prompt: show its text, feed all but the last token without logits.

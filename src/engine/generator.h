@@ -15,6 +15,8 @@ namespace llmwire {
 class Forwarder {
  public:
   virtual ~Forwarder() = default;
+  // Starts a new sequence (a new prompt): positions restart at 0.
+  virtual Status begin() { return Status::kOk; }
   // Runs token at pos. need_logits is false for prompt positions whose logits are unused;
   // then *logits may be left unset.
   virtual Status forward(int32_t token, uint32_t pos, bool need_logits, const float** logits) = 0;

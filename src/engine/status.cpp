@@ -23,6 +23,8 @@ const char* status_message(Status s) {
     case Status::kBadArgument: return "invalid argument";
     case Status::kSequenceFull: return "sequence length reached";
     case Status::kPromptTooLong: return "prompt is longer than the sequence length";
+    case Status::kLinkError: return "the ring of boards stopped answering";
+    case Status::kRingMismatch: return "the boards in the ring do not hold one model's stages in order";
   }
   return "unknown error";
 }
@@ -54,6 +56,10 @@ const char* status_hint(Status s) {
     case Status::kSequenceFull:
     case Status::kPromptTooLong:
       return "use a shorter prompt or fewer tokens, or an image with a longer --seq";
+    case Status::kLinkError:
+      return "check power, TX->RX wiring, GND and that every board uses the same baud rate";
+    case Status::kRingMismatch:
+      return "flash each board with its stage image from one 'llmwire split' and wire them in stage order";
     default:
       return "";
   }

@@ -26,6 +26,9 @@ enum class Status : int {
   kBadArgument,
   kSequenceFull,
   kPromptTooLong,
+  // Pipeline
+  kLinkError,
+  kRingMismatch,
 };
 
 const char* status_message(Status s);

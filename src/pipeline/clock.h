@@ -1,0 +1,15 @@
+// Monotonic time from the platform (esp_timer on the board, steady_clock on the host).
+#pragma once
+
+#include <stdint.h>
+
+namespace llmwire {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual uint64_t now_us() = 0;
+  uint32_t now_ms() { return (uint32_t)(now_us() / 1000); }
+};
+
+}  // namespace llmwire

@@ -1,0 +1,330 @@
+#include "pipeline/head.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pipeline/ring.h"
+
+namespace llmwire {
+namespace {
+
+size_t align16(size_t v) { return (v + 15) & ~(size_t)15; }
+
+}  // namespace
+
+size_t RingHead::scratch_bytes(const ImageInfo& info, uint32_t seq_len) {
+  const uint32_t seq = seq_len ? seq_len : info.config.seq_len;
+  return align16(4ull * seq) + align16(4ull * info.config.dim) + align16(kMaxFrameSize) + 16;
+}
+
+Status RingHead::init(Model* model, ByteLink* link, Clock* clock, const HeadOptions& opts,
+                      void* scratch, size_t scratch_len) {
+  if (!model || !clock || !scratch) return Status::kBadArgument;
+  const ImageInfo& info = model->info();
+  if (info.stage_index != 0 || !info.has(kFlagHasEmbedding) || !info.has(kFlagHasClassifier)) {
+    return Status::kNotInImage;
+  }
+  if (info.stage_count > 1 && !link) return Status::kBadArgument;
+  if (scratch_len < scratch_bytes(info, model->seq_len())) return Status::kArenaTooSmall;
+  model_ = model;
+  link_ = link;
+  clock_ = clock;
+  opts_ = opts;
+  if (opts_.window == 0) opts_.window = 1;
+  uint8_t* p = static_cast<uint8_t*>(scratch);
+  p += (16 - ((uintptr_t)p & 15)) & 15;
+  tokens_ = reinterpret_cast<int32_t*>(p);
+  p += align16(4ull * model->seq_len());
+  xbuf_ = reinterpret_cast<float*>(p);
+  p += align16(4ull * info.config.dim);
+  tx_ = FrameWriter(link, p, kMaxFrameSize);
+  stages_ = info.stage_count;
+  seq_len_ = model->seq_len();
+  session_ = opts.boot_id << 16;  // never reused within a boot; differs across boots
+  counters_ = HeadCounters{};
+  return Status::kOk;
+}
+
+void RingHead::set_error(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(error_, sizeof error_, fmt, ap);
+  va_end(ap);
+  failed_ = true;
+}
+
+bool RingHead::pump(uint32_t timeout_ms) {
+  uint8_t buf[512];
+  const uint64_t t0 = clock_->now_us();
+  const size_t n = link_->read(buf, sizeof buf, timeout_ms);
+  counters_.wait_us += clock_->now_us() - t0;
+  if (n > 0) {
+    rx_.push(buf, n, clock_->now_ms());
+  } else {
+    rx_.poll_timeout(clock_->now_ms());
+  }
+  if (!link_->ok()) {
+    set_error("the link to the ring is closed (a board or cable went away)");
+    return false;
+  }
+  return true;
+}
+
+void RingHead::on_frame(const Frame& f) {
+  counters_.frames_rx++;
+  if (validate_message(f.type, f.payload, f.len) != MsgStatus::kOk) return;
+  switch ((MsgType)f.type) {
+    case MsgType::kActivation: {
+      ActivationView a;
+      decode_activation(f.payload, f.len, &a);
+      if (a.h.dest_stage == 0 && a.dim == model_->config().dim) on_result(a);
+      break;
+    }
+    case MsgType::kNeedReplay: {
+      NeedReplay m;
+      decode_need_replay(f.payload, f.len, &m);
+      on_need_replay(m);
+      break;
+    }
+    case MsgType::kHello: {
+      if (wait_ != Wait::kHello) break;
+      HelloView h;
+      decode_hello(f.payload, f.len, &h);
+      ring_count_ = h.count;
+      for (size_t i = 0; i < h.count; i++) ring_[i] = h.entry(i);
+      got_reply_ = true;
+      break;
+    }
+    case MsgType::kStats: {
+      StatsView v;
+      decode_stats(f.payload, f.len, &v);
+      if (wait_ != Wait::kStats || v.request_id != request_id_) break;
+      stats_n_ = 0;
+      for (size_t i = 0; i < v.count && stats_n_ < stats_cap_; i++) stats_out_[stats_n_++] = v.entry(i);
+      got_reply_ = true;
+      break;
+    }
+    case MsgType::kError: {
+      ErrorMsg e;
+      decode_error(f.payload, f.len, &e);
+      set_error("stage %u reports %s: %.*s", (unsigned)e.stage_index, error_code_name(e.code),
+                (int)e.text_len, e.text ? e.text : "");
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void RingHead::on_result(const ActivationView& a) {
+  if (a.h.session_id != session_) return;
+  const uint32_t pos = a.h.pos;
+  if (replaying_ && pos == replay_ack_ && pos < completed_) {
+    // A replayed position came back: the rebooted stage has it again. Our KV already does.
+    replay_ack_++;
+    if (replay_ack_ >= completed_) replaying_ = false;
+    last_progress_us_ = clock_->now_us();
+    consecutive_timeouts_ = 0;
+    return;
+  }
+  if (pos < completed_) {
+    counters_.duplicates++;
+    return;
+  }
+  if (pos > completed_) return;  // an earlier one was lost; the resend brings both
+  replaying_ = false;
+  float* x = model_->x();
+  a.copy_to(x);
+  const ImageInfo& info = model_->info();
+  const uint64_t t0 = clock_->now_us();
+  const Status s = model_->run_layers(info.layer_begin, info.layer_end, pos, x);
+  counters_.compute_us += clock_->now_us() - t0;
+  if (s != Status::kOk) {
+    set_error("the head's layers failed at position %u: %s", (unsigned)pos, status_message(s));
+    return;
+  }
+  completed_++;
+  last_progress_us_ = clock_->now_us();
+  consecutive_timeouts_ = 0;
+}
+
+void RingHead::on_need_replay(const NeedReplay& m) {
+  if (m.session_id != session_ || m.epoch != epoch_) return;  // stale: already handled
+  counters_.need_replay_received++;
+  const uint32_t floor = replaying_ ? replay_ack_ : completed_;
+  uint32_t from = m.have < floor ? m.have : floor;
+  if (m.have < completed_) {
+    // The stage lost positions that had already been all the way round: it rebooted.
+    if (!replaying_) {
+      counters_.replays++;
+      counters_.replayed_positions += completed_ - m.have;
+    }
+    replaying_ = true;
+    replay_ack_ = from;
+  }
+  if (next_send_ > from) counters_.retransmissions += next_send_ - from;
+  next_send_ = from;
+  epoch_++;
+  last_progress_us_ = clock_->now_us();
+}
+
+bool RingHead::send_position(uint32_t pos) {
+  const uint64_t t0 = clock_->now_us();
+  model_->embed(tokens_[pos], xbuf_);
+  counters_.compute_us += clock_->now_us() - t0;
+  ActivationHeader h;
+  h.session_id = session_;
+  h.pos = pos;
+  h.epoch = epoch_;
+  h.dest_stage = 1;
+  const size_t n = encode_activation(h, xbuf_, model_->config().dim, tx_.payload(), tx_.payload_capacity());
+  if (!tx_.send((uint8_t)MsgType::kActivation, n)) {
+    set_error("cannot write to the link (the next board or cable went away)");
+    return false;
+  }
+  counters_.frames_tx++;
+  counters_.positions_sent++;
+  return true;
+}
+
+Status RingHead::run(uint32_t first, uint32_t end) {
+  if (first != completed_) return Status::kBadArgument;
+  next_send_ = first;
+  last_progress_us_ = clock_->now_us();
+  consecutive_timeouts_ = 0;
+  while (completed_ < end) {
+    if (failed_) return Status::kLinkError;
+    const uint32_t ack = replaying_ ? replay_ack_ : completed_;
+    while (next_send_ < end && next_send_ < ack + opts_.window) {
+      if (!send_position(next_send_)) return Status::kLinkError;
+      next_send_++;
+    }
+    if (!pump(5)) return Status::kLinkError;
+    if (failed_) return Status::kLinkError;
+    if (clock_->now_us() - last_progress_us_ > (uint64_t)opts_.timeout_ms * 1000) {
+      counters_.timeouts++;
+      if (++consecutive_timeouts_ > opts_.max_retries) {
+        set_error("no answer from the ring for position %u after %u tries: check that every board "
+                  "is powered, each TX goes to the next board's RX, GNDs are joined and all boards "
+                  "use the same baud rate", (unsigned)completed_, (unsigned)opts_.max_retries);
+        return Status::kLinkError;
+      }
+      const uint32_t from = replaying_ ? replay_ack_ : completed_;
+      counters_.retransmissions += next_send_ - from;
+      next_send_ = from;
+      epoch_++;
+      last_progress_us_ = clock_->now_us();
+    }
+  }
+  return Status::kOk;
+}
+
+Status RingHead::discover(char* msg, size_t cap) {
+  if (stages_ == 1) return Status::kOk;
+  StageInfo mine = stage_info_for(model_->info(), model_->seq_len(), model_->kv_type(), opts_.boot_id);
+  for (int attempt = 0; attempt < 3; attempt++) {
+    wait_ = Wait::kHello;
+    got_reply_ = false;
+    const size_t n = encode_hello(&mine, 1, tx_.payload(), tx_.payload_capacity());
+    if (!tx_.send((uint8_t)MsgType::kHello, n)) break;
+    counters_.frames_tx++;
+    const uint64_t t0 = clock_->now_us();
+    while (!got_reply_ && clock_->now_us() - t0 < (uint64_t)opts_.hello_timeout_ms * 1000) {
+      if (!pump(10)) break;
+    }
+    wait_ = Wait::kNone;
+    if (got_reply_) break;
+  }
+  if (!got_reply_) {
+    const FrameCounters& c = rx_.counters();
+    snprintf(msg, cap,
+             "no answer from the ring: check that every board is powered and flashed, that each "
+             "board's TX goes to the next board's RX (the last board's TX to the head's RX), that "
+             "GNDs are joined and that all boards use the same baud rate%s",
+             rx_.last_foreign_version()
+                 ? ""
+                 : (c.crc_errors ? " (corrupted frames were received: a baud-rate mismatch or bad wiring)" : ""));
+    if (rx_.last_foreign_version()) {
+      const size_t len = strlen(msg);
+      snprintf(msg + len, cap - len,
+               ". Frames of protocol v%u arrived (this head speaks v%u): a board runs other "
+               "firmware — flash the same llmwire version on every board",
+               (unsigned)rx_.last_foreign_version(), (unsigned)kProtocolVersion);
+    }
+    return Status::kLinkError;
+  }
+  if (!validate_ring(ring_, ring_count_, msg, cap)) return Status::kRingMismatch;
+  for (size_t i = 0; i < ring_count_; i++) {
+    if (ring_[i].seq_len < seq_len_) seq_len_ = ring_[i].seq_len;
+  }
+  return Status::kOk;
+}
+
+Status RingHead::begin() {
+  session_++;
+  completed_ = 0;
+  next_send_ = 0;
+  replaying_ = false;
+  failed_ = false;
+  error_[0] = 0;
+  return Status::kOk;
+}
+
+Status RingHead::forward(int32_t token, uint32_t pos, bool need_logits, const float** logits) {
+  if (pos >= seq_len_) return Status::kSequenceFull;
+  tokens_[pos] = token;
+  Status s = Status::kOk;
+  if (stages_ == 1) {
+    s = model_->embed(token, model_->x());
+    if (s == Status::kOk) s = model_->run_layers(0, model_->config().n_layers, pos, model_->x());
+    completed_ = pos + 1;
+  } else {
+    s = run(pos, pos + 1);
+  }
+  if (s != Status::kOk || !need_logits) return s;
+  const uint64_t t0 = clock_->now_us();
+  s = model_->head(model_->x(), 0, model_->config().vocab_size, model_->logits());
+  counters_.compute_us += clock_->now_us() - t0;
+  if (logits) *logits = model_->logits();
+  return s;
+}
+
+Status RingHead::feed_prompt(const int32_t* tokens, uint32_t n) {
+  if (n > seq_len_) return Status::kPromptTooLong;
+  for (uint32_t i = 0; i < n; i++) tokens_[i] = tokens[i];
+  if (stages_ == 1) {
+    for (uint32_t i = 0; i < n; i++) {
+      Status s = model_->embed(tokens[i], model_->x());
+      if (s == Status::kOk) s = model_->run_layers(0, model_->config().n_layers, i, model_->x());
+      if (s != Status::kOk) return s;
+    }
+    completed_ = n;
+    return Status::kOk;
+  }
+  return run(0, n);
+}
+
+Status RingHead::collect_stats(StageStats* out, size_t cap, size_t* n) {
+  *n = 0;
+  if (stages_ == 1) return Status::kOk;
+  stats_out_ = out;
+  stats_cap_ = cap;
+  for (int attempt = 0; attempt < 5; attempt++) {
+    request_id_++;
+    wait_ = Wait::kStats;
+    got_reply_ = false;
+    const size_t len = encode_stats_request(request_id_, tx_.payload(), tx_.payload_capacity());
+    if (!tx_.send((uint8_t)MsgType::kStatsRequest, len)) break;
+    const uint64_t t0 = clock_->now_us();
+    while (!got_reply_ && clock_->now_us() - t0 < (uint64_t)opts_.timeout_ms * 1000) {
+      if (!pump(10)) break;
+    }
+    if (got_reply_) break;
+  }
+  wait_ = Wait::kNone;
+  *n = stats_n_;
+  return got_reply_ ? Status::kOk : Status::kLinkError;
+}
+
+}  // namespace llmwire

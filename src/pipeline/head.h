@@ -1,0 +1,103 @@
+// The head of a ring (stage 0): embeds tokens, streams activations round the ring, applies
+// its own (last) layers and the classifier, and owns every retry end to end: it resends on
+// timeout, rewinds on NEED_REPLAY, and rebuilds a rebooted stage by replaying the session's
+// tokens (docs/PROTOCOL.md). With a one-stage image it simply runs the whole model.
+#pragma once
+
+#include "engine/generator.h"
+#include "engine/model.h"
+#include "link/frame.h"
+#include "link/messages.h"
+#include "pipeline/clock.h"
+
+namespace llmwire {
+
+struct HeadOptions {
+  uint32_t boot_id = 1;
+  uint32_t window = 4;          // positions in flight while streaming the prompt (1 = no pipelining)
+  uint32_t timeout_ms = 2000;   // a position not back in this time is resent
+  uint32_t max_retries = 50;    // consecutive timeouts before giving up
+  uint32_t hello_timeout_ms = 3000;
+};
+
+struct HeadCounters {
+  uint32_t positions_sent = 0;
+  uint32_t retransmissions = 0;  // positions resent after a timeout or a NEED_REPLAY gap
+  uint32_t timeouts = 0;
+  uint32_t need_replay_received = 0;
+  uint32_t replays = 0;          // a stage lost its KV cache (rebooted) and was rebuilt
+  uint32_t replayed_positions = 0;
+  uint32_t duplicates = 0;       // results for positions already applied
+  uint64_t compute_us = 0;       // the head's own layers, classifier and embedding
+  uint64_t wait_us = 0;          // waiting on the ring
+  uint32_t frames_rx = 0, frames_tx = 0;
+};
+
+class RingHead final : public Forwarder, public FrameSink {
+ public:
+  RingHead() : rx_(this) {}
+  // Scratch memory for the session's token history (replays) and a frame buffer.
+  static size_t scratch_bytes(const ImageInfo& info, uint32_t seq_len);
+
+  Status init(Model* model, ByteLink* link, Clock* clock, const HeadOptions& opts, void* scratch,
+              size_t scratch_len);
+  // HELLO round: learns every stage and checks the ring. On failure writes why into msg.
+  Status discover(char* msg, size_t cap);
+
+  // Forwarder
+  Status begin() override;  // a new session (new prompt): stages start empty
+  Status forward(int32_t token, uint32_t pos, bool need_logits, const float** logits) override;
+  Status feed_prompt(const int32_t* tokens, uint32_t n) override;
+  uint32_t seq_len() const override { return seq_len_; }
+
+  // STATS round: every worker's counters (ring order, stage 1 first).
+  Status collect_stats(StageStats* out, size_t cap, size_t* n);
+  const HeadCounters& counters() const { return counters_; }
+  FrameCounters link_counters() const { return rx_.counters(); }
+  uint32_t stage_count() const { return stages_; }
+  // The last failure in words ("stage 2 reports: ...", "no answer from the ring ...").
+  const char* error() const { return error_; }
+
+ private:
+  enum class Wait { kNone, kHello, kStats };
+  void on_frame(const Frame& f) override;
+  void on_result(const ActivationView& a);
+  void on_need_replay(const NeedReplay& m);
+  // Ensures positions [first, end) have gone round the ring and through the head's layers.
+  Status run(uint32_t first, uint32_t end);
+  bool send_position(uint32_t pos);
+  bool pump(uint32_t timeout_ms);
+  void set_error(const char* fmt, ...);
+
+  Model* model_ = nullptr;
+  ByteLink* link_ = nullptr;
+  Clock* clock_ = nullptr;
+  HeadOptions opts_;
+  FrameReceiver rx_;
+  FrameWriter tx_{nullptr, nullptr, 0};
+  int32_t* tokens_ = nullptr;  // the session's tokens by position
+  float* xbuf_ = nullptr;      // embedding being sent
+  uint32_t stages_ = 1;
+  uint32_t seq_len_ = 0;
+  uint32_t session_ = 0;
+  uint16_t epoch_ = 0;
+  uint32_t completed_ = 0;   // positions applied (been round the ring and through our layers)
+  uint32_t next_send_ = 0;   // next position to send
+  uint32_t replay_ack_ = 0;  // while replaying: next replayed position expected back
+  bool replaying_ = false;
+  uint64_t last_progress_us_ = 0;
+  uint32_t consecutive_timeouts_ = 0;
+  bool failed_ = false;
+  // Results of control rounds.
+  Wait wait_ = Wait::kNone;
+  bool got_reply_ = false;
+  StageInfo ring_[kMaxStages];
+  size_t ring_count_ = 0;
+  StageStats* stats_out_ = nullptr;
+  size_t stats_cap_ = 0, stats_n_ = 0;
+  uint32_t request_id_ = 0;
+  HeadCounters counters_;
+  char error_[256] = {};
+};
+
+}  // namespace llmwire

@@ -1,0 +1,81 @@
+#include "pipeline/ring.h"
+
+#include <stdio.h>
+
+namespace llmwire {
+
+StageInfo stage_info_for(const ImageInfo& image, uint32_t seq_len, KvType kv, uint32_t boot_id) {
+  StageInfo s;
+  s.protocol_version = kProtocolVersion;
+  s.firmware_version = kFirmwareVersion;
+  s.boot_id = boot_id;
+  s.model_id = image.model_id;
+  s.stage_index = image.stage_index;
+  s.stage_count = image.stage_count;
+  s.layer_begin = image.layer_begin;
+  s.layer_end = image.layer_end;
+  s.dim = image.config.dim;
+  s.n_layers = image.config.n_layers;
+  s.seq_len = seq_len;
+  s.kv_type = (uint32_t)kv;
+  return s;
+}
+
+bool validate_ring(const StageInfo* st, size_t count, char* msg, size_t cap) {
+  const StageInfo& head = st[0];
+  if (count != head.stage_count) {
+    snprintf(msg, cap,
+             "the ring has %zu board(s) but the head's image is stage 0 of %u: %s", count,
+             (unsigned)head.stage_count,
+             count < head.stage_count ? "a board is missing from the ring (check its power and TX->RX wiring)"
+                                      : "there are more boards than stage images (flash the images of one split)");
+    return false;
+  }
+  for (size_t k = 1; k < count; k++) {
+    const StageInfo& s = st[k];
+    if (s.protocol_version != kProtocolVersion) {
+      snprintf(msg, cap,
+               "the board at ring position %zu speaks protocol v%u (firmware v%u), the head v%u: "
+               "flash the same llmwire firmware on every board",
+               k, (unsigned)s.protocol_version, (unsigned)s.firmware_version, (unsigned)kProtocolVersion);
+      return false;
+    }
+    if (s.model_id != head.model_id) {
+      snprintf(msg, cap,
+               "the board at ring position %zu holds a different model (id %08x%08x, the head has "
+               "%08x%08x): flash the stage images cut from one model by 'llmwire split'",
+               k, (unsigned)(s.model_id >> 32), (unsigned)s.model_id, (unsigned)(head.model_id >> 32),
+               (unsigned)head.model_id);
+      return false;
+    }
+    if (s.stage_index != k || s.stage_count != head.stage_count) {
+      snprintf(msg, cap,
+               "the board at ring position %zu holds the image for stage %u of %u: the boards are "
+               "wired in the wrong order or flashed with the wrong images (stage k's TX must go to "
+               "stage k+1's RX)",
+               k, (unsigned)s.stage_index, (unsigned)s.stage_count);
+      return false;
+    }
+    if (s.dim != head.dim || s.n_layers != head.n_layers) {
+      snprintf(msg, cap, "the board at ring position %zu has dim %u / %u layers, the head %u / %u",
+               k, (unsigned)s.dim, (unsigned)s.n_layers, (unsigned)head.dim, (unsigned)head.n_layers);
+      return false;
+    }
+    const uint32_t expect_begin = k == 1 ? 0 : st[k - 1].layer_end;
+    if (s.layer_begin != expect_begin || s.layer_end < s.layer_begin) {
+      snprintf(msg, cap, "stage %zu holds layers %u-%u but should start at layer %u", k,
+               (unsigned)s.layer_begin, (unsigned)s.layer_end, (unsigned)expect_begin);
+      return false;
+    }
+  }
+  const uint32_t before_head = count > 1 ? st[count - 1].layer_end : 0;
+  if (head.layer_begin != before_head || head.layer_end != head.n_layers) {
+    snprintf(msg, cap, "the head holds layers %u-%u but the workers end at layer %u of %u",
+             (unsigned)head.layer_begin, (unsigned)head.layer_end, (unsigned)before_head,
+             (unsigned)head.n_layers);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace llmwire

@@ -1,0 +1,153 @@
+#include "pipeline/worker.h"
+
+#include "pipeline/ring.h"
+
+namespace llmwire {
+
+Status Worker::init(Model* model, ByteLink* link, Clock* clock, uint8_t* tx_buf,
+                    const WorkerOptions& opts) {
+  if (!model || !link || !clock || !tx_buf) return Status::kBadArgument;
+  model_ = model;
+  link_ = link;
+  clock_ = clock;
+  tx_ = FrameWriter(link, tx_buf, kMaxFrameSize);
+  const ImageInfo& im = model->info();
+  info_ = stage_info_for(im, model->seq_len(), model->kv_type(), opts.boot_id);
+  info_.protocol_version = opts.protocol_version;
+  stats_ = StageStats{};
+  stats_.stage_index = im.stage_index;
+  stats_.boot_id = opts.boot_id;
+  return Status::kOk;
+}
+
+bool Worker::poll(uint32_t timeout_ms) {
+  uint8_t buf[512];
+  const uint64_t t0 = clock_->now_us();
+  const size_t n = link_->read(buf, sizeof buf, timeout_ms);
+  stats_.link_wait_us += clock_->now_us() - t0;
+  const uint32_t now = clock_->now_ms();
+  if (n > 0) {
+    rx_.push(buf, n, now);
+  } else {
+    rx_.poll_timeout(now);
+  }
+  return link_->ok();
+}
+
+StageStats Worker::stats() const {
+  StageStats s = stats_;
+  const FrameCounters& c = rx_.counters();
+  s.crc_errors = c.crc_errors;
+  s.resyncs = c.resyncs;
+  s.oversize = c.oversize;
+  s.partial_timeouts = c.partial_timeouts;
+  s.version_mismatch = c.version_mismatch;
+  return s;
+}
+
+void Worker::send(MsgType type, size_t len) {
+  if (len > 0 && tx_.send((uint8_t)type, len)) stats_.frames_tx++;
+}
+
+void Worker::forward(const Frame& f) {
+  if (tx_.send_raw(f.raw, f.raw_len)) stats_.frames_tx++;
+}
+
+void Worker::on_frame(const Frame& f) {
+  stats_.frames_rx++;
+  if (validate_message(f.type, f.payload, f.len) != MsgStatus::kOk) return;  // not ours to trust
+  switch ((MsgType)f.type) {
+    case MsgType::kActivation:
+      on_activation(f);
+      break;
+    case MsgType::kHello:
+      send(MsgType::kHello, hello_append(f.payload, f.len, info_, tx_.payload(), tx_.payload_capacity()));
+      break;
+    case MsgType::kStatsRequest: {
+      uint32_t id = 0;
+      decode_stats_request(f.payload, f.len, &id);
+      const StageStats mine = stats();
+      send(MsgType::kStats, encode_stats(id, &mine, 1, tx_.payload(), tx_.payload_capacity()));
+      break;
+    }
+    case MsgType::kStats: {
+      const StageStats mine = stats();
+      send(MsgType::kStats, stats_append(f.payload, f.len, mine, tx_.payload(), tx_.payload_capacity()));
+      break;
+    }
+    case MsgType::kReset: {
+      uint32_t id = 0;
+      decode_reset(f.payload, f.len, &id);
+      session_ = id;
+      has_session_ = true;
+      have_ = 0;
+      forward(f);
+      break;
+    }
+    default:  // NEED_REPLAY, ERROR: on their way to the head
+      forward(f);
+      break;
+  }
+}
+
+void Worker::on_activation(const Frame& f) {
+  ActivationView a;
+  decode_activation(f.payload, f.len, &a);
+  if (a.h.dest_stage != info_.stage_index) {  // not for this stage: pass it on
+    forward(f);
+    return;
+  }
+  ReplayReason reason = ReplayReason::kGap;
+  if (!has_session_ || a.h.session_id != session_) {
+    // A new session, or this board rebooted and lost the old one: start empty.
+    if (a.h.pos > 0) reason = ReplayReason::kUnknownSession;
+    session_ = a.h.session_id;
+    has_session_ = true;
+    have_ = 0;
+  }
+  if (a.dim != info_.dim) {
+    const char text[] = "activation has the wrong dim for this stage";
+    send(MsgType::kError, encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kDimsMismatch, text,
+                                       sizeof text - 1, tx_.payload(), tx_.payload_capacity()));
+    return;
+  }
+  if (a.h.pos >= info_.seq_len) {
+    const char text[] = "position beyond this stage's sequence length";
+    send(MsgType::kError, encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kSequenceFull, text,
+                                       sizeof text - 1, tx_.payload(), tx_.payload_capacity()));
+    return;
+  }
+  if (a.h.pos > have_) {
+    // An earlier position is missing (a lost frame, or this board rebooted): ask the head.
+    NeedReplay m;
+    m.session_id = session_;
+    m.pos = a.h.pos;
+    m.have = have_;
+    m.epoch = a.h.epoch;
+    m.stage_index = (uint8_t)info_.stage_index;
+    m.reason = (uint8_t)reason;
+    stats_.need_replay_sent++;
+    send(MsgType::kNeedReplay, encode_need_replay(m, tx_.payload(), tx_.payload_capacity()));
+    return;
+  }
+  float* x = model_->x();
+  a.copy_to(x);
+  const uint64_t t0 = clock_->now_us();
+  const Status s = model_->run_layers(info_.layer_begin, info_.layer_end, a.h.pos, x);
+  stats_.compute_us += clock_->now_us() - t0;
+  if (s != Status::kOk) {
+    const char* text = status_message(s);
+    size_t n = 0;
+    while (text[n]) n++;
+    send(MsgType::kError, encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kInternal, text, n,
+                                       tx_.payload(), tx_.payload_capacity()));
+    return;
+  }
+  stats_.positions_computed++;
+  if (a.h.pos == have_) have_++;
+  ActivationHeader h = a.h;
+  h.dest_stage = (uint8_t)((info_.stage_index + 1) % info_.stage_count);
+  send(MsgType::kActivation, encode_activation(h, x, info_.dim, tx_.payload(), tx_.payload_capacity()));
+}
+
+}  // namespace llmwire

@@ -1,0 +1,49 @@
+// A worker stage in the ring: receives activations from the previous board, runs its layers,
+// passes the result on; forwards everything else, adding itself to HELLO and STATS rounds.
+// Stateless about retries: running a position twice writes the same KV entry with the same
+// bits, so the head can resend freely (docs/PROTOCOL.md "Session").
+#pragma once
+
+#include "engine/model.h"
+#include "link/frame.h"
+#include "link/messages.h"
+#include "pipeline/clock.h"
+
+namespace llmwire {
+
+struct WorkerOptions {
+  uint32_t boot_id = 1;                        // random per boot: lets the head see reboots
+  uint16_t protocol_version = kProtocolVersion;  // what HELLO reports (tests fake old firmware)
+};
+
+class Worker final : public FrameSink {
+ public:
+  Worker() : rx_(this) {}
+  // `tx_buf` holds kMaxFrameSize bytes; all three outlive the worker.
+  Status init(Model* model, ByteLink* link, Clock* clock, uint8_t* tx_buf,
+              const WorkerOptions& opts);
+  // Waits up to timeout_ms for bytes and handles every complete frame. False once the link
+  // is gone for good.
+  bool poll(uint32_t timeout_ms);
+  StageStats stats() const;
+  const StageInfo& info() const { return info_; }
+
+ private:
+  void on_frame(const Frame& f) override;
+  void on_activation(const Frame& f);
+  void send(MsgType type, size_t len);
+  void forward(const Frame& f);
+
+  Model* model_ = nullptr;
+  ByteLink* link_ = nullptr;
+  Clock* clock_ = nullptr;
+  FrameReceiver rx_;
+  FrameWriter tx_{nullptr, nullptr, 0};
+  StageInfo info_;
+  uint32_t session_ = 0;
+  bool has_session_ = false;
+  uint32_t have_ = 0;  // leading positions of the session held in the KV cache
+  StageStats stats_;
+};
+
+}  // namespace llmwire
