@@ -83,7 +83,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--temp", a.temperature, "temperature; 0 = greedy")->default_val(1.0f)->check(CLI::Range(0.0f, 100.0f));
   cmd->add_option("--topp", a.topp, "top-p (nucleus) cutoff; 1 = off")->default_val(0.9f)->check(CLI::Range(0.0f, 1.0f));
   cmd->add_option_function<uint64_t>("--seed", [](const uint64_t& s) { a.seed = s; a.seed_set = true; },
-                                     "random seed (default: time)");
+                                     "random seed, 1 or more (default: time)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a.threads, "worker threads for matmul rows and attention heads")
       ->default_val(1)->check(CLI::Range(1u, 64u));
   cmd->add_option("--seq", a.seq, "shorter context than the image's (0 = image's)")->default_val(0);

@@ -31,7 +31,9 @@ constexpr size_t kMaxFrameSize = kFrameOverhead + kMaxPayload;  // 8204
 constexpr uint32_t kInterByteTimeoutMs = 20;
 
 // Bytes a frame with `payload_len` payload bytes occupies on the wire.
-constexpr size_t frame_size(size_t payload_len) { return kFrameOverhead + payload_len; }
+constexpr size_t frame_size(size_t payload_len) {
+  return kFrameOverhead + payload_len;
+}
 
 // A received (or decoded) frame. `payload` points into the receiver's buffer and is valid
 // only during the FrameSink callback; `raw` is the whole frame, sync to CRC.

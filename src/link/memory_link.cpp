@@ -21,7 +21,9 @@ size_t ByteQueue::size() const {
   return distance(h, t, cap_);
 }
 
-size_t ByteQueue::space() const { return cap_ - size(); }
+size_t ByteQueue::space() const {
+  return cap_ - size();
+}
 
 bool ByteQueue::push(const uint8_t* data, size_t len) {
   if (len == 0) return true;
@@ -52,13 +54,17 @@ size_t ByteQueue::pop(uint8_t* out, size_t max) {
   return n;
 }
 
-bool MemoryLink::write(const uint8_t* data, size_t len) { return tx_->push(data, len); }
+bool MemoryLink::write(const uint8_t* data, size_t len) {
+  return tx_->push(data, len);
+}
 
 size_t MemoryLink::read(uint8_t* buf, size_t max, uint32_t /*timeout_ms*/) {
   return rx_->pop(buf, max);
 }
 
-bool MemoryLink::ok() const { return !tx_->closed() && !(rx_->closed() && rx_->size() == 0); }
+bool MemoryLink::ok() const {
+  return !tx_->closed() && !(rx_->closed() && rx_->size() == 0);
+}
 
 void MemoryLink::close() {
   tx_->close();

@@ -14,39 +14,61 @@ static_assert(sizeof(float) == 4, "fp32 wire format");
 
 const char* msg_type_name(uint8_t type) {
   switch (type) {
-    case 1: return "HELLO";
-    case 2: return "ACTIVATION";
-    case 3: return "NEED_REPLAY";
-    case 4: return "RESET";
-    case 5: return "STATS_REQUEST";
-    case 6: return "STATS";
-    case 7: return "ERROR";
-    default: return "UNKNOWN";
+    case 1:
+      return "HELLO";
+    case 2:
+      return "ACTIVATION";
+    case 3:
+      return "NEED_REPLAY";
+    case 4:
+      return "RESET";
+    case 5:
+      return "STATS_REQUEST";
+    case 6:
+      return "STATS";
+    case 7:
+      return "ERROR";
+    default:
+      return "UNKNOWN";
   }
 }
 
 const char* msg_status_name(MsgStatus s) {
   switch (s) {
-    case MsgStatus::kOk: return "ok";
-    case MsgStatus::kTooShort: return "payload too short";
-    case MsgStatus::kBadLength: return "payload length does not match its contents";
-    case MsgStatus::kBadCount: return "entry count out of range";
-    case MsgStatus::kBadDim: return "activation length is not a positive number of floats";
-    case MsgStatus::kTextTooLong: return "error text too long";
-    case MsgStatus::kBadValue: return "undefined field value";
+    case MsgStatus::kOk:
+      return "ok";
+    case MsgStatus::kTooShort:
+      return "payload too short";
+    case MsgStatus::kBadLength:
+      return "payload length does not match its contents";
+    case MsgStatus::kBadCount:
+      return "entry count out of range";
+    case MsgStatus::kBadDim:
+      return "activation length is not a positive number of floats";
+    case MsgStatus::kTextTooLong:
+      return "error text too long";
+    case MsgStatus::kBadValue:
+      return "undefined field value";
   }
   return "unknown";
 }
 
 const char* error_code_name(uint8_t code) {
   switch (code) {
-    case 1: return "wrong model";
-    case 2: return "wrong stage order";
-    case 3: return "protocol version";
-    case 4: return "dims mismatch";
-    case 5: return "sequence full";
-    case 6: return "internal";
-    default: return "unknown error";
+    case 1:
+      return "wrong model";
+    case 2:
+      return "wrong stage order";
+    case 3:
+      return "protocol version";
+    case 4:
+      return "dims mismatch";
+    case 5:
+      return "sequence full";
+    case 6:
+      return "internal";
+    default:
+      return "unknown error";
   }
 }
 
@@ -363,14 +385,22 @@ MsgStatus decode_error(const uint8_t* p, size_t len, ErrorMsg* out) {
 
 MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len) {
   switch (type) {
-    case (uint8_t)MsgType::kHello: return decode_hello(p, len, nullptr);
-    case (uint8_t)MsgType::kActivation: return decode_activation(p, len, nullptr);
-    case (uint8_t)MsgType::kNeedReplay: return decode_need_replay(p, len, nullptr);
-    case (uint8_t)MsgType::kReset: return decode_reset(p, len, nullptr);
-    case (uint8_t)MsgType::kStatsRequest: return decode_stats_request(p, len, nullptr);
-    case (uint8_t)MsgType::kStats: return decode_stats(p, len, nullptr);
-    case (uint8_t)MsgType::kError: return decode_error(p, len, nullptr);
-    default: return MsgStatus::kBadValue;
+    case (uint8_t)MsgType::kHello:
+      return decode_hello(p, len, nullptr);
+    case (uint8_t)MsgType::kActivation:
+      return decode_activation(p, len, nullptr);
+    case (uint8_t)MsgType::kNeedReplay:
+      return decode_need_replay(p, len, nullptr);
+    case (uint8_t)MsgType::kReset:
+      return decode_reset(p, len, nullptr);
+    case (uint8_t)MsgType::kStatsRequest:
+      return decode_stats_request(p, len, nullptr);
+    case (uint8_t)MsgType::kStats:
+      return decode_stats(p, len, nullptr);
+    case (uint8_t)MsgType::kError:
+      return decode_error(p, len, nullptr);
+    default:
+      return MsgStatus::kBadValue;
   }
 }
 

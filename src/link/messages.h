@@ -25,12 +25,12 @@ const char* msg_type_name(uint8_t type);  // "ACTIVATION", ... or "UNKNOWN"
 
 enum class MsgStatus : uint8_t {
   kOk = 0,
-  kTooShort,      // fewer bytes than the fixed part
-  kBadLength,     // length does not match what the fixed part says (or trailing bytes)
-  kBadCount,      // entry count out of range (HELLO/STATS)
-  kBadDim,        // ACTIVATION: no floats, or not a whole number of floats
-  kTextTooLong,   // ERROR: text_len > kMaxErrorText
-  kBadValue,      // a field holds a value the protocol does not define
+  kTooShort,     // fewer bytes than the fixed part
+  kBadLength,    // length does not match what the fixed part says (or trailing bytes)
+  kBadCount,     // entry count out of range (HELLO/STATS)
+  kBadDim,       // ACTIVATION: no floats, or not a whole number of floats
+  kTextTooLong,  // ERROR: text_len > kMaxErrorText
+  kBadValue,     // a field holds a value the protocol does not define
 };
 const char* msg_status_name(MsgStatus s);
 
@@ -92,8 +92,8 @@ struct ActivationView {
   ActivationHeader h;
   uint32_t dim = 0;
   const uint8_t* data = nullptr;
-  float at(uint32_t i) const;            // i < dim
-  void copy_to(float* out) const;        // out has dim floats
+  float at(uint32_t i) const;      // i < dim
+  void copy_to(float* out) const;  // out has dim floats
 };
 MsgStatus decode_activation(const uint8_t* p, size_t len, ActivationView* out);
 // Copies `dim` little-endian floats from unaligned bytes into `out`.
@@ -163,7 +163,7 @@ size_t stats_append(const uint8_t* in, size_t in_len, const StageStats& mine, ui
 enum class ErrorCode : uint8_t {
   kWrongModel = 1,
   kWrongStageOrder = 2,
-  kProtocolVersion = 3,
+  kProtocolMismatch = 3,
   kDimsMismatch = 4,
   kSequenceFull = 5,
   kInternal = 6,
@@ -173,7 +173,7 @@ constexpr size_t kMaxErrorText = 200;
 constexpr size_t kErrorHeaderSize = 4;
 struct ErrorMsg {
   uint8_t stage_index = 0;
-  uint8_t code = 0;         // ErrorCode; unknown codes decode fine (report them as such)
+  uint8_t code = 0;  // ErrorCode; unknown codes decode fine (report them as such)
   uint16_t text_len = 0;
   const char* text = nullptr;  // points into the payload; not NUL-terminated
 };

@@ -39,7 +39,9 @@ int wait_fd(int fd, short events, uint32_t timeout_ms) {
 
 }  // namespace
 
-FdLink::~FdLink() { close(); }
+FdLink::~FdLink() {
+  close();
+}
 
 void FdLink::adopt(int fd, bool owns) {
   close();

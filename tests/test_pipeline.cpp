@@ -1,0 +1,253 @@
+// The split pipeline equals the monolithic model bit for bit: every cut point, 2-4 boards,
+// q4 and q8, with and without prompt pipelining. Stages run as threads over socketpairs.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+#include "pipeline/head.h"
+#include "pipeline/ring.h"
+#include "pipeline/split_link.h"
+#include "platform/host/fd_link.h"
+#include "platform/host/host_clock.h"
+#include "test_util.h"
+#include "tools/split.h"
+#include "tools/stage_runner.h"
+
+using namespace llmwire;
+using llmwire::test::TempDir;
+
+namespace {
+
+using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
+
+// A ring of in-process stages: workers on threads, the head driven by the test.
+struct Ring {
+  std::vector<std::unique_ptr<HostModel>> models;
+  std::vector<std::unique_ptr<FdLink>> rx, tx;
+  std::vector<std::unique_ptr<SplitLink>> links;
+  std::vector<std::thread> workers;
+  std::atomic<bool> stop{false};
+  HostClock clock;
+  RingHead head;
+  std::vector<uint8_t> scratch;
+
+  bool start(const std::vector<std::string>& paths, const HeadOptions& ho, std::string* err) {
+    const size_t n = paths.size();
+    std::vector<int> in(n), out(n);
+    for (size_t k = 0; k < n; k++) {  // hop k: stage k -> stage (k+1) % n
+      int sv[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return false;
+      out[k] = sv[0];
+      in[(k + 1) % n] = sv[1];
+    }
+    for (size_t k = 0; k < n; k++) {
+      models.push_back(std::make_unique<HostModel>());
+      std::string hint;
+      if (!models[k]->load(paths[k], RunOptions{}, 1, err, &hint)) return false;
+      rx.push_back(std::make_unique<FdLink>(in[k], true));
+      tx.push_back(std::make_unique<FdLink>(out[k], true));
+      links.push_back(std::make_unique<SplitLink>(rx[k].get(), tx[k].get()));
+    }
+    for (size_t k = 1; k < n; k++) {
+      workers.emplace_back([this, k] {
+        std::string e;
+        run_worker(*models[k], links[k].get(), 100 + (uint32_t)k, &stop, &e);
+      });
+    }
+    Model& m = models[0]->model();
+    scratch.resize(RingHead::scratch_bytes(m.info(), m.seq_len()));
+    if (head.init(&m, links[0].get(), &clock, ho, scratch.data(), scratch.size()) != Status::kOk) return false;
+    char msg[512];
+    if (head.discover(msg, sizeof msg) != Status::kOk) {
+      *err = msg;
+      return false;
+    }
+    return true;
+  }
+  ~Ring() {
+    stop = true;
+    for (auto& t : workers) t.join();
+  }
+};
+
+std::vector<float> mono_logits(const std::string& img, const std::vector<int32_t>& toks) {
+  HostModel hm;
+  std::string err, hint;
+  EXPECT_TRUE(hm.load(img, RunOptions{}, 1, &err, &hint)) << err;
+  std::vector<float> all;
+  const uint32_t v = hm.model().config().vocab_size;
+  for (size_t i = 0; i < toks.size(); i++) {
+    const float* l;
+    EXPECT_EQ(hm.forward(toks[i], (uint32_t)i, true, &l), Status::kOk);
+    all.insert(all.end(), l, l + v);
+  }
+  return all;
+}
+
+// All ways to give workers 1..n-1 non-empty ranges from layer 0 and the head the rest.
+void all_splits(uint32_t layers, uint32_t boards, Ranges cur, uint32_t start, std::vector<Ranges>* out) {
+  if (cur.size() + 1 == boards) {
+    Ranges r{{start, layers}};
+    r.insert(r.end(), cur.begin(), cur.end());
+    out->push_back(r);
+    return;
+  }
+  for (uint32_t end = start + 1; end <= layers; end++) {
+    Ranges next = cur;
+    next.push_back({start, end});
+    all_splits(layers, boards, next, end, out);
+  }
+}
+
+std::string describe(const Ranges& r) {
+  std::string s;
+  for (size_t k = 1; k < r.size(); k++) s += std::to_string(r[k].first) + "-" + std::to_string(r[k].second) + ",";
+  return s + "head:" + std::to_string(r[0].first) + "-" + std::to_string(r[0].second);
+}
+
+// Checks every split of `img` into 2..4 boards against the monolithic logits.
+void check_all_splits(const std::string& img, const TempDir& dir, const std::vector<int32_t>& toks) {
+  const auto expect = mono_logits(img, toks);
+  MappedFile f;
+  std::string err;
+  ASSERT_TRUE(f.open(img, &err));
+  Image full;
+  ASSERT_EQ(full.open(f.data(), f.size()), Status::kOk);
+  const uint32_t layers = full.info().config.n_layers, vocab = full.info().config.vocab_size;
+  int checked = 0;
+  for (uint32_t boards = 2; boards <= 4; boards++) {
+    std::vector<Ranges> splits;
+    all_splits(layers, boards, {}, 0, &splits);
+    for (const Ranges& r : splits) {
+      std::vector<std::string> paths;
+      for (size_t k = 0; k < r.size(); k++) paths.push_back(dir.file("st" + std::to_string(k) + ".img"));
+      std::vector<uint64_t> sizes;
+      ASSERT_TRUE(split_image(full, r, 0, full.info().kv_type, paths, &sizes, &err)) << err;
+      // Position by position (no pipelining): every position's logits.
+      {
+        Ring ring;
+        HeadOptions ho;
+        ho.window = 1;
+        ASSERT_TRUE(ring.start(paths, ho, &err)) << err << " " << describe(r);
+        ring.head.begin();
+        std::vector<float> got;
+        for (size_t i = 0; i < toks.size(); i++) {
+          const float* l = nullptr;
+          ASSERT_EQ(ring.head.forward(toks[i], (uint32_t)i, true, &l), Status::kOk) << ring.head.error();
+          got.insert(got.end(), l, l + vocab);
+        }
+        ASSERT_EQ(0, std::memcmp(got.data(), expect.data(), got.size() * 4)) << describe(r);
+      }
+      // Pipelined prompt, then the next positions one by one.
+      {
+        Ring ring;
+        HeadOptions ho;
+        ho.window = 4;
+        ASSERT_TRUE(ring.start(paths, ho, &err)) << err;
+        ring.head.begin();
+        const uint32_t np = (uint32_t)toks.size() / 2;
+        ASSERT_EQ(ring.head.feed_prompt(toks.data(), np), Status::kOk) << ring.head.error();
+        for (size_t i = np; i < toks.size(); i++) {
+          const float* l = nullptr;
+          ASSERT_EQ(ring.head.forward(toks[i], (uint32_t)i, true, &l), Status::kOk);
+          ASSERT_EQ(0, std::memcmp(l, expect.data() + i * vocab, vocab * 4)) << describe(r) << " pos " << i;
+        }
+        EXPECT_GT(ring.head.counters().positions_sent, 0u);
+      }
+      checked++;
+    }
+  }
+  std::printf("checked %d splits of %u layers\n", checked, layers);
+  EXPECT_GT(checked, 10);
+}
+
+}  // namespace
+
+TEST(Pipeline, SyntheticGqaEverySplitBitExact) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config(64, 100, 4, 8, 2, 300, 24);
+  for (WeightType q : {WeightType::kQ4, WeightType::kQ8}) {
+    const std::string img = llmwire::test::make_image(dir, c, q, 32, 21);
+    std::vector<int32_t> toks{1, 17, 200, 5, 99, 42, 7, 250, 33, 8};
+    check_all_splits(img, dir, toks);
+  }
+}
+
+TEST(Pipeline, Stories260KEverySplitBitExact) {
+  std::string why;
+  const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);
+  if (models.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  for (WeightType q : {WeightType::kQ4, WeightType::kQ8}) {
+    ConvertOptions o;
+    o.checkpoint_path = models + "/stories260K.bin";
+    o.tokenizer_path = models + "/tok512.bin";
+    o.output_path = dir.file("s260k.img");
+    o.quant = q;
+    ConvertReport rep;
+    std::string err;
+    ASSERT_TRUE(convert_checkpoint(o, &rep, nullptr, &err)) << err;
+    std::vector<int32_t> toks{1, 403, 407, 261, 378, 9, 301, 290, 400, 33};
+    check_all_splits(o.output_path, dir, toks);
+  }
+}
+
+TEST(Pipeline, RingRefusesWrongOrderAndOtherModels) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config(64, 100, 3, 4, 2, 300, 16);
+  const std::string a = llmwire::test::make_image(dir, c, WeightType::kQ4, 32, 1, KvType::kF32, "a");
+  const std::string b = llmwire::test::make_image(dir, c, WeightType::kQ4, 32, 2, KvType::kF32, "b");
+  std::string err;
+  auto cut = [&](const std::string& img, const std::string& tag) {
+    MappedFile f;
+    f.open(img, &err);
+    Image im;
+    im.open(f.data(), f.size());
+    std::vector<std::string> p{dir.file(tag + "0.img"), dir.file(tag + "1.img"), dir.file(tag + "2.img")};
+    std::vector<uint64_t> sizes;
+    EXPECT_TRUE(split_image(im, {{2, 3}, {0, 1}, {1, 2}}, 0, KvType::kF32, p, &sizes, &err)) << err;
+    return p;
+  };
+  const auto pa = cut(a, "a"), pb = cut(b, "b");
+  HeadOptions ho;
+  ho.hello_timeout_ms = 500;
+  {
+    Ring ring;  // stages 1 and 2 swapped
+    EXPECT_FALSE(ring.start({pa[0], pa[2], pa[1]}, ho, &err));
+    EXPECT_NE(err.find("wrong order"), std::string::npos) << err;
+    EXPECT_NE(err.find("ring position 1"), std::string::npos) << err;
+  }
+  {
+    Ring ring;  // stage 2 from another model
+    EXPECT_FALSE(ring.start({pa[0], pa[1], pb[2]}, ho, &err));
+    EXPECT_NE(err.find("different model"), std::string::npos) << err;
+    EXPECT_NE(err.find("ring position 2"), std::string::npos) << err;
+  }
+  {
+    Ring ring;  // a board missing
+    EXPECT_FALSE(ring.start({pa[0], pa[1]}, ho, &err));
+    EXPECT_NE(err.find("missing"), std::string::npos) << err;
+  }
+}
+
+TEST(Pipeline, RingRefusesOldFirmware) {
+  StageInfo st[2];
+  st[0].protocol_version = kProtocolVersion;
+  st[0].stage_count = 2;
+  st[0].n_layers = 2;
+  st[0].layer_begin = 1;
+  st[0].layer_end = 2;
+  st[1] = st[0];
+  st[1].stage_index = 1;
+  st[1].layer_begin = 0;
+  st[1].layer_end = 1;
+  char msg[512];
+  EXPECT_TRUE(validate_ring(st, 2, msg, sizeof msg)) << msg;
+  st[1].protocol_version = kProtocolVersion + 1;
+  EXPECT_FALSE(validate_ring(st, 2, msg, sizeof msg));
+  EXPECT_NE(std::string(msg).find("protocol v2"), std::string::npos) << msg;
+}
