@@ -14,6 +14,9 @@ void add_perplexity_command(CLI::App& app);
 void add_logits_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_split_command(CLI::App& app);
+void add_stage_command(CLI::App& app);
+void add_sim_command(CLI::App& app);
+void add_demo_command(CLI::App& app);
 
 // Prints "error: <what>" and, when non-empty, "  <hint>" to stderr, then throws
 // CLI::RuntimeError(code).

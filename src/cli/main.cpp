@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   llmwire::cli::add_logits_command(app);
   llmwire::cli::add_plan_command(app);
   llmwire::cli::add_split_command(app);
+  llmwire::cli::add_stage_command(app);
+  llmwire::cli::add_sim_command(app);
+  llmwire::cli::add_demo_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

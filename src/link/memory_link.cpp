@@ -63,10 +63,11 @@ size_t MemoryLink::read(uint8_t* buf, size_t max, uint32_t /*timeout_ms*/) {
 }
 
 bool MemoryLink::ok() const {
-  return !tx_->closed() && !(rx_->closed() && rx_->size() == 0);
+  return !closed_.load(std::memory_order_acquire) && !(rx_->closed() && rx_->size() == 0);
 }
 
 void MemoryLink::close() {
+  closed_.store(true, std::memory_order_release);
   tx_->close();
   rx_->close();
 }

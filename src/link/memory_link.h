@@ -56,6 +56,7 @@ class MemoryLink final : public ByteLink {
  private:
   ByteQueue* tx_;
   ByteQueue* rx_;
+  std::atomic<bool> closed_{false};
 };
 
 // Two connected ends with `Cap` bytes of buffering per direction. Not copyable or movable

@@ -1,0 +1,34 @@
+// The host simulator: every stage in its own OS process, stage k's output piped through a
+// relay that throttles it to the baud rate and injects faults on its way to stage k+1.
+#pragma once
+
+#include <stdint.h>
+
+#include <string>
+#include <vector>
+
+#include "tools/wire_faults.h"
+
+namespace llmwire {
+
+struct SimOptions {
+  std::vector<std::string> images;  // ring order: stage 0 (head) first
+  std::string prompt;
+  uint32_t steps = 256;
+  float temperature = 1.0f, topp = 0.9f;
+  uint64_t seed = 1;
+  uint32_t window = 4;
+  uint32_t timeout_ms = 0;  // 0: derived from baud and model size
+  uint32_t baud = 460800;
+  WireFaultConfig faults;
+  int reboot_stage = -1;    // kill and restart this stage...
+  uint32_t reboot_token = 0;  // ...when the head sends the position of this generated token
+  std::string exe;          // path of the llmwire binary to run stages with
+  bool quiet = false;       // no story streaming (tests read the summary)
+};
+
+// Runs the simulation, streaming the story to stdout and then printing the per-stage table.
+// Returns the head's exit status (0 on success); *err says why the simulator itself failed.
+int run_sim(const SimOptions& opts, std::string* err);
+
+}  // namespace llmwire
