@@ -220,9 +220,24 @@ int run_sim(const SimOptions& o, std::string* err) {
     *err = o.images[0] + ": " + status_message(s);
     return 2;
   }
+  if (head_img.info().stage_index != 0) {
+    *err = o.images[0] + " is the image of stage " + std::to_string(head_img.info().stage_index) + " of " +
+           std::to_string(head_img.info().stage_count) +
+           ", not the head's: list the stage 0 image first (ring order: stage 0, 1, 2, ...)";
+    return 2;
+  }
   for (size_t k = 1; k < n; k++) {
-    if (access(o.images[k].c_str(), R_OK) != 0) {
-      *err = "cannot read " + o.images[k];
+    MappedFile f;
+    Image im;
+    if (!f.open(o.images[k], err)) return 2;
+    const Status st = im.open(f.data(), f.size(), false);
+    if (st != Status::kOk) {
+      *err = o.images[k] + ": " + status_message(st);
+      return 2;
+    }
+    if (im.info().stage_index == 0) {
+      *err = o.images[k] + " is a head image (stage 0) but is listed as board " + std::to_string(k) +
+             ": a ring has one head; give each board its own stage image";
       return 2;
     }
   }
