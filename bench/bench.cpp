@@ -32,7 +32,9 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-bool exists(const std::string& p) { return access(p.c_str(), R_OK) == 0; }
+bool exists(const std::string& p) {
+  return access(p.c_str(), R_OK) == 0;
+}
 
 // Measures generation and prompt speed at `threads`; fills bytes-per-token too.
 bool measure(const std::string& img, uint32_t threads, uint32_t tokens, Row* row, double* tok_s,
@@ -84,7 +86,8 @@ bool bench_image(const std::string& name, const std::string& quant, const std::s
   return true;
 }
 
-bool convert(const std::string& ckpt, const std::string& tok, const std::string& out, WeightType q) {
+bool convert(const std::string& ckpt, const std::string& tok, const std::string& out,
+             WeightType q) {
   if (exists(out)) return true;
   ConvertOptions o;
   o.checkpoint_path = ckpt;
@@ -106,9 +109,12 @@ int main(int argc, char** argv) {
   std::string json_path, cache = "build/bench-cache";
   uint32_t tokens = 48;
   for (int i = 1; i < argc; i++) {
-    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
-    else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = (uint32_t)std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--cache") && i + 1 < argc) cache = argv[++i];
+    if (!std::strcmp(argv[i], "--json") && i + 1 < argc)
+      json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc)
+      tokens = (uint32_t)std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--cache") && i + 1 < argc)
+      cache = argv[++i];
     else {
       std::fprintf(stderr, "usage: %s [--json FILE] [--tokens N] [--cache DIR]\n", argv[0]);
       return 2;
@@ -148,27 +154,32 @@ int main(int argc, char** argv) {
       }
     }
   } else {
-    std::fprintf(stderr, "bench: LLMWIRE_MODELS has no stories260K.bin/tok512.bin: real-weight row skipped\n");
+    std::fprintf(
+        stderr,
+        "bench: LLMWIRE_MODELS has no stories260K.bin/tok512.bin: real-weight row skipped\n");
   }
 
   std::printf("%-24s %-5s %12s %16s %11s %11s %13s %13s\n", "model", "quant", "image_bytes",
               "weight_B/token", "tok/s@1", "tok/s@2", "prompt@1", "prompt@2");
   for (const Row& r : rows) {
-    std::printf("%-24s %-5s %12llu %16llu %11.1f %11.1f %13.1f %13.1f\n", r.model.c_str(), r.quant.c_str(),
-                (unsigned long long)r.image_bytes, (unsigned long long)r.weight_bytes_per_token, r.tok_s_1,
-                r.tok_s_2, r.prompt_tok_s_1, r.prompt_tok_s_2);
+    std::printf("%-24s %-5s %12llu %16llu %11.1f %11.1f %13.1f %13.1f\n", r.model.c_str(),
+                r.quant.c_str(), (unsigned long long)r.image_bytes,
+                (unsigned long long)r.weight_bytes_per_token, r.tok_s_1, r.tok_s_2,
+                r.prompt_tok_s_1, r.prompt_tok_s_2);
   }
   std::string json = "[\n";
   for (size_t i = 0; i < rows.size(); i++) {
     const Row& r = rows[i];
     char buf[512];
-    std::snprintf(buf, sizeof buf,
-                  "  {\"model\": \"%s\", \"quant\": \"%s\", \"image_bytes\": %llu, "
-                  "\"weight_bytes_per_token\": %llu, \"tok_s_1_thread\": %.2f, \"tok_s_2_threads\": %.2f, "
-                  "\"prompt_tok_s_1_thread\": %.2f, \"prompt_tok_s_2_threads\": %.2f, \"gen_tokens\": %u}%s\n",
-                  r.model.c_str(), r.quant.c_str(), (unsigned long long)r.image_bytes,
-                  (unsigned long long)r.weight_bytes_per_token, r.tok_s_1, r.tok_s_2, r.prompt_tok_s_1,
-                  r.prompt_tok_s_2, r.gen_tokens, i + 1 < rows.size() ? "," : "");
+    std::snprintf(
+        buf, sizeof buf,
+        "  {\"model\": \"%s\", \"quant\": \"%s\", \"image_bytes\": %llu, "
+        "\"weight_bytes_per_token\": %llu, \"tok_s_1_thread\": %.2f, \"tok_s_2_threads\": %.2f, "
+        "\"prompt_tok_s_1_thread\": %.2f, \"prompt_tok_s_2_threads\": %.2f, \"gen_tokens\": "
+        "%u}%s\n",
+        r.model.c_str(), r.quant.c_str(), (unsigned long long)r.image_bytes,
+        (unsigned long long)r.weight_bytes_per_token, r.tok_s_1, r.tok_s_2, r.prompt_tok_s_1,
+        r.prompt_tok_s_2, r.gen_tokens, i + 1 < rows.size() ? "," : "");
     json += buf;
   }
   json += "]\n";

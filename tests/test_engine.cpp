@@ -17,8 +17,9 @@ using llmwire::test::TempDir;
 
 namespace {
 
-std::vector<float> run_logits(const std::string& img, uint32_t threads, const std::vector<int32_t>& toks,
-                              bool reference = false, KvType kv = KvType::kF32) {
+std::vector<float> run_logits(const std::string& img, uint32_t threads,
+                              const std::vector<int32_t>& toks, bool reference = false,
+                              KvType kv = KvType::kF32) {
   HostModel hm;
   RunOptions o;
   o.reference_kernels = reference;
@@ -68,7 +69,8 @@ std::vector<Case> cases() {
 TEST(Engine, ThreadCountNeverChangesABit) {
   TempDir dir;
   for (const Case& c : cases()) {
-    const std::string img = llmwire::test::make_image(dir, c.cfg, c.quant, 32, 11, KvType::kF32, c.name);
+    const std::string img =
+        llmwire::test::make_image(dir, c.cfg, c.quant, 32, 11, KvType::kF32, c.name);
     const auto toks = some_tokens(c.cfg.vocab_size, 12, 3);
     const auto one = run_logits(img, 1, toks);
     EXPECT_TRUE(bit_equal(one, run_logits(img, 2, toks))) << c.name << " 2 threads";
@@ -80,7 +82,8 @@ TEST(Engine, ThreadCountNeverChangesABit) {
 TEST(Engine, OptimizedKernelsMatchReferenceBitForBit) {
   TempDir dir;
   for (const Case& c : cases()) {
-    const std::string img = llmwire::test::make_image(dir, c.cfg, c.quant, 32, 5, KvType::kF32, c.name);
+    const std::string img =
+        llmwire::test::make_image(dir, c.cfg, c.quant, 32, 5, KvType::kF32, c.name);
     const auto toks = some_tokens(c.cfg.vocab_size, 10, 9);
     EXPECT_TRUE(bit_equal(run_logits(img, 1, toks, false), run_logits(img, 2, toks, true)))
         << c.name;
@@ -119,7 +122,8 @@ TEST(Engine, KernelsBitIdenticalOnRandomMatrices) {
         std::vector<float> a(rows), b(rows);
         matmul_reference(tv, group, in, a.data(), rows, 0, rows);
         matmul_optimized(tv, group, in, b.data(), rows, 0, rows);
-        EXPECT_EQ(0, std::memcmp(a.data(), b.data(), rows * 4)) << dtype_name(dt) << " g" << group << " c" << cols;
+        EXPECT_EQ(0, std::memcmp(a.data(), b.data(), rows * 4))
+            << dtype_name(dt) << " g" << group << " c" << cols;
         // And the kernel computes what it claims: close to the float dot product.
         std::vector<float> deq(cols);
         for (uint32_t r = 0; r < rows; r++) {
@@ -191,7 +195,8 @@ TEST(Engine, CountsWeightBytesReadPerToken) {
   const Image& im = hm.image();
   for (uint32_t i = 0; i < im.tensor_count(); i++) {
     const TensorView t = im.tensor(i);
-    if (t.layer != kNoLayer || t.kind == TensorKind::kRmsFinal || t.kind == TensorKind::kClassifier) {
+    if (t.layer != kNoLayer || t.kind == TensorKind::kRmsFinal ||
+        t.kind == TensorKind::kClassifier) {
       expect += t.bytes();
     }
     if (t.kind == TensorKind::kTokEmbedding) expect += t.row_stride;
@@ -204,7 +209,8 @@ TEST(Engine, CountsWeightBytesReadPerToken) {
 
 TEST(Engine, ArenaTooSmallIsRefused) {
   TempDir dir;
-  const std::string img = llmwire::test::make_image(dir, llmwire::test::small_config(), WeightType::kQ4);
+  const std::string img =
+      llmwire::test::make_image(dir, llmwire::test::small_config(), WeightType::kQ4);
   MappedFile f;
   std::string err;
   ASSERT_TRUE(f.open(img, &err));

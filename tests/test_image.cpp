@@ -31,7 +31,9 @@ Status open_copy(const std::vector<uint8_t>& b, bool verify = true, Image* out =
   return s;
 }
 
-void fix_header_crc(std::vector<uint8_t>& b) { store_u32(&b[hdr::kHeaderCrc], crc32c(b.data(), hdr::kHeaderCrc)); }
+void fix_header_crc(std::vector<uint8_t>& b) {
+  store_u32(&b[hdr::kHeaderCrc], crc32c(b.data(), hdr::kHeaderCrc));
+}
 void fix_payload_crc(std::vector<uint8_t>& b) {
   store_u32(&b[hdr::kPayloadCrc], crc32c(b.data() + kHeaderSize, b.size() - kHeaderSize));
   fix_header_crc(b);
@@ -46,11 +48,12 @@ TEST(ImageReader, AcceptsAGoodImage) {
 
 TEST(ImageReader, RefusesTruncatedImages) {
   Fixture f;
-  for (size_t len : {size_t(0), size_t(10), size_t(255), size_t(256), size_t(300), f.bytes.size() / 2,
-                     f.bytes.size() - 1}) {
+  for (size_t len : {size_t(0), size_t(10), size_t(255), size_t(256), size_t(300),
+                     f.bytes.size() / 2, f.bytes.size() - 1}) {
     std::vector<uint8_t> b(f.bytes.begin(), f.bytes.begin() + len);
     const Status s = open_copy(b);
-    EXPECT_TRUE(s == Status::kImageTooSmall || s == Status::kTruncated) << len << " -> " << status_message(s);
+    EXPECT_TRUE(s == Status::kImageTooSmall || s == Status::kTruncated)
+        << len << " -> " << status_message(s);
   }
   std::vector<uint8_t> longer = f.bytes;
   longer.push_back(0);
@@ -70,7 +73,9 @@ TEST(ImageReader, DetectsBitFlips) {
     std::vector<uint8_t> b = f.bytes;
     b[pos] ^= 0x10;
     const Status s = open_copy(b);
-    ASSERT_TRUE(s == Status::kHeaderCorrupt || s == Status::kBadVersion || s == Status::kBadHeaderSize) << pos;
+    ASSERT_TRUE(s == Status::kHeaderCorrupt || s == Status::kBadVersion ||
+                s == Status::kBadHeaderSize)
+        << pos;
   }
   std::vector<uint8_t> b = f.bytes;
   b[0] = 'X';
@@ -90,12 +95,12 @@ TEST(ImageReader, RefusesAbsurdConfigs) {
   struct Edit {
     uint32_t off, value;
   } edits[] = {
-      {hdr::kDim, 0},          {hdr::kDim, 1u << 30},       {hdr::kDim + 4, 0},      // dim, hidden
-      {hdr::kDim + 8, 0},      {hdr::kDim + 8, 1000},       {hdr::kDim + 12, 3},     // layers, heads
-      {hdr::kDim + 16, 3},     {hdr::kDim + 20, 0},         {hdr::kDim + 24, 0},     // kv, vocab, seq
-      {hdr::kWeightType, 9},   {hdr::kGroupSize, 12},       {hdr::kGroupSize, 0},
-      {hdr::kKvType, 5},       {hdr::kStageIndex, 3},       {hdr::kLayerEnd, 99},
-      {hdr::kLayerBegin, 2},   {hdr::kTokMaxLen, 100000},   {hdr::kBosId, 1u << 30},
+      {hdr::kDim, 0},        {hdr::kDim, 1u << 30},     {hdr::kDim + 4, 0},   // dim, hidden
+      {hdr::kDim + 8, 0},    {hdr::kDim + 8, 1000},     {hdr::kDim + 12, 3},  // layers, heads
+      {hdr::kDim + 16, 3},   {hdr::kDim + 20, 0},       {hdr::kDim + 24, 0},  // kv, vocab, seq
+      {hdr::kWeightType, 9}, {hdr::kGroupSize, 12},     {hdr::kGroupSize, 0},
+      {hdr::kKvType, 5},     {hdr::kStageIndex, 3},     {hdr::kLayerEnd, 99},
+      {hdr::kLayerBegin, 2}, {hdr::kTokMaxLen, 100000}, {hdr::kBosId, 1u << 30},
   };
   for (const Edit& e : edits) {
     std::vector<uint8_t> b = f.bytes;
@@ -103,8 +108,8 @@ TEST(ImageReader, RefusesAbsurdConfigs) {
     fix_header_crc(b);
     const Status s = open_copy(b);
     EXPECT_NE(s, Status::kOk) << "offset " << e.off << " value " << e.value;
-    EXPECT_TRUE(s == Status::kBadConfig || s == Status::kBadTensorShape || s == Status::kBadTensorTable ||
-                s == Status::kMissingTensor)
+    EXPECT_TRUE(s == Status::kBadConfig || s == Status::kBadTensorShape ||
+                s == Status::kBadTensorTable || s == Status::kMissingTensor)
         << "offset " << e.off << " -> " << status_message(s);
   }
 }
@@ -172,7 +177,8 @@ TEST(ImageReader, RandomCorruptionNeverCrashes) {
 }
 
 TEST(ImageReader, MessagesSayWhatToDo) {
-  for (Status s : {Status::kTruncated, Status::kPayloadCorrupt, Status::kBadMagic, Status::kBadVersion}) {
+  for (Status s :
+       {Status::kTruncated, Status::kPayloadCorrupt, Status::kBadMagic, Status::kBadVersion}) {
     EXPECT_GT(std::strlen(status_message(s)), 10u);
     EXPECT_GT(std::strlen(status_hint(s)), 10u);
   }

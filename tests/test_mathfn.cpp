@@ -11,7 +11,9 @@
 
 using namespace llmwire;
 
-static double ulp_of(float x) { return std::nextafter(std::fabs(x), INFINITY) - std::fabs(x); }
+static double ulp_of(float x) {
+  return std::nextafter(std::fabs(x), INFINITY) - std::fabs(x);
+}
 
 TEST(MathFn, ExpWithinTwoUlp) {
   for (float x = -87.0f; x < 88.0f; x += 0.01737f) {

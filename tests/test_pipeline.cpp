@@ -60,7 +60,8 @@ struct Ring {
     }
     Model& m = models[0]->model();
     scratch.resize(RingHead::scratch_bytes(m.info(), m.seq_len()));
-    if (head.init(&m, links[0].get(), &clock, ho, scratch.data(), scratch.size()) != Status::kOk) return false;
+    if (head.init(&m, links[0].get(), &clock, ho, scratch.data(), scratch.size()) != Status::kOk)
+      return false;
     char msg[512];
     if (head.discover(msg, sizeof msg) != Status::kOk) {
       *err = msg;
@@ -89,7 +90,8 @@ std::vector<float> mono_logits(const std::string& img, const std::vector<int32_t
 }
 
 // All ways to give workers 1..n-1 non-empty ranges from layer 0 and the head the rest.
-void all_splits(uint32_t layers, uint32_t boards, Ranges cur, uint32_t start, std::vector<Ranges>* out) {
+void all_splits(uint32_t layers, uint32_t boards, Ranges cur, uint32_t start,
+                std::vector<Ranges>* out) {
   if (cur.size() + 1 == boards) {
     Ranges r{{start, layers}};
     r.insert(r.end(), cur.begin(), cur.end());
@@ -105,12 +107,14 @@ void all_splits(uint32_t layers, uint32_t boards, Ranges cur, uint32_t start, st
 
 std::string describe(const Ranges& r) {
   std::string s;
-  for (size_t k = 1; k < r.size(); k++) s += std::to_string(r[k].first) + "-" + std::to_string(r[k].second) + ",";
+  for (size_t k = 1; k < r.size(); k++)
+    s += std::to_string(r[k].first) + "-" + std::to_string(r[k].second) + ",";
   return s + "head:" + std::to_string(r[0].first) + "-" + std::to_string(r[0].second);
 }
 
 // Checks every split of `img` into 2..4 boards against the monolithic logits.
-void check_all_splits(const std::string& img, const TempDir& dir, const std::vector<int32_t>& toks) {
+void check_all_splits(const std::string& img, const TempDir& dir,
+                      const std::vector<int32_t>& toks) {
   const auto expect = mono_logits(img, toks);
   MappedFile f;
   std::string err;
@@ -124,7 +128,8 @@ void check_all_splits(const std::string& img, const TempDir& dir, const std::vec
     all_splits(layers, boards, {}, 0, &splits);
     for (const Ranges& r : splits) {
       std::vector<std::string> paths;
-      for (size_t k = 0; k < r.size(); k++) paths.push_back(dir.file("st" + std::to_string(k) + ".img"));
+      for (size_t k = 0; k < r.size(); k++)
+        paths.push_back(dir.file("st" + std::to_string(k) + ".img"));
       std::vector<uint64_t> sizes;
       ASSERT_TRUE(split_image(full, r, 0, full.info().kv_type, paths, &sizes, &err)) << err;
       // Position by position (no pipelining): every position's logits.
@@ -137,7 +142,8 @@ void check_all_splits(const std::string& img, const TempDir& dir, const std::vec
         std::vector<float> got;
         for (size_t i = 0; i < toks.size(); i++) {
           const float* l = nullptr;
-          ASSERT_EQ(ring.head.forward(toks[i], (uint32_t)i, true, &l), Status::kOk) << ring.head.error();
+          ASSERT_EQ(ring.head.forward(toks[i], (uint32_t)i, true, &l), Status::kOk)
+              << ring.head.error();
           got.insert(got.end(), l, l + vocab);
         }
         ASSERT_EQ(0, std::memcmp(got.data(), expect.data(), got.size() * 4)) << describe(r);
@@ -154,7 +160,8 @@ void check_all_splits(const std::string& img, const TempDir& dir, const std::vec
         for (size_t i = np; i < toks.size(); i++) {
           const float* l = nullptr;
           ASSERT_EQ(ring.head.forward(toks[i], (uint32_t)i, true, &l), Status::kOk);
-          ASSERT_EQ(0, std::memcmp(l, expect.data() + i * vocab, vocab * 4)) << describe(r) << " pos " << i;
+          ASSERT_EQ(0, std::memcmp(l, expect.data() + i * vocab, vocab * 4))
+              << describe(r) << " pos " << i;
         }
         EXPECT_GT(ring.head.counters().positions_sent, 0u);
       }
@@ -199,15 +206,18 @@ TEST(Pipeline, Stories260KEverySplitBitExact) {
 TEST(Pipeline, RingRefusesWrongOrderAndOtherModels) {
   TempDir dir;
   const ModelConfig c = llmwire::test::small_config(64, 100, 3, 4, 2, 300, 16);
-  const std::string a = llmwire::test::make_image(dir, c, WeightType::kQ4, 32, 1, KvType::kF32, "a");
-  const std::string b = llmwire::test::make_image(dir, c, WeightType::kQ4, 32, 2, KvType::kF32, "b");
+  const std::string a =
+      llmwire::test::make_image(dir, c, WeightType::kQ4, 32, 1, KvType::kF32, "a");
+  const std::string b =
+      llmwire::test::make_image(dir, c, WeightType::kQ4, 32, 2, KvType::kF32, "b");
   std::string err;
   auto cut = [&](const std::string& img, const std::string& tag) {
     MappedFile f;
     f.open(img, &err);
     Image im;
     im.open(f.data(), f.size());
-    std::vector<std::string> p{dir.file(tag + "0.img"), dir.file(tag + "1.img"), dir.file(tag + "2.img")};
+    std::vector<std::string> p{dir.file(tag + "0.img"), dir.file(tag + "1.img"),
+                               dir.file(tag + "2.img")};
     std::vector<uint64_t> sizes;
     EXPECT_TRUE(split_image(im, {{2, 3}, {0, 1}, {1, 2}}, 0, KvType::kF32, p, &sizes, &err)) << err;
     return p;

@@ -14,7 +14,9 @@ using namespace llmwire;
 
 namespace {
 
-uint32_t align4(uint32_t v) { return (v + 3) / 4 * 4; }
+uint32_t align4(uint32_t v) {
+  return (v + 3) / 4 * 4;
+}
 
 // Independent decoder written from the FORMAT.md text: n fp16 scales (little-endian) padded
 // to 4 bytes, then n groups; Q8 group = G int8; Q4 group = G/2 bytes, byte j = element j in
@@ -178,9 +180,10 @@ TEST(Quantize, NeverWorseThanAbsmaxAndBetterInAggregate) {
   EXPECT_LT(mine, base_best);
   // An MSE search over scales beats fixed absmax scaling by a clear margin on Gaussian data.
   EXPECT_LT(mine, 0.95 * std::min(base7, base8));
-  std::printf("q4 squared error: mine %.6g  absmax/7 %.6g  maxmag/-8 %.6g  (%.1f%% below the "
-              "better baseline)\n",
-              mine, base7, base8, 100.0 * (1 - mine / std::min(base7, base8)));
+  std::printf(
+      "q4 squared error: mine %.6g  absmax/7 %.6g  maxmag/-8 %.6g  (%.1f%% below the "
+      "better baseline)\n",
+      mine, base7, base8, 100.0 * (1 - mine / std::min(base7, base8)));
 }
 
 // Exhaustive search over every fp16 scale in a wide window finds the true optimum of each
@@ -211,8 +214,8 @@ TEST(Quantize, CloseToExhaustiveOptimum) {
     }
   }
   EXPECT_LE(mine, best_total * 1.005);
-  std::printf("q4 squared error: mine %.6g, exhaustive optimum %.6g (+%.3f%%)\n", mine,
-              best_total, 100.0 * (mine / best_total - 1));
+  std::printf("q4 squared error: mine %.6g, exhaustive optimum %.6g (+%.3f%%)\n", mine, best_total,
+              100.0 * (mine / best_total - 1));
 }
 
 TEST(Quantize, Q8NeverWorseThanAbsmax) {

@@ -66,7 +66,9 @@ std::string story(const std::string& img, float temp, float topp, uint64_t seed,
   std::vector<int32_t> toks(512);
   GenerateIo io;
   io.ctx = &text;
-  io.emit = [](void* ctx, const char* b, size_t n) { static_cast<std::string*>(ctx)->append(b, n); };
+  io.emit = [](void* ctx, const char* b, size_t n) {
+    static_cast<std::string*>(ctx)->append(b, n);
+  };
   GenerateStats st;
   size_t n = 0;
   // llama2.c's default of 256 steps: BOS at position 0, then 256 sampled tokens.
@@ -102,12 +104,13 @@ TEST_F(RealModel, QuantizedPerplexityStaysCloseToF32) {
   PerplexityResult r8, r4;
   ASSERT_TRUE(evaluate_perplexity(q8, &f32, text, &r8, &err)) << err;
   ASSERT_TRUE(evaluate_perplexity(q4, &f32, text, &r4, &err)) << err;
-  const double d8 = r8.perplexity / r8.ref_perplexity - 1, d4 = r4.perplexity / r4.ref_perplexity - 1;
-  std::printf("stories260K on %llu predictions: f32 ppl %.4f | q8 %.4f (%+.2f%%, KL %.5f, top-1 %.1f%%) | "
-              "q4 %.4f (%+.2f%%, KL %.5f, top-1 %.1f%%)\n",
-              (unsigned long long)r8.predictions, r8.ref_perplexity, r8.perplexity, 100 * d8,
-              r8.mean_kl, 100 * r8.top1_agreement, r4.perplexity, 100 * d4, r4.mean_kl,
-              100 * r4.top1_agreement);
+  const double d8 = r8.perplexity / r8.ref_perplexity - 1,
+               d4 = r4.perplexity / r4.ref_perplexity - 1;
+  std::printf(
+      "stories260K on %llu predictions: f32 ppl %.4f | q8 %.4f (%+.2f%%, KL %.5f, top-1 %.1f%%) | "
+      "q4 %.4f (%+.2f%%, KL %.5f, top-1 %.1f%%)\n",
+      (unsigned long long)r8.predictions, r8.ref_perplexity, r8.perplexity, 100 * d8, r8.mean_kl,
+      100 * r8.top1_agreement, r4.perplexity, 100 * d4, r4.mean_kl, 100 * r4.top1_agreement);
   EXPECT_GT(r8.predictions, 5000u);
   EXPECT_LT(std::fabs(d8), 0.01);
   EXPECT_LT(d4, 0.16);

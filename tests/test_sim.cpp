@@ -53,16 +53,20 @@ struct Images {
     const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);
     if (real && !models.empty()) {
       whole = dir.file("s260k.img");
-      const CmdResult c = run("convert " + models + "/stories260K.bin " + models + "/tok512.bin -o " + whole);
+      const CmdResult c =
+          run("convert " + models + "/stories260K.bin " + models + "/tok512.bin -o " + whole);
       EXPECT_EQ(c.rc, 0) << c.out;
     } else {
       const auto c = llmwire::test::small_config(64, 120, 4, 8, 4, 320, 128);
       whole = llmwire::test::make_image(dir, c, llmwire::WeightType::kQ4, 32, seed);
     }
-    const CmdResult r = run("split " + whole + " --boards " + std::to_string(boards) + " -o " + dir.path);
+    const CmdResult r =
+        run("split " + whole + " --boards " + std::to_string(boards) + " -o " + dir.path);
     EXPECT_EQ(r.rc, 0) << r.out;
     for (int k = 0; k < boards; k++) {
-      stages.push_back(dir.path + "/" + whole.substr(whole.find_last_of('/') + 1, whole.size() - 4 - whole.find_last_of('/') - 1) +
+      stages.push_back(dir.path + "/" +
+                       whole.substr(whole.find_last_of('/') + 1,
+                                    whole.size() - 4 - whole.find_last_of('/') - 1) +
                        ".stage" + std::to_string(k) + ".img");
     }
   }
@@ -87,7 +91,7 @@ TEST(Sim, FaultyRingTellsTheSameStoryAndCountsEveryFault) {
   EXPECT_EQ(total(clean.out, "retransmissions"), 0) << clean.out;
 
   const CmdResult faulty = run("sim --images" + im.list() + common +
-                         " --ber 1e-4 --drop 0.01 --dup 0.01 --stall-ms 40 --reboot 1@20");
+                               " --ber 1e-4 --drop 0.01 --dup 0.01 --stall-ms 40 --reboot 1@20");
   ASSERT_EQ(faulty.rc, 0) << faulty.out;
   EXPECT_EQ(story(faulty.out), story(clean.out)) << faulty.out;
   EXPECT_GT(total(faulty.out, "crc_rejects"), 0) << faulty.out;
@@ -100,7 +104,8 @@ TEST(Sim, FaultyRingTellsTheSameStoryAndCountsEveryFault) {
 TEST(Sim, RefusesAMisassembledRing) {
   Images a(3, 3, false), b(3, 4, false);
   // Wrong order.
-  CmdResult r = run("sim --quiet -n 4 --images " + a.stages[0] + " " + a.stages[2] + " " + a.stages[1]);
+  CmdResult r =
+      run("sim --quiet -n 4 --images " + a.stages[0] + " " + a.stages[2] + " " + a.stages[1]);
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("wrong order"), std::string::npos) << r.out;
   // A stage of another model.

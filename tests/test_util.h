@@ -66,8 +66,9 @@ inline ModelConfig small_config(uint32_t dim = 64, uint32_t hidden = 172, uint32
 inline std::string models_dir(const std::vector<std::string>& need, std::string* why) {
   const char* env = std::getenv("LLMWIRE_MODELS");
   if (!env || !*env) {
-    *why = "LLMWIRE_MODELS not set: point it at a folder with the real TinyStories files "
-           "(e.g. ../shared/models, or run scripts/download_models.sh)";
+    *why =
+        "LLMWIRE_MODELS not set: point it at a folder with the real TinyStories files "
+        "(e.g. ../shared/models, or run scripts/download_models.sh)";
     return "";
   }
   for (const std::string& f : need) {

@@ -41,8 +41,9 @@ void run(const Args& a) {
   o.seq_len = a.seq;
   o.kv = a.kv == "f16" ? KvType::kF16 : KvType::kF32;
   o.model_name = a.name;
-  if (a.name.size() > 31) fail("--name is " + std::to_string(a.name.size()) + " bytes long",
-                               "the image stores at most 31 bytes of name");
+  if (a.name.size() > 31)
+    fail("--name is " + std::to_string(a.name.size()) + " bytes long",
+         "the image stores at most 31 bytes of name");
 
   const bool tty = isatty(fileno(stderr)) != 0;
   int last_decile = -1;
@@ -92,10 +93,11 @@ void run(const Args& a) {
   if (r.image_bytes <= partition) {
     std::printf("fits: yes, %s bytes spare\n", with_commas(partition - r.image_bytes).c_str());
   } else {
-    std::printf("fits: no, does NOT fit one board: %s bytes over — split it over boards (llmwire "
-                "plan/split)%s\n",
-                with_commas(r.image_bytes - partition).c_str(),
-                o.quant == WeightType::kQ4 ? "" : " or use --quant q4");
+    std::printf(
+        "fits: no, does NOT fit one board: %s bytes over — split it over boards (llmwire "
+        "plan/split)%s\n",
+        with_commas(r.image_bytes - partition).c_str(),
+        o.quant == WeightType::kQ4 ? "" : " or use --quant q4");
   }
 }
 
@@ -114,8 +116,7 @@ void add_convert_command(CLI::App& app) {
                   "llama2.c tokenizer.bin with the model's vocabulary (tok512.bin for "
                   "stories260K, tokenizer.bin for the others)")
       ->required();
-  cmd->add_option("-o,--output", a.output, "image file to write (replaced atomically)")
-      ->required();
+  cmd->add_option("-o,--output", a.output, "image file to write (replaced atomically)")->required();
   cmd->add_option("--quant", a.quant,
                   "weight type of the matrices: q4 (4-bit, fp16 scale per group), q8 (8-bit) or "
                   "f32; norm weights stay f32")

@@ -23,7 +23,9 @@ struct Args {
   std::string reboot;
 };
 
-bool exists(const std::string& p) { return access(p.c_str(), R_OK) == 0; }
+bool exists(const std::string& p) {
+  return access(p.c_str(), R_OK) == 0;
+}
 
 time_t mtime(const std::string& p) {
   struct stat st;
@@ -63,7 +65,8 @@ void run(Args& a) {
   if (a.checkpoint.empty()) {
     if (!find_weights(&a.checkpoint, &a.tokenizer, &name, &looked)) {
       fail("no model weights found (looked in " + looked + ")",
-           "run scripts/download_models.sh (fetches stories15M + tokenizer.bin, checksummed, into models/), "
+           "run scripts/download_models.sh (fetches stories15M + tokenizer.bin, checksummed, into "
+           "models/), "
            "or set LLMWIRE_MODELS to a folder holding stories15M.bin + tokenizer.bin "
            "(or stories260K.bin + tok512.bin), or pass --checkpoint and --tokenizer");
     }
@@ -84,7 +87,9 @@ void run(Args& a) {
     co.checkpoint_path = a.checkpoint;
     co.tokenizer_path = a.tokenizer;
     co.output_path = img;
-    co.quant = a.quant == "q8" ? WeightType::kQ8 : a.quant == "f32" ? WeightType::kF32 : WeightType::kQ4;
+    co.quant = a.quant == "q8"    ? WeightType::kQ8
+               : a.quant == "f32" ? WeightType::kF32
+                                  : WeightType::kQ4;
     ConvertReport rep;
     std::string err;
     std::fprintf(stderr, "== converting to %s\n", img.c_str());
@@ -106,14 +111,15 @@ void run(Args& a) {
   req.baud = a.sim.baud;
   const Plan plan = make_plan(sizes, board, req);
   if (plan.boards.empty()) fail(plan.advice);
-  std::fprintf(stderr, "== split over %zu x %s (seq %u%s):", plan.boards.size(), board.name.c_str(), plan.seq_len,
-               plan.fits ? "" : ", shortened to fit");
+  std::fprintf(stderr, "== split over %zu x %s (seq %u%s):", plan.boards.size(), board.name.c_str(),
+               plan.seq_len, plan.fits ? "" : ", shortened to fit");
   std::vector<std::pair<uint32_t, uint32_t>> ranges;
   std::vector<std::string> paths;
   for (const BoardPlan& b : plan.boards) {
     ranges.push_back({b.layer_begin, b.layer_end});
-    paths.push_back(a.cache + "/" + name + "-" + a.quant + "-" + std::to_string(plan.boards.size()) + "b.stage" +
-                    std::to_string(b.stage) + ".img");
+    paths.push_back(a.cache + "/" + name + "-" + a.quant + "-" +
+                    std::to_string(plan.boards.size()) + "b.stage" + std::to_string(b.stage) +
+                    ".img");
     std::fprintf(stderr, " stage %u layers %u-%u;", b.stage, b.layer_begin, b.layer_end);
   }
   std::fprintf(stderr, "\n");
@@ -134,12 +140,18 @@ void add_demo_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "demo", "One command: find weights, convert, split over --boards N, and simulate the ring");
   static Args a;
-  cmd->add_option("--boards", a.boards, "number of simulated boards")->default_val(2)->check(CLI::Range(1u, 16u));
-  cmd->add_option("--checkpoint", a.checkpoint, "llama2.c checkpoint (default: best found in $LLMWIRE_MODELS or models/)");
+  cmd->add_option("--boards", a.boards, "number of simulated boards")
+      ->default_val(2)
+      ->check(CLI::Range(1u, 16u));
+  cmd->add_option("--checkpoint", a.checkpoint,
+                  "llama2.c checkpoint (default: best found in $LLMWIRE_MODELS or models/)");
   cmd->add_option("--tokenizer", a.tokenizer, "tokenizer for --checkpoint");
-  cmd->add_option("--quant", a.quant, "weight type")->default_val("q4")->check(CLI::IsMember({"q4", "q8", "f32"}));
+  cmd->add_option("--quant", a.quant, "weight type")
+      ->default_val("q4")
+      ->check(CLI::IsMember({"q4", "q8", "f32"}));
   cmd->add_option("--board", a.board, "board profile for the plan")->default_val("esp32s3-16mb");
-  cmd->add_option("--cache", a.cache, "folder for the converted images (default: demo-cache beside the binary)");
+  cmd->add_option("--cache", a.cache,
+                  "folder for the converted images (default: demo-cache beside the binary)");
   add_sim_options(cmd, &a.sim, &a.reboot);
   cmd->callback([] { run(a); });
 }

@@ -74,19 +74,31 @@ void run(Args& a) {
 }  // namespace
 
 void add_generate_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("generate", "Generate text from an image on this PC (same arithmetic as the board)");
+  auto* cmd = app.add_subcommand(
+      "generate", "Generate text from an image on this PC (same arithmetic as the board)");
   static Args a;
   cmd->add_option("IMAGE", a.image, "whole-model image from 'llmwire convert'")->required();
   cmd->add_option("-p,--prompt", a.prompt, "story opening (default: empty)");
   cmd->add_option("-n,--steps", a.steps, "maximum tokens to generate after the prompt")
-      ->default_val(256)->check(CLI::Range(1u, 1u << 20));
-  cmd->add_option("--temp", a.temperature, "temperature; 0 = greedy")->default_val(1.0f)->check(CLI::Range(0.0f, 100.0f));
-  cmd->add_option("--topp", a.topp, "top-p (nucleus) cutoff; 1 = off")->default_val(0.9f)->check(CLI::Range(0.0f, 1.0f));
-  cmd->add_option_function<uint64_t>("--seed", [](const uint64_t& s) { a.seed = s; a.seed_set = true; },
-                                     "random seed, 1 or more (default: time)")
+      ->default_val(256)
+      ->check(CLI::Range(1u, 1u << 20));
+  cmd->add_option("--temp", a.temperature, "temperature; 0 = greedy")
+      ->default_val(1.0f)
+      ->check(CLI::Range(0.0f, 100.0f));
+  cmd->add_option("--topp", a.topp, "top-p (nucleus) cutoff; 1 = off")
+      ->default_val(0.9f)
+      ->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option_function<uint64_t>(
+         "--seed",
+         [](const uint64_t& s) {
+           a.seed = s;
+           a.seed_set = true;
+         },
+         "random seed, 1 or more (default: time)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a.threads, "worker threads for matmul rows and attention heads")
-      ->default_val(1)->check(CLI::Range(1u, 64u));
+      ->default_val(1)
+      ->check(CLI::Range(1u, 64u));
   cmd->add_option("--seq", a.seq, "shorter context than the image's (0 = image's)")->default_val(0);
   cmd->add_option("--kv", a.kv, "KV cache type override")->check(CLI::IsMember({"f32", "f16"}));
   cmd->callback([] { run(a); });

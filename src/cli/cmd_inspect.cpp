@@ -19,8 +19,9 @@ void print_ram(const ImageInfo& info, KvType kv) {
   const uint32_t layers = info.layer_end - info.layer_begin;
   const size_t kv_bytes = KvCache::bytes(kv, layers, info.config.seq_len, info.config.kv_dim());
   const size_t total = Model::arena_bytes(info, o);
-  std::printf("  KV cache %s: %10zu bytes (%.2f MB)  activations+scratch: %zu bytes  total: %zu bytes\n",
-              kv_type_name(kv), kv_bytes, kv_bytes / 1e6, total - kv_bytes, total);
+  std::printf(
+      "  KV cache %s: %10zu bytes (%.2f MB)  activations+scratch: %zu bytes  total: %zu bytes\n",
+      kv_type_name(kv), kv_bytes, kv_bytes / 1e6, total - kv_bytes, total);
 }
 
 void run(const std::string& path) {
@@ -35,11 +36,12 @@ void run(const std::string& path) {
   std::printf("image: %s\n", path.c_str());
   std::printf("  format version %u, %zu bytes on disk (header says %" PRIu64 ")\n", info.version,
               file.size(), info.file_size);
-  std::printf("  model: %s  id %016" PRIx64 "\n", info.model_name[0] ? info.model_name : "(unnamed)",
-              info.model_id);
-  std::printf("  dim %u  hidden %u  layers %u  heads %u  kv_heads %u  vocab %u  seq %u  head_size %u\n",
-              c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len,
-              c.head_size());
+  std::printf("  model: %s  id %016" PRIx64 "\n",
+              info.model_name[0] ? info.model_name : "(unnamed)", info.model_id);
+  std::printf(
+      "  dim %u  hidden %u  layers %u  heads %u  kv_heads %u  vocab %u  seq %u  head_size %u\n",
+      c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len,
+      c.head_size());
   std::printf("  weights %s  group %u  kv cache default %s  norm_eps %g  rope_theta %g\n",
               weight_type_name(info.weight_type), info.group_size, kv_type_name(info.kv_type),
               (double)info.norm_eps, (double)info.rope_theta);
@@ -52,8 +54,9 @@ void run(const std::string& path) {
     std::printf("  tokenizer: %u tokens, longest piece %u bytes, bos %u eos %u\n", c.vocab_size,
                 info.tok_max_len, info.bos_id, info.eos_id);
   }
-  const bool crc_ok = file.size() == info.file_size &&
-                      crc32c(file.data() + kHeaderSize, file.size() - kHeaderSize) == info.payload_crc;
+  const bool crc_ok =
+      file.size() == info.file_size &&
+      crc32c(file.data() + kHeaderSize, file.size() - kHeaderSize) == info.payload_crc;
   std::printf("  payload checksum (CRC-32C %08x): %s\n", info.payload_crc,
               crc_ok ? "OK" : "MISMATCH");
 
@@ -61,7 +64,8 @@ void run(const std::string& path) {
   s = image.open(file.data(), file.size(), true);
   if (s != Status::kOk) {
     std::string what = path + ": " + status_message(s);
-    if (image.failed_tensor() >= 0) what += " (tensor " + std::to_string(image.failed_tensor()) + ")";
+    if (image.failed_tensor() >= 0)
+      what += " (tensor " + std::to_string(image.failed_tensor()) + ")";
     fail(what, status_hint(s));
   }
   std::printf("\ntensors (%u):\n", image.tensor_count());
@@ -71,8 +75,8 @@ void run(const std::string& path) {
     const TensorView t = image.tensor(i);
     char layer[8] = "-";
     if (t.layer != kNoLayer) std::snprintf(layer, sizeof layer, "%u", t.layer);
-    std::printf("  %-4u %-14s %5s %-4s %8u %8u %10u %12zu %12" PRIu64 "\n", i, tensor_kind_name(t.kind),
-                layer, dtype_name(t.dtype), t.rows, t.cols, t.row_stride,
+    std::printf("  %-4u %-14s %5s %-4s %8u %8u %10u %12zu %12" PRIu64 "\n", i,
+                tensor_kind_name(t.kind), layer, dtype_name(t.dtype), t.rows, t.cols, t.row_stride,
                 (size_t)(t.data - image.data()), t.bytes());
   }
   std::printf("\nRAM needed at seq %u (weights stay in flash):\n", c.seq_len);
@@ -83,7 +87,8 @@ void run(const std::string& path) {
 }  // namespace
 
 void add_inspect_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("inspect", "Show an image's header, tensor table, checksum status and RAM needs");
+  auto* cmd = app.add_subcommand(
+      "inspect", "Show an image's header, tensor table, checksum status and RAM needs");
   static std::string path;
   cmd->add_option("IMAGE", path, "llmwire image (whole model or stage)")->required();
   cmd->callback([] { run(path); });

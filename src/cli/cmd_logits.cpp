@@ -27,7 +27,8 @@ void run(Args& a) {
   std::string err, hint;
   if (!hm.load(a.image, opts, a.threads, &err, &hint)) fail(err, hint);
   const uint32_t vocab = hm.model().config().vocab_size;
-  if (a.tokens.size() > hm.seq_len()) fail("more tokens than the sequence length", "pass fewer tokens");
+  if (a.tokens.size() > hm.seq_len())
+    fail("more tokens than the sequence length", "pass fewer tokens");
   FILE* f = std::fopen(a.out.c_str(), "wb");
   if (!f) fail("cannot create " + a.out);
   for (size_t i = 0; i < a.tokens.size(); i++) {
@@ -50,12 +51,15 @@ void run(Args& a) {
 }  // namespace
 
 void add_logits_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("logits", "Write raw float32 logits (positions x vocab) for a token sequence");
+  auto* cmd = app.add_subcommand(
+      "logits", "Write raw float32 logits (positions x vocab) for a token sequence");
   static Args a;
   cmd->add_option("IMAGE", a.image, "whole-model image")->required();
   cmd->add_option("--tokens", a.tokens, "comma-separated token ids")->required()->delimiter(',');
   cmd->add_option("-o,--output", a.out, "output file (little-endian float32)")->required();
-  cmd->add_option("--threads", a.threads, "worker threads")->default_val(1)->check(CLI::Range(1u, 64u));
+  cmd->add_option("--threads", a.threads, "worker threads")
+      ->default_val(1)
+      ->check(CLI::Range(1u, 64u));
   cmd->add_option("--kv", a.kv, "KV cache type override")->check(CLI::IsMember({"f32", "f16"}));
   cmd->add_flag("--reference-kernels", a.reference, "use the scalar reference kernels");
   cmd->callback([] { run(a); });

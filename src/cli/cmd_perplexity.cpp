@@ -46,12 +46,17 @@ void run(Args& a) {
 }  // namespace
 
 void add_perplexity_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("perplexity", "Teacher-forced perplexity of a text file (documents separated by blank lines)");
+  auto* cmd = app.add_subcommand(
+      "perplexity",
+      "Teacher-forced perplexity of a text file (documents separated by blank lines)");
   static Args a;
   cmd->add_option("IMAGE", a.image, "whole-model image")->required();
   cmd->add_option("TEXTFILE", a.text, "UTF-8 text")->required();
-  cmd->add_option("--ref", a.ref, "reference image (e.g. the f32 image): adds mean KL and top-1 agreement");
-  cmd->add_option("--threads", a.threads, "worker threads")->default_val(1)->check(CLI::Range(1u, 64u));
+  cmd->add_option("--ref", a.ref,
+                  "reference image (e.g. the f32 image): adds mean KL and top-1 agreement");
+  cmd->add_option("--threads", a.threads, "worker threads")
+      ->default_val(1)
+      ->check(CLI::Range(1u, 64u));
   cmd->callback([] { run(a); });
 }
 

@@ -23,8 +23,11 @@ void run() {
 }  // namespace
 
 void add_plan_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "plan", "Plan a split over boards: flash and RAM fit, bytes streamed, link bytes, time estimate");
+  auto* cmd = app.add_subcommand("plan",
+                                 "Plan a split over boards: flash and RAM fit, bytes streamed, "
+                                 "link bytes, time estimate. Exits 3 when "
+                                 "the model does not fit at the requested length (the plan shown "
+                                 "is then for the longest that does)");
   add_plan_options(cmd, &g_args, true);
   cmd->callback([] { run(); });
 }

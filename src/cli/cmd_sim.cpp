@@ -24,18 +24,31 @@ void add_sim_options(CLI::App* cmd, SimOptions* o, std::string* reboot) {
   cmd->add_option("-n,--steps", o->steps, "maximum tokens to generate")->default_val(256);
   cmd->add_option("--temp", o->temperature, "temperature (0 = greedy)")->default_val(1.0f);
   cmd->add_option("--topp", o->topp, "top-p")->default_val(0.9f);
-  cmd->add_option("--seed", o->seed, "sampling seed (also seeds the wire faults)")->default_val(1)
+  cmd->add_option("--seed", o->seed, "sampling seed (also seeds the wire faults)")
+      ->default_val(1)
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--baud", o->baud, "link speed of every wire")->default_val(460800)->check(CLI::Range(1200u, 20000000u));
-  cmd->add_option("--ber", o->faults.ber, "bit error rate on every wire, e.g. 1e-4")->default_val(0.0)
+  cmd->add_option("--baud", o->baud, "link speed of every wire")
+      ->default_val(460800)
+      ->check(CLI::Range(1200u, 20000000u));
+  cmd->add_option("--ber", o->faults.ber, "bit error rate on every wire, e.g. 1e-4")
+      ->default_val(0.0)
       ->check(CLI::Range(0.0, 0.01));
-  cmd->add_option("--drop", o->faults.drop, "probability that a frame is lost")->default_val(0.0)->check(CLI::Range(0.0, 0.5));
-  cmd->add_option("--dup", o->faults.dup, "probability that a frame arrives twice")->default_val(0.0)->check(CLI::Range(0.0, 0.5));
-  cmd->add_option("--stall-ms", o->faults.stall_ms, "stall the wire this long in the middle of 1% of frames")->default_val(0);
-  cmd->add_option("--reboot", *reboot, "STAGE@TOKEN: power-cycle a worker when the head sends that generated token");
-  cmd->add_option("--window", o->window, "prompt positions in flight (1 = no prompt pipelining)")->default_val(4)
+  cmd->add_option("--drop", o->faults.drop, "probability that a frame is lost")
+      ->default_val(0.0)
+      ->check(CLI::Range(0.0, 0.5));
+  cmd->add_option("--dup", o->faults.dup, "probability that a frame arrives twice")
+      ->default_val(0.0)
+      ->check(CLI::Range(0.0, 0.5));
+  cmd->add_option("--stall-ms", o->faults.stall_ms,
+                  "stall the wire this long in the middle of 1% of frames")
+      ->default_val(0);
+  cmd->add_option("--reboot", *reboot,
+                  "STAGE@TOKEN: power-cycle a worker when the head sends that generated token");
+  cmd->add_option("--window", o->window, "prompt positions in flight (1 = no prompt pipelining)")
+      ->default_val(4)
       ->check(CLI::Range(1u, 64u));
-  cmd->add_option("--timeout-ms", o->timeout_ms, "head's resend timeout (default: from baud and model size)");
+  cmd->add_option("--timeout-ms", o->timeout_ms,
+                  "head's resend timeout (default: from baud and model size)");
   cmd->add_flag("--quiet", o->quiet, "do not stream the story (print only the table)");
 }
 
@@ -56,8 +69,10 @@ std::string g_reboot;
 }  // namespace
 
 void add_sim_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("sim", "Simulate a ring of boards: one process per stage, throttled faulty wires");
-  cmd->add_option("--images", g_opts.images, "stage images in ring order: stage 0 (head) first")->required();
+  auto* cmd = app.add_subcommand(
+      "sim", "Simulate a ring of boards: one process per stage, throttled faulty wires");
+  cmd->add_option("--images", g_opts.images, "stage images in ring order: stage 0 (head) first")
+      ->required();
   add_sim_options(cmd, &g_opts, &g_reboot);
   cmd->callback([] {
     apply_reboot(g_reboot, &g_opts);

@@ -21,13 +21,15 @@ void run() {
   const Status s = image.open(file.data(), file.size(), true);
   if (s != Status::kOk) fail(g_image + ": " + status_message(s), status_hint(s));
   ModelSizes sizes;
-  if (!sizes_from_image(image, &sizes, &err)) fail(err, "split the whole-model image from 'llmwire convert'");
+  if (!sizes_from_image(image, &sizes, &err))
+    fail(err, "split the whole-model image from 'llmwire convert'");
   const BoardProfile board = resolve_board(g_args);
   PlanRequest req = plan_request(g_args);
   if (g_args.kv.empty()) req.kv = image.info().kv_type;
   if (!g_args.layers.empty()) {
     if (!parse_layer_ranges(g_args.layers, image.info().config.n_layers, &req.forced, &err)) {
-      fail(err, "example for 6 layers on 2 boards: --layers 0-2,3-5 (the last range runs on the head)");
+      fail(err,
+           "example for 6 layers on 2 boards: --layers 0-2,3-5 (the last range runs on the head)");
     }
   } else if (g_args.boards == 0) {
     fail("say how to split: --boards N (the planner picks the layers) or --layers 0-2,3-5");
@@ -48,24 +50,28 @@ void run() {
   if (!split_image(image, ranges, plan.seq_len, plan.kv, paths, &written, &err)) fail(err);
   std::printf("\nwrote %zu stage images:\n", paths.size());
   for (size_t i = 0; i < paths.size(); i++) {
-    std::printf("  stage %zu: %-40s %10llu bytes  (%.1f%% of the %llu-byte partition)%s\n", i, paths[i].c_str(),
-                (unsigned long long)written[i], 100.0 * written[i] / board.partition_bytes,
+    std::printf("  stage %zu: %-40s %10llu bytes  (%.1f%% of the %llu-byte partition)%s\n", i,
+                paths[i].c_str(), (unsigned long long)written[i],
+                100.0 * written[i] / board.partition_bytes,
                 (unsigned long long)board.partition_bytes,
                 written[i] > board.partition_bytes ? "  DOES NOT FIT" : "");
   }
-  std::printf("flash each with: python -m esptool --chip esp32s3 --port PORT write_flash 0x1F0000 IMAGE\n");
+  std::printf(
+      "flash each with: python -m esptool --chip esp32s3 --port PORT write_flash 0x1F0000 IMAGE\n");
 }
 
 }  // namespace
 
 void add_split_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("split", "Split a whole-model image into one stage image per board");
+  auto* cmd =
+      app.add_subcommand("split", "Split a whole-model image into one stage image per board");
   cmd->add_option("IMAGE", g_image, "whole-model image from 'llmwire convert'")->required();
   cmd->add_option("--boards", g_args.boards, "number of boards; the planner chooses the layers")
       ->check(CLI::Range(1u, 65u));
-  cmd->add_option("--layers", g_args.layers,
-                  "explicit layer ranges in layer order, e.g. 0-2,3-5; the LAST range runs on the head "
-                  "(stage 0), '-' for a head without layers");
+  cmd->add_option(
+      "--layers", g_args.layers,
+      "explicit layer ranges in layer order, e.g. 0-2,3-5; the LAST range runs on the head "
+      "(stage 0), '-' for a head without layers");
   cmd->add_option("-o,--out-dir", g_outdir, "folder for the stage images (default: beside IMAGE)");
   cmd->add_flag("--force", g_force, "write the images even if the plan says they do not fit");
   add_plan_options(cmd, &g_args, false);

@@ -37,20 +37,21 @@ void emit(void*, const char* s, size_t n) {
 void write_stats(const std::string& path, const HeadRunResult& r) {
   std::ofstream out(path);
   const HeadCounters& c = r.counters;
-  out << "head completed=" << (r.gen.prompt_tokens + r.gen.generated_tokens) << " prompt=" << r.gen.prompt_tokens
-      << " generated=" << r.gen.generated_tokens << " positions_sent=" << c.positions_sent
-      << " retransmissions=" << c.retransmissions << " timeouts=" << c.timeouts
-      << " need_replay=" << c.need_replay_received << " replays=" << c.replays
-      << " replayed=" << c.replayed_positions << " duplicates=" << c.duplicates << " compute_us=" << c.compute_us
+  out << "head completed=" << (r.gen.prompt_tokens + r.gen.generated_tokens)
+      << " prompt=" << r.gen.prompt_tokens << " generated=" << r.gen.generated_tokens
+      << " positions_sent=" << c.positions_sent << " retransmissions=" << c.retransmissions
+      << " timeouts=" << c.timeouts << " need_replay=" << c.need_replay_received
+      << " replays=" << c.replays << " replayed=" << c.replayed_positions
+      << " duplicates=" << c.duplicates << " compute_us=" << c.compute_us
       << " wait_us=" << c.wait_us << " frames_rx=" << c.frames_rx << " frames_tx=" << c.frames_tx
-      << " crc=" << r.link.crc_errors << " resyncs=" << r.link.resyncs << " partial=" << r.link.partial_timeouts
-      << "\n";
+      << " crc=" << r.link.crc_errors << " resyncs=" << r.link.resyncs
+      << " partial=" << r.link.partial_timeouts << "\n";
   for (const StageStats& s : r.stages) {
     out << "stage index=" << s.stage_index << " boot=" << s.boot_id << " frames_rx=" << s.frames_rx
         << " frames_tx=" << s.frames_tx << " crc=" << s.crc_errors << " resyncs=" << s.resyncs
-        << " oversize=" << s.oversize << " partial=" << s.partial_timeouts << " positions=" << s.positions_computed
-        << " need_replay=" << s.need_replay_sent << " compute_us=" << s.compute_us
-        << " link_wait_us=" << s.link_wait_us << "\n";
+        << " oversize=" << s.oversize << " partial=" << s.partial_timeouts
+        << " positions=" << s.positions_computed << " need_replay=" << s.need_replay_sent
+        << " compute_us=" << s.compute_us << " link_wait_us=" << s.link_wait_us << "\n";
   }
 }
 
@@ -92,34 +93,45 @@ void run(Args& a) {
   if (!a.stats_out.empty()) write_stats(a.stats_out, r);
   if (!ok) fail(err, hint, 4);
   if (a.stats_out.empty()) {
-    std::fprintf(stderr, "---\n%u prompt + %u generated tokens; retransmissions %u, replays %u, CRC rejects at the head %u\n",
-                 r.gen.prompt_tokens, r.gen.generated_tokens, r.counters.retransmissions, r.counters.replays,
-                 r.link.crc_errors);
+    std::fprintf(stderr,
+                 "---\n%u prompt + %u generated tokens; retransmissions %u, replays %u, CRC "
+                 "rejects at the head %u\n",
+                 r.gen.prompt_tokens, r.gen.generated_tokens, r.counters.retransmissions,
+                 r.counters.replays, r.link.crc_errors);
   }
 }
 
 }  // namespace
 
 void add_stage_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "stage", "Run one stage of a ring on this PC (worker, or head with the stage 0 image) over a serial port");
+  auto* cmd = app.add_subcommand("stage",
+                                 "Run one stage of a ring on this PC (worker, or head with the "
+                                 "stage 0 image) over a serial port");
   static Args a;
   cmd->add_option("--image", a.image, "this stage's image (from 'llmwire split')")->required();
-  cmd->add_option("--port", a.port, "serial device wired into the ring (TX to the next board, RX from the previous)");
-  cmd->add_option("--baud", a.baud, "serial baud rate (the same on every board)")->default_val(460800);
-  cmd->add_option("--fd-in", a.fd_in, "read the ring from this file descriptor (the simulator uses pipes)");
+  cmd->add_option("--port", a.port,
+                  "serial device wired into the ring (TX to the next board, RX from the previous)");
+  cmd->add_option("--baud", a.baud, "serial baud rate (the same on every board)")
+      ->default_val(460800);
+  cmd->add_option("--fd-in", a.fd_in,
+                  "read the ring from this file descriptor (the simulator uses pipes)");
   cmd->add_option("--fd-out", a.fd_out, "write the ring to this file descriptor");
   cmd->add_option("--boot-id", a.boot_id, "identifies this boot to the head (default: random)");
   cmd->add_option("-p,--prompt", a.prompt, "head: story opening");
   cmd->add_option("-n,--steps", a.steps, "head: maximum tokens to generate")->default_val(256);
   cmd->add_option("--temp", a.temperature, "head: temperature (0 = greedy)")->default_val(1.0f);
   cmd->add_option("--topp", a.topp, "head: top-p")->default_val(0.9f);
-  cmd->add_option("--seed", a.seed, "head: random seed")->default_val(1)->check(CLI::PositiveNumber);
-  cmd->add_option("--window", a.window, "head: prompt positions in flight (1 = no pipelining)")->default_val(4);
-  cmd->add_option("--timeout-ms", a.timeout_ms, "head: resend a position not back in this time")->default_val(2000);
+  cmd->add_option("--seed", a.seed, "head: random seed")
+      ->default_val(1)
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--window", a.window, "head: prompt positions in flight (1 = no pipelining)")
+      ->default_val(4);
+  cmd->add_option("--timeout-ms", a.timeout_ms, "head: resend a position not back in this time")
+      ->default_val(2000);
   cmd->add_option("--stats-out", a.stats_out, "head: write every stage's counters to this file");
   cmd->add_flag("--quiet", a.quiet, "head: do not stream the story");
-  cmd->add_option("--protocol-version", a.protocol_version, "worker: protocol version to announce (testing old firmware)")
+  cmd->add_option("--protocol-version", a.protocol_version,
+                  "worker: protocol version to announce (testing old firmware)")
       ->group("");
   cmd->callback([] { run(a); });
 }

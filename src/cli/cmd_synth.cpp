@@ -63,11 +63,12 @@ void run(const Args& a) {
   }
   std::string err;
   if (!synth_checkpoint(c, a.seed, a.output, &err)) fail(err);
-  std::printf("wrote %s: random weights (seed %llu), dim %u hidden %u layers %u heads %u "
-              "kv_heads %u vocab %u seq %u, %s classifier, %zu bytes\n",
-              a.output.c_str(), (unsigned long long)a.seed, c.dim, c.hidden_dim, c.n_layers,
-              c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len,
-              c.shared_classifier ? "shared" : "separate", checkpoint_bytes(c));
+  std::printf(
+      "wrote %s: random weights (seed %llu), dim %u hidden %u layers %u heads %u "
+      "kv_heads %u vocab %u seq %u, %s classifier, %zu bytes\n",
+      a.output.c_str(), (unsigned long long)a.seed, c.dim, c.hidden_dim, c.n_layers, c.n_heads,
+      c.n_kv_heads, c.vocab_size, c.seq_len, c.shared_classifier ? "shared" : "separate",
+      checkpoint_bytes(c));
   if (!a.tokenizer_out.empty()) {
     if (!synth_tokenizer(c.vocab_size, a.seed, a.tokenizer_out, &err)) fail(err);
     std::printf("wrote %s: synthetic tokenizer with %u tokens\n", a.tokenizer_out.c_str(),
@@ -93,16 +94,14 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--tokenizer-out", a.tokenizer_out,
                   "also write a synthetic tokenizer.bin with the model's vocabulary size");
   a.o_dim = cmd->add_option("--dim", a.dim, "model width")->check(CLI::Range(2u, 65536u));
-  a.o_hidden =
-      cmd->add_option("--hidden", a.hidden, "FFN width")->check(CLI::Range(1u, 1u << 20));
+  a.o_hidden = cmd->add_option("--hidden", a.hidden, "FFN width")->check(CLI::Range(1u, 1u << 20));
   a.o_layers = cmd->add_option("--layers", a.layers, "layers")->check(CLI::Range(1u, 64u));
   a.o_heads = cmd->add_option("--heads", a.heads, "query heads")->check(CLI::Range(1u, 65536u));
   a.o_kv = cmd->add_option("--kv-heads", a.kv_heads, "key/value heads (default: --heads)")
                ->check(CLI::Range(1u, 65536u));
   a.o_vocab = cmd->add_option("--vocab", a.vocab, "vocabulary size (a tokenizer needs >= 3)")
                   ->check(CLI::Range(3u, 1u << 20));
-  a.o_seq =
-      cmd->add_option("--seq", a.seq, "context length")->check(CLI::Range(1u, 1u << 20));
+  a.o_seq = cmd->add_option("--seq", a.seq, "context length")->check(CLI::Range(1u, 1u << 20));
   cmd->add_flag("--separate-classifier", a.separate,
                 "give the model its own classifier matrix (negative vocab in the header) "
                 "instead of sharing the embedding");

@@ -10,23 +10,28 @@ namespace llmwire::cli {
 
 void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan) {
   if (for_plan) {
-    cmd->add_option("MODEL", a->model, "whole-model image, or a llama2.c checkpoint (sizes computed for --quant)")
+    cmd->add_option("MODEL", a->model,
+                    "whole-model image, or a llama2.c checkpoint (sizes computed for --quant)")
         ->required();
     cmd->add_option("--boards", a->boards, "number of boards (default: the fewest that fit)")
         ->check(CLI::Range(1u, 65u));
     cmd->add_option("--quant", a->quant, "weight type assumed for a checkpoint")
         ->check(CLI::IsMember({"q4", "q8", "f32"}));
-    cmd->add_option("--group", a->group, "group size assumed for a checkpoint")->check(CLI::Range(8u, 256u));
+    cmd->add_option("--group", a->group, "group size assumed for a checkpoint")
+        ->check(CLI::Range(8u, 256u));
   }
   std::string names;
   for (const BoardProfile& p : board_profiles()) names += (names.empty() ? "" : ", ") + p.name;
   cmd->add_option("--board", a->board, "board profile: " + names)->default_val("esp32s3-16mb");
-  cmd->add_option("--partition", a->partition, "custom: model partition bytes (overrides the profile)");
+  cmd->add_option("--partition", a->partition,
+                  "custom: model partition bytes (overrides the profile)");
   cmd->add_option("--psram", a->psram, "custom: usable PSRAM bytes (overrides the profile)");
   cmd->add_option("--sram", a->sram, "custom: usable internal SRAM bytes (overrides the profile)");
   cmd->add_option("--seq", a->seq, "sequence length (default: the model's)");
-  cmd->add_option("--kv", a->kv, "KV cache type (default: the image's)")->check(CLI::IsMember({"f32", "f16"}));
-  cmd->add_option("--baud", a->baud, "link baud rate for the estimate")->default_val(460800)
+  cmd->add_option("--kv", a->kv, "KV cache type (default: the image's)")
+      ->check(CLI::IsMember({"f32", "f16"}));
+  cmd->add_option("--baud", a->baud, "link baud rate for the estimate")
+      ->default_val(460800)
       ->check(CLI::Range(9600u, 10000000u));
 }
 
@@ -47,13 +52,16 @@ void load_plan_model(const PlanArgs& a, ModelSizes* sizes, std::string* source) 
     Image image;
     const Status s = image.open(file.data(), file.size(), true);
     if (s != Status::kOk) fail(a.model + ": " + status_message(s), status_hint(s));
-    if (!sizes_from_image(image, sizes, &err)) fail(err, "pass the image made by 'llmwire convert'");
+    if (!sizes_from_image(image, sizes, &err))
+      fail(err, "pass the image made by 'llmwire convert'");
     *source = a.model + " (image, exact sizes)";
     return;
   }
   Checkpoint ck;
   if (!load_checkpoint(a.model, &ck, &err)) fail(err);
-  const WeightType w = a.quant == "f32" ? WeightType::kF32 : a.quant == "q8" ? WeightType::kQ8 : WeightType::kQ4;
+  const WeightType w = a.quant == "f32"  ? WeightType::kF32
+                       : a.quant == "q8" ? WeightType::kQ8
+                                         : WeightType::kQ4;
   *sizes = sizes_from_config(ck.config, w, a.group, KvType::kF32);
   *source = a.model + " (checkpoint; sizes computed for " + a.quant + ", tokenizer estimated)";
 }
@@ -63,8 +71,8 @@ BoardProfile resolve_board(const PlanArgs& a) {
   if (!find_profile(a.board, &b)) {
     std::string names;
     for (const BoardProfile& p : board_profiles()) names += " " + p.name;
-    fail("unknown board profile '" + a.board + "'", "known profiles:" + names +
-                                                        " (or give --partition/--psram/--sram)");
+    fail("unknown board profile '" + a.board + "'",
+         "known profiles:" + names + " (or give --partition/--psram/--sram)");
   }
   if (a.partition) b.partition_bytes = a.partition;
   if (a.psram) b.psram_bytes = a.psram;
@@ -72,7 +80,8 @@ BoardProfile resolve_board(const PlanArgs& a) {
   if (a.partition || a.psram || a.sram) {
     b.name += " (custom)";
     b.description = "custom: partition " + std::to_string(b.partition_bytes) + " B, PSRAM " +
-                    std::to_string(b.psram_bytes) + " B, SRAM " + std::to_string(b.sram_bytes) + " B";
+                    std::to_string(b.psram_bytes) + " B, SRAM " + std::to_string(b.sram_bytes) +
+                    " B";
   }
   return b;
 }
@@ -107,8 +116,10 @@ bool parse_layer_ranges(const std::string& text, uint32_t n_layers,
         return false;
       }
       if (a != next) {
-        *err = "layer ranges must cover the layers in order without gaps: expected a range starting at " +
-               std::to_string(next) + ", got '" + part + "'";
+        *err =
+            "layer ranges must cover the layers in order without gaps: expected a range starting "
+            "at " +
+            std::to_string(next) + ", got '" + part + "'";
         return false;
       }
       in_order.push_back({a, b + 1});
@@ -117,8 +128,9 @@ bool parse_layer_ranges(const std::string& text, uint32_t n_layers,
     i = comma + 1;
   }
   if (next != n_layers) {
-    *err = "layer ranges cover layers 0-" + std::to_string(next ? next - 1 : 0) + " but the model has " +
-           std::to_string(n_layers) + " layers (0-" + std::to_string(n_layers - 1) + ")";
+    *err = "layer ranges cover layers 0-" + std::to_string(next ? next - 1 : 0) +
+           " but the model has " + std::to_string(n_layers) + " layers (0-" +
+           std::to_string(n_layers - 1) + ")";
     return false;
   }
   // Ring order: the last range is the head's (stage 0); the others are stages 1.. in order.
@@ -137,43 +149,61 @@ static std::string mb(uint64_t b) {
 void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,
                 const Plan& plan, const std::string& source) {
   const ModelConfig& c = m.info.config;
-  std::printf("model: %s\n  dim %u, %u layers, vocab %u, %s weights, seq %u\n", source.c_str(), c.dim,
-              c.n_layers, c.vocab_size, weight_type_name(m.info.weight_type), c.seq_len);
-  std::printf("board: %s — %s\n  partition %llu B, PSRAM %llu B usable, SRAM %llu B usable\n", board.name.c_str(),
-              board.description.c_str(), (unsigned long long)board.partition_bytes,
-              (unsigned long long)board.psram_bytes, (unsigned long long)board.sram_bytes);
+  std::printf("model: %s\n  dim %u, %u layers, vocab %u, %s weights, seq %u\n", source.c_str(),
+              c.dim, c.n_layers, c.vocab_size, weight_type_name(m.info.weight_type), c.seq_len);
+  std::printf("board: %s — %s\n  partition %llu B, PSRAM %llu B usable, SRAM %llu B usable\n",
+              board.name.c_str(), board.description.c_str(),
+              (unsigned long long)board.partition_bytes, (unsigned long long)board.psram_bytes,
+              (unsigned long long)board.sram_bytes);
   if (plan.boards.empty()) {
     std::printf("\nNOTHING FITS. %s\n", plan.advice.c_str());
     return;
   }
-  std::printf("\nplan: %zu board%s, seq %u, KV %s%s\n", plan.boards.size(), plan.boards.size() > 1 ? "s" : "",
-              plan.seq_len, plan.kv == KvType::kF16 ? "f16" : "f32",
+  std::printf("\nplan: %zu board%s, seq %u, KV %s%s\n", plan.boards.size(),
+              plan.boards.size() > 1 ? "s" : "", plan.seq_len,
+              plan.kv == KvType::kF16 ? "f16" : "f32",
               plan.fits ? "" : "  (NOT at the requested length — see below)");
-  std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12s %-9s %-9s\n", "stage", "layers", "image / partition",
-              "PSRAM used / usable", "SRAM used", "weights/tok", "link B/tok", "compute", "link");
+  std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12s %-9s %-9s\n", "stage", "layers",
+              "image / partition", "PSRAM used / usable", "SRAM used", "weights/tok", "link B/tok",
+              "compute", "link");
   for (const BoardPlan& b : plan.boards) {
     char layers[24], img[40], ram[40];
-    if (b.layer_end > b.layer_begin) std::snprintf(layers, sizeof layers, "%u-%u", b.layer_begin, b.layer_end - 1);
-    else std::snprintf(layers, sizeof layers, "none");
+    if (b.layer_end > b.layer_begin)
+      std::snprintf(layers, sizeof layers, "%u-%u", b.layer_begin, b.layer_end - 1);
+    else
+      std::snprintf(layers, sizeof layers, "none");
     std::snprintf(img, sizeof img, "%s%s", mb(b.image_bytes).c_str(), b.fits_flash ? "" : " OVER");
     std::snprintf(ram, sizeof ram, "%s%s", mb(b.psram_used).c_str(), b.fits_ram ? "" : " OVER");
     std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12llu %6.0f ms %6.1f ms\n",
                 (std::to_string(b.stage) + (b.head ? "*" : "")).c_str(), layers, img, ram,
                 mb(b.sram_used).c_str(), mb(b.weight_bytes_per_token).c_str(),
                 (unsigned long long)b.link_bytes_per_token, b.compute_s * 1e3, b.link_s * 1e3);
-    std::printf("       KV cache %s, activations+scratch %llu B, link buffers %llu B\n", mb(b.kv_bytes).c_str(),
-                (unsigned long long)b.activation_bytes, (unsigned long long)b.link_buffer_bytes);
+    std::printf("       KV cache %s, activations+scratch %llu B, link buffers %llu B\n",
+                mb(b.kv_bytes).c_str(), (unsigned long long)b.activation_bytes,
+                (unsigned long long)b.link_buffer_bytes);
   }
-  std::printf("  * stage 0 is the head: tokenizer, embedding, classifier, sampling; it runs the last layers.\n");
-  std::printf("  Ring: stage 0 -> 1 -> ... -> %zu -> 0; layer order: stages 1..%zu, then the head.\n",
-              plan.boards.size() - 1, plan.boards.size() - 1);
-  std::printf("\nestimate (modelled from the profile's bandwidths, not measured): %.0f ms/token = %.2f tok/s, "
-              "link share %.1f%% at %u baud\n",
-              plan.token_s * 1e3, plan.token_s > 0 ? 1.0 / plan.token_s : 0.0, 100.0 * plan.link_share, req.baud);
+  std::printf(
+      "  * stage 0 is the head: tokenizer, embedding, classifier, sampling; it runs the last "
+      "layers.\n");
+  if (plan.boards.size() > 1) {
+    std::string ring = "0";
+    for (size_t k = 1; k < plan.boards.size(); k++) ring += " -> " + std::to_string(k);
+    std::printf(
+        "  Ring (each TX to the next RX): %s -> 0; layers run in stage order 1..%zu, then the "
+        "head.\n",
+        ring.c_str(), plan.boards.size() - 1);
+  }
+  std::printf(
+      "\nestimate (modelled from the profile's bandwidths, not measured): %.0f ms/token = %.2f "
+      "tok/s, "
+      "link share %.1f%% at %u baud\n",
+      plan.token_s * 1e3, plan.token_s > 0 ? 1.0 / plan.token_s : 0.0, 100.0 * plan.link_share,
+      req.baud);
   std::printf("largest sequence length this split fits: %u (KV %s)\n", plan.max_seq,
               plan.kv == KvType::kF16 ? "f16" : "f32");
   if (!plan.advice.empty()) std::printf("\n%s\n", plan.advice.c_str());
-  else if (!plan.fits) std::printf("\nthis split does not fit the board (see OVER above)\n");
+  if (!plan.fits && plan.advice.empty())
+    std::printf("\nthis split does not fit the board (see OVER above)\n");
 }
 
 }  // namespace llmwire::cli

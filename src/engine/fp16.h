@@ -43,8 +43,8 @@ inline uint16_t float_to_half(float f) {
   const uint32_t absx = x & 0x7FFFFFFFu;
   if (absx >= 0x7F800000u) return (uint16_t)(sign | 0x7C00u | (absx > 0x7F800000u ? 0x200u : 0));
   if (absx >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u);  // rounds to >= 65520: inf
-  if (absx < 0x38800000u) {                                     // below 2^-14: subnormal half
-    if (absx < 0x33000000u) return (uint16_t)sign;              // below 2^-25: zero
+  if (absx < 0x38800000u) {                                    // below 2^-14: subnormal half
+    if (absx < 0x33000000u) return (uint16_t)sign;             // below 2^-25: zero
     const uint32_t e = absx >> 23;
     const uint32_t m = (absx & 0x7FFFFFu) | 0x800000u;
     const uint32_t shift = 126u - e;  // 14..24

@@ -35,15 +35,18 @@ bool known_kind(uint16_t k) {
 
 DType matrix_dtype(WeightType w) {
   switch (w) {
-    case WeightType::kQ8: return DType::kQ8;
-    case WeightType::kQ4: return DType::kQ4;
-    default: return DType::kF32;
+    case WeightType::kQ8:
+      return DType::kQ8;
+    case WeightType::kQ4:
+      return DType::kQ4;
+    default:
+      return DType::kF32;
   }
 }
 
-const TensorKind kLayerKinds[] = {TensorKind::kRmsAtt, TensorKind::kWq,     TensorKind::kWk,
-                                  TensorKind::kWv,     TensorKind::kWo,     TensorKind::kRmsFfn,
-                                  TensorKind::kW1,     TensorKind::kW2,     TensorKind::kW3};
+const TensorKind kLayerKinds[] = {TensorKind::kRmsAtt, TensorKind::kWq, TensorKind::kWk,
+                                  TensorKind::kWv,     TensorKind::kWo, TensorKind::kRmsFfn,
+                                  TensorKind::kW1,     TensorKind::kW2, TensorKind::kW3};
 const TensorKind kTokenizerKinds[] = {TensorKind::kTokScores, TensorKind::kTokOffsets,
                                       TensorKind::kTokBytes, TensorKind::kTokSorted};
 
@@ -72,8 +75,7 @@ Status Image::open(const uint8_t* data, size_t len, bool verify_payload) {
   if (info_.file_size < (uint64_t)len) return Status::kSizeMismatch;
   data_ = data;
   size_ = len;
-  if (verify_payload &&
-      crc32c(data + kHeaderSize, len - kHeaderSize) != info_.payload_crc) {
+  if (verify_payload && crc32c(data + kHeaderSize, len - kHeaderSize) != info_.payload_crc) {
     data_ = nullptr;
     return Status::kPayloadCorrupt;
   }
@@ -139,8 +141,10 @@ TensorView Image::tensor(uint32_t index) const {
 }
 
 Status Image::check_table() {
-  const uint64_t table_end = (uint64_t)info_.table_offset + (uint64_t)info_.tensor_count * kTensorEntrySize;
-  if (info_.table_offset < kHeaderSize || info_.table_offset % 4 != 0 || table_end > info_.file_size) {
+  const uint64_t table_end =
+      (uint64_t)info_.table_offset + (uint64_t)info_.tensor_count * kTensorEntrySize;
+  if (info_.table_offset < kHeaderSize || info_.table_offset % 4 != 0 ||
+      table_end > info_.file_size) {
     return Status::kBadTensorTable;
   }
   const ModelConfig& c = info_.config;
@@ -168,10 +172,12 @@ Status Image::check_table() {
       return Status::kBadTensorTable;
     }
     prev_end = offset + size;
-    if (rows == 0 || cols == 0 || cols > kMaxBig * 16 || rows > kMaxBig) return Status::kBadTensorShape;
+    if (rows == 0 || cols == 0 || cols > kMaxBig * 16 || rows > kMaxBig)
+      return Status::kBadTensorShape;
     const DType dt = (DType)dtype;
     if ((dt == DType::kQ8 || dt == DType::kQ4) && group == 0) return Status::kBadTensorShape;
-    if (stride != row_stride_bytes(dt, cols, group ? group : 1) || (uint64_t)rows * stride != size) {
+    if (stride != row_stride_bytes(dt, cols, group ? group : 1) ||
+        (uint64_t)rows * stride != size) {
       return Status::kBadTensorShape;
     }
     // Expected shape and type by kind.
@@ -184,20 +190,51 @@ Status Image::check_table() {
     DType edt = wdt;
     switch (k) {
       case TensorKind::kTokEmbedding:
-      case TensorKind::kClassifier: er = c.vocab_size; ec = c.dim; break;
+      case TensorKind::kClassifier:
+        er = c.vocab_size;
+        ec = c.dim;
+        break;
       case TensorKind::kRmsAtt:
       case TensorKind::kRmsFfn:
-      case TensorKind::kRmsFinal: er = 1; ec = c.dim; edt = DType::kF32; break;
+      case TensorKind::kRmsFinal:
+        er = 1;
+        ec = c.dim;
+        edt = DType::kF32;
+        break;
       case TensorKind::kWq:
-      case TensorKind::kWo: er = c.dim; ec = c.dim; break;
+      case TensorKind::kWo:
+        er = c.dim;
+        ec = c.dim;
+        break;
       case TensorKind::kWk:
-      case TensorKind::kWv: er = c.kv_dim(); ec = c.dim; break;
+      case TensorKind::kWv:
+        er = c.kv_dim();
+        ec = c.dim;
+        break;
       case TensorKind::kW1:
-      case TensorKind::kW3: er = c.hidden_dim; ec = c.dim; break;
-      case TensorKind::kW2: er = c.dim; ec = c.hidden_dim; break;
-      case TensorKind::kTokScores: er = 1; ec = c.vocab_size; edt = DType::kF32; break;
-      case TensorKind::kTokOffsets: er = 1; ec = c.vocab_size + 1; edt = DType::kU32; break;
-      case TensorKind::kTokBytes: er = 1; ec = cols; edt = DType::kU8; break;
+      case TensorKind::kW3:
+        er = c.hidden_dim;
+        ec = c.dim;
+        break;
+      case TensorKind::kW2:
+        er = c.dim;
+        ec = c.hidden_dim;
+        break;
+      case TensorKind::kTokScores:
+        er = 1;
+        ec = c.vocab_size;
+        edt = DType::kF32;
+        break;
+      case TensorKind::kTokOffsets:
+        er = 1;
+        ec = c.vocab_size + 1;
+        edt = DType::kU32;
+        break;
+      case TensorKind::kTokBytes:
+        er = 1;
+        ec = cols;
+        edt = DType::kU8;
+        break;
       case TensorKind::kTokSorted:
         er = 1;
         ec = c.vocab_size;
@@ -318,47 +355,74 @@ Status Image::check_tokenizer() const {
 
 const char* tensor_kind_name(TensorKind k) {
   switch (k) {
-    case TensorKind::kTokEmbedding: return "tok_embedding";
-    case TensorKind::kRmsAtt: return "rms_att";
-    case TensorKind::kWq: return "wq";
-    case TensorKind::kWk: return "wk";
-    case TensorKind::kWv: return "wv";
-    case TensorKind::kWo: return "wo";
-    case TensorKind::kRmsFfn: return "rms_ffn";
-    case TensorKind::kW1: return "w1";
-    case TensorKind::kW2: return "w2";
-    case TensorKind::kW3: return "w3";
-    case TensorKind::kRmsFinal: return "rms_final";
-    case TensorKind::kClassifier: return "classifier";
-    case TensorKind::kTokScores: return "tok_scores";
-    case TensorKind::kTokOffsets: return "tok_offsets";
-    case TensorKind::kTokBytes: return "tok_bytes";
-    case TensorKind::kTokSorted: return "tok_sorted";
+    case TensorKind::kTokEmbedding:
+      return "tok_embedding";
+    case TensorKind::kRmsAtt:
+      return "rms_att";
+    case TensorKind::kWq:
+      return "wq";
+    case TensorKind::kWk:
+      return "wk";
+    case TensorKind::kWv:
+      return "wv";
+    case TensorKind::kWo:
+      return "wo";
+    case TensorKind::kRmsFfn:
+      return "rms_ffn";
+    case TensorKind::kW1:
+      return "w1";
+    case TensorKind::kW2:
+      return "w2";
+    case TensorKind::kW3:
+      return "w3";
+    case TensorKind::kRmsFinal:
+      return "rms_final";
+    case TensorKind::kClassifier:
+      return "classifier";
+    case TensorKind::kTokScores:
+      return "tok_scores";
+    case TensorKind::kTokOffsets:
+      return "tok_offsets";
+    case TensorKind::kTokBytes:
+      return "tok_bytes";
+    case TensorKind::kTokSorted:
+      return "tok_sorted";
   }
   return "unknown";
 }
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::kF32: return "f32";
-    case DType::kQ8: return "q8";
-    case DType::kQ4: return "q4";
-    case DType::kU8: return "u8";
-    case DType::kU32: return "u32";
-    case DType::kU16: return "u16";
+    case DType::kF32:
+      return "f32";
+    case DType::kQ8:
+      return "q8";
+    case DType::kQ4:
+      return "q4";
+    case DType::kU8:
+      return "u8";
+    case DType::kU32:
+      return "u32";
+    case DType::kU16:
+      return "u16";
   }
   return "?";
 }
 
 const char* weight_type_name(WeightType t) {
   switch (t) {
-    case WeightType::kF32: return "f32";
-    case WeightType::kQ8: return "q8";
-    case WeightType::kQ4: return "q4";
+    case WeightType::kF32:
+      return "f32";
+    case WeightType::kQ8:
+      return "q8";
+    case WeightType::kQ4:
+      return "q4";
   }
   return "?";
 }
 
-const char* kv_type_name(KvType t) { return t == KvType::kF16 ? "f16" : "f32"; }
+const char* kv_type_name(KvType t) {
+  return t == KvType::kF16 ? "f16" : "f32";
+}
 
 }  // namespace llmwire

@@ -17,30 +17,30 @@ constexpr uint32_t kNoLayer = 0xFFFF;
 
 // Header field offsets (bytes from the start of the image).
 namespace hdr {
-constexpr uint32_t kMagic = 0;           // char[8]
-constexpr uint32_t kVersion = 8;         // u32
-constexpr uint32_t kHeaderSize = 12;     // u32
-constexpr uint32_t kFileSize = 16;       // u64
-constexpr uint32_t kModelId = 24;        // u64
-constexpr uint32_t kPayloadCrc = 32;     // u32 CRC-32C of bytes [header_size, file_size)
-constexpr uint32_t kTensorCount = 36;    // u32
-constexpr uint32_t kTableOffset = 40;    // u32
-constexpr uint32_t kFlags = 44;          // u32, ImageFlags
-constexpr uint32_t kDim = 48;            // u32 x 7: dim, hidden, layers, heads, kv_heads, vocab, seq
-constexpr uint32_t kWeightType = 76;     // u32 WeightType of the matrices
-constexpr uint32_t kGroupSize = 80;      // u32
-constexpr uint32_t kKvType = 84;         // u32 KvType default for this image
-constexpr uint32_t kStageIndex = 88;     // u32
-constexpr uint32_t kStageCount = 92;     // u32
-constexpr uint32_t kLayerBegin = 96;     // u32
-constexpr uint32_t kLayerEnd = 100;      // u32
-constexpr uint32_t kNormEps = 104;       // f32
-constexpr uint32_t kRopeTheta = 108;     // f32
-constexpr uint32_t kTokMaxLen = 112;     // u32 longest token piece in bytes
-constexpr uint32_t kBosId = 116;         // u32
-constexpr uint32_t kEosId = 120;         // u32
-constexpr uint32_t kModelName = 124;     // char[32], NUL padded
-constexpr uint32_t kHeaderCrc = 252;     // u32 CRC-32C of bytes [0, 252)
+constexpr uint32_t kMagic = 0;         // char[8]
+constexpr uint32_t kVersion = 8;       // u32
+constexpr uint32_t kHeaderSize = 12;   // u32
+constexpr uint32_t kFileSize = 16;     // u64
+constexpr uint32_t kModelId = 24;      // u64
+constexpr uint32_t kPayloadCrc = 32;   // u32 CRC-32C of bytes [header_size, file_size)
+constexpr uint32_t kTensorCount = 36;  // u32
+constexpr uint32_t kTableOffset = 40;  // u32
+constexpr uint32_t kFlags = 44;        // u32, ImageFlags
+constexpr uint32_t kDim = 48;          // u32 x 7: dim, hidden, layers, heads, kv_heads, vocab, seq
+constexpr uint32_t kWeightType = 76;   // u32 WeightType of the matrices
+constexpr uint32_t kGroupSize = 80;    // u32
+constexpr uint32_t kKvType = 84;       // u32 KvType default for this image
+constexpr uint32_t kStageIndex = 88;   // u32
+constexpr uint32_t kStageCount = 92;   // u32
+constexpr uint32_t kLayerBegin = 96;   // u32
+constexpr uint32_t kLayerEnd = 100;    // u32
+constexpr uint32_t kNormEps = 104;     // f32
+constexpr uint32_t kRopeTheta = 108;   // f32
+constexpr uint32_t kTokMaxLen = 112;   // u32 longest token piece in bytes
+constexpr uint32_t kBosId = 116;       // u32
+constexpr uint32_t kEosId = 120;       // u32
+constexpr uint32_t kModelName = 124;   // char[32], NUL padded
+constexpr uint32_t kHeaderCrc = 252;   // u32 CRC-32C of bytes [0, 252)
 }  // namespace hdr
 
 enum ImageFlags : uint32_t {
@@ -82,15 +82,15 @@ enum class TensorKind : uint16_t {
 
 // Tensor table entry field offsets (bytes from the start of the entry).
 namespace ent {
-constexpr uint32_t kKind = 0;       // u16 TensorKind
-constexpr uint32_t kLayer = 2;      // u16 layer or kNoLayer
-constexpr uint32_t kDType = 4;      // u8 DType, then 3 zero bytes
-constexpr uint32_t kRows = 8;       // u32
-constexpr uint32_t kCols = 12;      // u32 (logical columns)
-constexpr uint32_t kRowStride = 16; // u32 bytes per row
-constexpr uint32_t kReserved = 20;  // u32 zero
-constexpr uint32_t kOffset = 24;    // u64 from the start of the image, kTensorAlign aligned
-constexpr uint32_t kSize = 32;      // u64 bytes = rows * row_stride
+constexpr uint32_t kKind = 0;        // u16 TensorKind
+constexpr uint32_t kLayer = 2;       // u16 layer or kNoLayer
+constexpr uint32_t kDType = 4;       // u8 DType, then 3 zero bytes
+constexpr uint32_t kRows = 8;        // u32
+constexpr uint32_t kCols = 12;       // u32 (logical columns)
+constexpr uint32_t kRowStride = 16;  // u32 bytes per row
+constexpr uint32_t kReserved = 20;   // u32 zero
+constexpr uint32_t kOffset = 24;     // u64 from the start of the image, kTensorAlign aligned
+constexpr uint32_t kSize = 32;       // u64 bytes = rows * row_stride
 }  // namespace ent
 
 // Bytes of one stored row of `cols` logical columns.

@@ -44,7 +44,9 @@ void encode_header(const ImageInfo& info, uint8_t out[kHeaderSize]);
 Status decode_header(const uint8_t* data, size_t len, ImageInfo* info);
 
 // Little-endian loads/stores that are safe at any alignment.
-inline uint16_t load_u16(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+inline uint16_t load_u16(const uint8_t* p) {
+  return (uint16_t)(p[0] | (p[1] << 8));
+}
 inline uint32_t load_u32(const uint8_t* p) {
   return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }

@@ -12,9 +12,9 @@ namespace llmwire {
 
 // An activation vector quantized to int8 per group (docs/NUMERICS.md).
 struct QuantizedInput {
-  const int8_t* q = nullptr;     // [groups * group], zero-padded
-  const float* scale = nullptr;  // [groups]
-  const int32_t* qsum = nullptr; // [groups] sum of q in the group (lets Q4 skip the -8 offset)
+  const int8_t* q = nullptr;      // [groups * group], zero-padded
+  const float* scale = nullptr;   // [groups]
+  const int32_t* qsum = nullptr;  // [groups] sum of q in the group (lets Q4 skip the -8 offset)
   uint32_t groups = 0;
 };
 
@@ -24,9 +24,9 @@ void quantize_input(const float* x, uint32_t n, uint32_t group, int8_t* q, float
 
 // One matmul's inputs: `batch` vectors (B prompt positions share one pass over the weights).
 struct MatmulInput {
-  const float* x = nullptr;           // F32 weights: [batch][x_stride] floats
+  const float* x = nullptr;  // F32 weights: [batch][x_stride] floats
   uint32_t x_stride = 0;
-  const QuantizedInput* xq = nullptr; // Q8/Q4 weights: [batch]
+  const QuantizedInput* xq = nullptr;  // Q8/Q4 weights: [batch]
   uint32_t batch = 1;
 };
 

@@ -96,13 +96,27 @@ void sincos_f32(float x, float* s, float* c) {
   const float cr = (1.0f - 0.5f * r2) + (r2 * r2) * pc;
   const int q = ((int)kf) & 3;
   switch (q) {
-    case 0: *s = sr; *c = cr; break;
-    case 1: *s = cr; *c = -sr; break;
-    case 2: *s = -sr; *c = -cr; break;
-    default: *s = -cr; *c = sr; break;
+    case 0:
+      *s = sr;
+      *c = cr;
+      break;
+    case 1:
+      *s = cr;
+      *c = -sr;
+      break;
+    case 2:
+      *s = -sr;
+      *c = -cr;
+      break;
+    default:
+      *s = -cr;
+      *c = sr;
+      break;
   }
 }
 
-float sqrt_f32(float x) { return __builtin_sqrtf(x); }
+float sqrt_f32(float x) {
+  return __builtin_sqrtf(x);
+}
 
 }  // namespace llmwire

@@ -21,7 +21,9 @@ struct Bump {
   }
 };
 
-uint32_t groups_of(uint32_t n, uint32_t group) { return group ? (n + group - 1) / group : 0; }
+uint32_t groups_of(uint32_t n, uint32_t group) {
+  return group ? (n + group - 1) / group : 0;
+}
 
 }  // namespace
 
@@ -90,12 +92,12 @@ Status Model::init(const Image& image, const RunOptions& opts, void* arena, size
 
   for (uint32_t l = layer_begin_; l < layer_end_; l++) {
     LayerWeights& w = layers_[l];
-    const bool ok = image.find(TensorKind::kRmsAtt, l, &w.rms_att) &&
-                    image.find(TensorKind::kWq, l, &w.wq) && image.find(TensorKind::kWk, l, &w.wk) &&
-                    image.find(TensorKind::kWv, l, &w.wv) && image.find(TensorKind::kWo, l, &w.wo) &&
-                    image.find(TensorKind::kRmsFfn, l, &w.rms_ffn) &&
-                    image.find(TensorKind::kW1, l, &w.w1) && image.find(TensorKind::kW2, l, &w.w2) &&
-                    image.find(TensorKind::kW3, l, &w.w3);
+    const bool ok =
+        image.find(TensorKind::kRmsAtt, l, &w.rms_att) && image.find(TensorKind::kWq, l, &w.wq) &&
+        image.find(TensorKind::kWk, l, &w.wk) && image.find(TensorKind::kWv, l, &w.wv) &&
+        image.find(TensorKind::kWo, l, &w.wo) && image.find(TensorKind::kRmsFfn, l, &w.rms_ffn) &&
+        image.find(TensorKind::kW1, l, &w.w1) && image.find(TensorKind::kW2, l, &w.w2) &&
+        image.find(TensorKind::kW3, l, &w.w3);
     if (!ok) return Status::kMissingTensor;
   }
   has_embedding_ = image.find(TensorKind::kTokEmbedding, kNoLayer, &embedding_);
@@ -255,8 +257,16 @@ static void run_attention_job(void* ctx, uint32_t worker, uint32_t workers) {
 }
 
 void Model::attention(uint32_t local_layer, uint32_t pos) {
-  AttentionArgs args{&kv_,   local_layer, pos, config_.n_heads, config_.n_heads / config_.n_kv_heads,
-                     config_.head_size(), seq_len_, buf_.q, buf_.att, buf_.xb};
+  AttentionArgs args{&kv_,
+                     local_layer,
+                     pos,
+                     config_.n_heads,
+                     config_.n_heads / config_.n_kv_heads,
+                     config_.head_size(),
+                     seq_len_,
+                     buf_.q,
+                     buf_.att,
+                     buf_.xb};
   exec_->run(run_attention_job, &args);
 }
 

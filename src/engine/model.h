@@ -14,8 +14,8 @@
 namespace llmwire {
 
 struct RunOptions {
-  uint32_t seq_len = 0;        // 0: the image's
-  bool kv_override = false;    // use kv_type instead of the image's default
+  uint32_t seq_len = 0;      // 0: the image's
+  bool kv_override = false;  // use kv_type instead of the image's default
   KvType kv_type = KvType::kF32;
   bool reference_kernels = false;  // scalar reference kernels (tests, /selftest)
 };

@@ -4,27 +4,48 @@ namespace llmwire {
 
 const char* status_message(Status s) {
   switch (s) {
-    case Status::kOk: return "ok";
-    case Status::kImageTooSmall: return "file is smaller than an llmwire image header";
-    case Status::kBadMagic: return "not an llmwire image (bad magic)";
-    case Status::kBadVersion: return "unsupported image format version";
-    case Status::kBadHeaderSize: return "image header size is not the expected 256 bytes";
-    case Status::kHeaderCorrupt: return "image header checksum mismatch (header corrupted)";
-    case Status::kTruncated: return "image is truncated (file shorter than its header says)";
-    case Status::kSizeMismatch: return "image size does not match its header (extra bytes)";
-    case Status::kPayloadCorrupt: return "image payload checksum mismatch (data corrupted)";
-    case Status::kBadConfig: return "image model configuration is invalid";
-    case Status::kBadTensorTable: return "image tensor table is invalid";
-    case Status::kMissingTensor: return "image is missing a tensor its header promises";
-    case Status::kBadTensorShape: return "image tensor has the wrong shape or type";
-    case Status::kBadTokenizer: return "image tokenizer data is invalid";
-    case Status::kArenaTooSmall: return "memory arena is too small for this configuration";
-    case Status::kNotInImage: return "requested layer or part is not in this image";
-    case Status::kBadArgument: return "invalid argument";
-    case Status::kSequenceFull: return "sequence length reached";
-    case Status::kPromptTooLong: return "prompt is longer than the sequence length";
-    case Status::kLinkError: return "the ring of boards stopped answering";
-    case Status::kRingMismatch: return "the boards in the ring do not hold one model's stages in order";
+    case Status::kOk:
+      return "ok";
+    case Status::kImageTooSmall:
+      return "file is smaller than an llmwire image header";
+    case Status::kBadMagic:
+      return "not an llmwire image (bad magic)";
+    case Status::kBadVersion:
+      return "unsupported image format version";
+    case Status::kBadHeaderSize:
+      return "image header size is not the expected 256 bytes";
+    case Status::kHeaderCorrupt:
+      return "image header checksum mismatch (header corrupted)";
+    case Status::kTruncated:
+      return "image is truncated (file shorter than its header says)";
+    case Status::kSizeMismatch:
+      return "image size does not match its header (extra bytes)";
+    case Status::kPayloadCorrupt:
+      return "image payload checksum mismatch (data corrupted)";
+    case Status::kBadConfig:
+      return "image model configuration is invalid";
+    case Status::kBadTensorTable:
+      return "image tensor table is invalid";
+    case Status::kMissingTensor:
+      return "image is missing a tensor its header promises";
+    case Status::kBadTensorShape:
+      return "image tensor has the wrong shape or type";
+    case Status::kBadTokenizer:
+      return "image tokenizer data is invalid";
+    case Status::kArenaTooSmall:
+      return "memory arena is too small for this configuration";
+    case Status::kNotInImage:
+      return "requested layer or part is not in this image";
+    case Status::kBadArgument:
+      return "invalid argument";
+    case Status::kSequenceFull:
+      return "sequence length reached";
+    case Status::kPromptTooLong:
+      return "prompt is longer than the sequence length";
+    case Status::kLinkError:
+      return "the ring of boards stopped answering";
+    case Status::kRingMismatch:
+      return "the boards in the ring do not hold one model's stages in order";
   }
   return "unknown error";
 }
@@ -59,7 +80,8 @@ const char* status_hint(Status s) {
     case Status::kLinkError:
       return "check power, TX->RX wiring, GND and that every board uses the same baud rate";
     case Status::kRingMismatch:
-      return "flash each board with its stage image from one 'llmwire split' and wire them in stage order";
+      return "flash each board with its stage image from one 'llmwire split' and wire them in "
+             "stage order";
     default:
       return "";
   }

@@ -13,12 +13,12 @@ namespace llmwire {
 // Views into the image's tokenizer tensors (little-endian, 4-byte aligned).
 struct TokenizerData {
   uint32_t vocab_size = 0;
-  uint32_t max_token_len = 0;    // longest piece, bytes
-  const float* scores = nullptr;     // [vocab]
-  const uint32_t* offsets = nullptr; // [vocab + 1] into bytes
-  const uint8_t* bytes = nullptr;    // concatenated pieces
-  const void* sorted = nullptr;      // [vocab] ids sorted by piece (bytewise, shorter first, id)
-  uint32_t sorted_width = 4;         // bytes per sorted id: 2 (vocab <= 65536) or 4
+  uint32_t max_token_len = 0;         // longest piece, bytes
+  const float* scores = nullptr;      // [vocab]
+  const uint32_t* offsets = nullptr;  // [vocab + 1] into bytes
+  const uint8_t* bytes = nullptr;     // concatenated pieces
+  const void* sorted = nullptr;       // [vocab] ids sorted by piece (bytewise, shorter first, id)
+  uint32_t sorted_width = 4;          // bytes per sorted id: 2 (vocab <= 65536) or 4
   uint32_t bos_id = 1;
   uint32_t eos_id = 2;
 };
@@ -36,8 +36,8 @@ class Tokenizer {
 
   // Encodes text[0..len) (UTF-8; invalid bytes fall back to byte tokens). `tokens` must hold
   // len + 3 entries; fewer gives kBadArgument.
-  Status encode(const char* text, size_t len, bool bos, bool eos, int32_t* tokens,
-                size_t capacity, size_t* n_tokens) const;
+  Status encode(const char* text, size_t len, bool bos, bool eos, int32_t* tokens, size_t capacity,
+                size_t* n_tokens) const;
 
   // The text of `token` following `prev`: strips the leading space after BOS and turns
   // <0xNN> into the single byte. The returned bytes live in the image or in this object.

@@ -9,7 +9,9 @@
 namespace llmwire {
 namespace {
 
-size_t align16(size_t v) { return (v + 15) & ~(size_t)15; }
+size_t align16(size_t v) {
+  return (v + 15) & ~(size_t)15;
+}
 
 }  // namespace
 
@@ -101,7 +103,8 @@ void RingHead::on_frame(const Frame& f) {
       decode_stats(f.payload, f.len, &v);
       if (wait_ != Wait::kStats || v.request_id != request_id_) break;
       stats_n_ = 0;
-      for (size_t i = 0; i < v.count && stats_n_ < stats_cap_; i++) stats_out_[stats_n_++] = v.entry(i);
+      for (size_t i = 0; i < v.count && stats_n_ < stats_cap_; i++)
+        stats_out_[stats_n_++] = v.entry(i);
       got_reply_ = true;
       break;
     }
@@ -178,7 +181,8 @@ bool RingHead::send_position(uint32_t pos) {
   h.pos = pos;
   h.epoch = epoch_;
   h.dest_stage = 1;
-  const size_t n = encode_activation(h, xbuf_, model_->config().dim, tx_.payload(), tx_.payload_capacity());
+  const size_t n =
+      encode_activation(h, xbuf_, model_->config().dim, tx_.payload(), tx_.payload_capacity());
   if (!tx_.send((uint8_t)MsgType::kActivation, n)) {
     set_error("cannot write to the link (the next board or cable went away)");
     return false;
@@ -205,9 +209,11 @@ Status RingHead::run(uint32_t first, uint32_t end) {
     if (clock_->now_us() - last_progress_us_ > (uint64_t)opts_.timeout_ms * 1000) {
       counters_.timeouts++;
       if (++consecutive_timeouts_ > opts_.max_retries) {
-        set_error("no answer from the ring for position %u after %u tries: check that every board "
-                  "is powered, each TX goes to the next board's RX, GNDs are joined and all boards "
-                  "use the same baud rate", (unsigned)completed_, (unsigned)opts_.max_retries);
+        set_error(
+            "no answer from the ring for position %u after %u tries: check that every board "
+            "is powered, each TX goes to the next board's RX, GNDs are joined and all boards "
+            "use the same baud rate",
+            (unsigned)completed_, (unsigned)opts_.max_retries);
         return Status::kLinkError;
       }
       const uint32_t from = replaying_ ? replay_ack_ : completed_;
@@ -222,7 +228,8 @@ Status RingHead::run(uint32_t first, uint32_t end) {
 
 Status RingHead::discover(char* msg, size_t cap) {
   if (stages_ == 1) return Status::kOk;
-  StageInfo mine = stage_info_for(model_->info(), model_->seq_len(), model_->kv_type(), opts_.boot_id);
+  StageInfo mine =
+      stage_info_for(model_->info(), model_->seq_len(), model_->kv_type(), opts_.boot_id);
   for (int attempt = 0; attempt < 3; attempt++) {
     wait_ = Wait::kHello;
     got_reply_ = false;
@@ -244,7 +251,9 @@ Status RingHead::discover(char* msg, size_t cap) {
              "GNDs are joined and that all boards use the same baud rate%s",
              rx_.last_foreign_version()
                  ? ""
-                 : (c.crc_errors ? " (corrupted frames were received: a baud-rate mismatch or bad wiring)" : ""));
+                 : (c.crc_errors
+                        ? " (corrupted frames were received: a baud-rate mismatch or bad wiring)"
+                        : ""));
     if (rx_.last_foreign_version()) {
       const size_t len = strlen(msg);
       snprintf(msg + len, cap - len,

@@ -14,9 +14,9 @@ namespace llmwire {
 
 struct HeadOptions {
   uint32_t boot_id = 1;
-  uint32_t window = 4;          // positions in flight while streaming the prompt (1 = no pipelining)
-  uint32_t timeout_ms = 2000;   // a position not back in this time is resent
-  uint32_t max_retries = 50;    // consecutive timeouts before giving up
+  uint32_t window = 4;         // positions in flight while streaming the prompt (1 = no pipelining)
+  uint32_t timeout_ms = 2000;  // a position not back in this time is resent
+  uint32_t max_retries = 50;   // consecutive timeouts before giving up
   uint32_t hello_timeout_ms = 3000;
 };
 
@@ -25,11 +25,11 @@ struct HeadCounters {
   uint32_t retransmissions = 0;  // positions resent after a timeout or a NEED_REPLAY gap
   uint32_t timeouts = 0;
   uint32_t need_replay_received = 0;
-  uint32_t replays = 0;          // a stage lost its KV cache (rebooted) and was rebuilt
+  uint32_t replays = 0;  // a stage lost its KV cache (rebooted) and was rebuilt
   uint32_t replayed_positions = 0;
-  uint32_t duplicates = 0;       // results for positions already applied
-  uint64_t compute_us = 0;       // the head's own layers, classifier and embedding
-  uint64_t wait_us = 0;          // waiting on the ring
+  uint32_t duplicates = 0;  // results for positions already applied
+  uint64_t compute_us = 0;  // the head's own layers, classifier and embedding
+  uint64_t wait_us = 0;     // waiting on the ring
   uint32_t frames_rx = 0, frames_tx = 0;
 };
 

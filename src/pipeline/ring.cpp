@@ -24,11 +24,11 @@ StageInfo stage_info_for(const ImageInfo& image, uint32_t seq_len, KvType kv, ui
 bool validate_ring(const StageInfo* st, size_t count, char* msg, size_t cap) {
   const StageInfo& head = st[0];
   if (count != head.stage_count) {
-    snprintf(msg, cap,
-             "the ring has %zu board(s) but the head's image is stage 0 of %u: %s", count,
+    snprintf(msg, cap, "the ring has %zu board(s) but the head's image is stage 0 of %u: %s", count,
              (unsigned)head.stage_count,
-             count < head.stage_count ? "a board is missing from the ring (check its power and TX->RX wiring)"
-                                      : "there are more boards than stage images (flash the images of one split)");
+             count < head.stage_count
+                 ? "a board is missing from the ring (check its power and TX->RX wiring)"
+                 : "there are more boards than stage images (flash the images of one split)");
     return false;
   }
   for (size_t k = 1; k < count; k++) {
@@ -37,15 +37,16 @@ bool validate_ring(const StageInfo* st, size_t count, char* msg, size_t cap) {
       snprintf(msg, cap,
                "the board at ring position %zu speaks protocol v%u (firmware v%u), the head v%u: "
                "flash the same llmwire firmware on every board",
-               k, (unsigned)s.protocol_version, (unsigned)s.firmware_version, (unsigned)kProtocolVersion);
+               k, (unsigned)s.protocol_version, (unsigned)s.firmware_version,
+               (unsigned)kProtocolVersion);
       return false;
     }
     if (s.model_id != head.model_id) {
       snprintf(msg, cap,
                "the board at ring position %zu holds a different model (id %08x%08x, the head has "
                "%08x%08x): flash the stage images cut from one model by 'llmwire split'",
-               k, (unsigned)(s.model_id >> 32), (unsigned)s.model_id, (unsigned)(head.model_id >> 32),
-               (unsigned)head.model_id);
+               k, (unsigned)(s.model_id >> 32), (unsigned)s.model_id,
+               (unsigned)(head.model_id >> 32), (unsigned)head.model_id);
       return false;
     }
     if (s.stage_index != k || s.stage_count != head.stage_count) {
@@ -58,7 +59,8 @@ bool validate_ring(const StageInfo* st, size_t count, char* msg, size_t cap) {
     }
     if (s.dim != head.dim || s.n_layers != head.n_layers) {
       snprintf(msg, cap, "the board at ring position %zu has dim %u / %u layers, the head %u / %u",
-               k, (unsigned)s.dim, (unsigned)s.n_layers, (unsigned)head.dim, (unsigned)head.n_layers);
+               k, (unsigned)s.dim, (unsigned)s.n_layers, (unsigned)head.dim,
+               (unsigned)head.n_layers);
       return false;
     }
     const uint32_t expect_begin = k == 1 ? 0 : st[k - 1].layer_end;

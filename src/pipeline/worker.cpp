@@ -61,7 +61,8 @@ void Worker::on_frame(const Frame& f) {
       on_activation(f);
       break;
     case MsgType::kHello:
-      send(MsgType::kHello, hello_append(f.payload, f.len, info_, tx_.payload(), tx_.payload_capacity()));
+      send(MsgType::kHello,
+           hello_append(f.payload, f.len, info_, tx_.payload(), tx_.payload_capacity()));
       break;
     case MsgType::kStatsRequest: {
       uint32_t id = 0;
@@ -72,7 +73,8 @@ void Worker::on_frame(const Frame& f) {
     }
     case MsgType::kStats: {
       const StageStats mine = stats();
-      send(MsgType::kStats, stats_append(f.payload, f.len, mine, tx_.payload(), tx_.payload_capacity()));
+      send(MsgType::kStats,
+           stats_append(f.payload, f.len, mine, tx_.payload(), tx_.payload_capacity()));
       break;
     }
     case MsgType::kReset: {
@@ -107,14 +109,16 @@ void Worker::on_activation(const Frame& f) {
   }
   if (a.dim != info_.dim) {
     const char text[] = "activation has the wrong dim for this stage";
-    send(MsgType::kError, encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kDimsMismatch, text,
-                                       sizeof text - 1, tx_.payload(), tx_.payload_capacity()));
+    send(MsgType::kError,
+         encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kDimsMismatch, text,
+                      sizeof text - 1, tx_.payload(), tx_.payload_capacity()));
     return;
   }
   if (a.h.pos >= info_.seq_len) {
     const char text[] = "position beyond this stage's sequence length";
-    send(MsgType::kError, encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kSequenceFull, text,
-                                       sizeof text - 1, tx_.payload(), tx_.payload_capacity()));
+    send(MsgType::kError,
+         encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kSequenceFull, text,
+                      sizeof text - 1, tx_.payload(), tx_.payload_capacity()));
     return;
   }
   if (a.h.pos > have_) {
@@ -139,15 +143,16 @@ void Worker::on_activation(const Frame& f) {
     const char* text = status_message(s);
     size_t n = 0;
     while (text[n]) n++;
-    send(MsgType::kError, encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kInternal, text, n,
-                                       tx_.payload(), tx_.payload_capacity()));
+    send(MsgType::kError, encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kInternal,
+                                       text, n, tx_.payload(), tx_.payload_capacity()));
     return;
   }
   stats_.positions_computed++;
   if (a.h.pos == have_) have_++;
   ActivationHeader h = a.h;
   h.dest_stage = (uint8_t)((info_.stage_index + 1) % info_.stage_count);
-  send(MsgType::kActivation, encode_activation(h, x, info_.dim, tx_.payload(), tx_.payload_capacity()));
+  send(MsgType::kActivation,
+       encode_activation(h, x, info_.dim, tx_.payload(), tx_.payload_capacity()));
 }
 
 }  // namespace llmwire

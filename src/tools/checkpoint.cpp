@@ -17,8 +17,8 @@ constexpr int64_t kMaxDim = 65536;
 constexpr int64_t kMaxBig = 1 << 20;
 
 int32_t load_i32(const uint8_t* p) {
-  uint32_t u = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-               ((uint32_t)p[3] << 24);
+  uint32_t u =
+      (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
   int32_t v;
   memcpy(&v, &u, 4);
   return v;
@@ -77,7 +77,7 @@ std::string dims_text(const int32_t h[7]) {
 
 // Checks the raw header; on failure *why says what is wrong.
 bool check_header(const int32_t h[7], std::string* why) {
-  static const char* names[7] = {"dim", "hidden_dim", "n_layers", "n_heads",
+  static const char* names[7] = {"dim",        "hidden_dim", "n_layers", "n_heads",
                                  "n_kv_heads", "vocab_size", "seq_len"};
   const int64_t limits[7] = {kMaxDim, kMaxBig, kMaxLayers, kMaxDim, kMaxDim, kMaxBig, kMaxBig};
   for (int i = 0; i < 7; i++) {
@@ -199,11 +199,11 @@ bool load_checkpoint(const std::string& path, Checkpoint* out, std::string* err)
   std::string why;
   if (!check_header(h, &why)) {
     fclose(f);
-    *err = path + ": " + (other.empty() ? "bad llama2.c checkpoint header: " + why + " (" +
-                                              dims_text(h) +
-                                              "). Is this a llama2.c legacy checkpoint "
-                                              "(stories*.bin)? Re-download or re-export it"
-                                        : other);
+    *err = path + ": " +
+           (other.empty() ? "bad llama2.c checkpoint header: " + why + " (" + dims_text(h) +
+                                "). Is this a llama2.c legacy checkpoint "
+                                "(stories*.bin)? Re-download or re-export it"
+                          : other);
     return false;
   }
   ModelConfig c;
@@ -255,8 +255,8 @@ bool load_checkpoint(const std::string& path, Checkpoint* out, std::string* err)
     for (float& v : ck.data) {
       uint8_t b[4];
       memcpy(b, &v, 4);
-      const uint32_t u = (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) |
-                         ((uint32_t)b[3] << 24);
+      const uint32_t u =
+          (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
       memcpy(&v, &u, 4);
     }
   }
@@ -278,13 +278,12 @@ bool load_checkpoint(const std::string& path, Checkpoint* out, std::string* err)
 
 bool write_checkpoint(const std::string& path, const ModelConfig& c, const std::vector<float>& data,
                       std::string* err) {
-  int32_t h[7] = {(int32_t)c.dim,        (int32_t)c.hidden_dim, (int32_t)c.n_layers,
-                  (int32_t)c.n_heads,    (int32_t)c.n_kv_heads, (int32_t)c.vocab_size,
+  int32_t h[7] = {(int32_t)c.dim,     (int32_t)c.hidden_dim, (int32_t)c.n_layers,
+                  (int32_t)c.n_heads, (int32_t)c.n_kv_heads, (int32_t)c.vocab_size,
                   (int32_t)c.seq_len};
-  if (c.dim > (uint32_t)kMaxDim || c.hidden_dim > (uint32_t)kMaxBig ||
-      c.n_layers > kMaxLayers || c.n_heads > (uint32_t)kMaxDim ||
-      c.n_kv_heads > (uint32_t)kMaxDim || c.vocab_size > (uint32_t)kMaxBig ||
-      c.seq_len > (uint32_t)kMaxBig) {
+  if (c.dim > (uint32_t)kMaxDim || c.hidden_dim > (uint32_t)kMaxBig || c.n_layers > kMaxLayers ||
+      c.n_heads > (uint32_t)kMaxDim || c.n_kv_heads > (uint32_t)kMaxDim ||
+      c.vocab_size > (uint32_t)kMaxBig || c.seq_len > (uint32_t)kMaxBig) {
     *err = "model shape out of range (dim <= 65536, layers <= 64, hidden/vocab/seq <= 1048576)";
     return false;
   }
@@ -296,8 +295,8 @@ bool write_checkpoint(const std::string& path, const ModelConfig& c, const std::
   }
   const Layout l = layout_of(c);
   if ((uint64_t)data.size() != l.total) {
-    *err = "cannot write checkpoint: " + std::to_string(data.size()) + " floats given, the shape needs " +
-           std::to_string(l.total);
+    *err = "cannot write checkpoint: " + std::to_string(data.size()) +
+           " floats given, the shape needs " + std::to_string(l.total);
     return false;
   }
   FILE* f = fopen(path.c_str(), "wb");

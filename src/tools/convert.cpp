@@ -142,8 +142,8 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       char where[160];
       snprintf(where, sizeof where, "%s%s%s row %u col %u", m.name,
                m.layer == kNoLayer ? "" : " of layer ",
-               m.layer == kNoLayer ? "" : std::to_string(m.layer).c_str(),
-               (uint32_t)(bad / m.cols), (uint32_t)(bad % m.cols));
+               m.layer == kNoLayer ? "" : std::to_string(m.layer).c_str(), (uint32_t)(bad / m.cols),
+               (uint32_t)(bad % m.cols));
       *err = opts.checkpoint_path + ": non-finite weight (NaN or Inf) in " + where +
              ": the checkpoint is corrupt or the training diverged; use a good checkpoint";
       return false;
@@ -167,7 +167,8 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
   info.tok_max_len = tok.max_token_len;
   info.bos_id = 1;
   info.eos_id = 2;
-  const std::string name = opts.model_name.empty() ? file_stem(opts.checkpoint_path) : opts.model_name;
+  const std::string name =
+      opts.model_name.empty() ? file_stem(opts.checkpoint_path) : opts.model_name;
   strncpy(info.model_name, name.c_str(), sizeof(info.model_name) - 1);
   info.model_name[sizeof(info.model_name) - 1] = 0;
 

@@ -42,7 +42,7 @@ struct ConvertReport {
 // progress(done, total, what) is called as tensors are encoded.
 using ProgressFn = std::function<void(uint64_t done, uint64_t total, const char* what)>;
 
-bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report, const ProgressFn& progress,
-                        std::string* err);
+bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
+                        const ProgressFn& progress, std::string* err);
 
 }  // namespace llmwire

@@ -4,7 +4,8 @@ namespace llmwire {
 
 std::string describe_image_error(const std::string& path, Status s, const Image& image) {
   std::string msg = path + ": " + status_message(s);
-  if (image.failed_tensor() >= 0) msg += " (tensor table entry " + std::to_string(image.failed_tensor()) + ")";
+  if (image.failed_tensor() >= 0)
+    msg += " (tensor table entry " + std::to_string(image.failed_tensor()) + ")";
   return msg;
 }
 
@@ -22,9 +23,10 @@ bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t t
   }
   const ImageInfo& info = image_.info();
   if (opts.seq_len > info.config.seq_len) {
-    *err = "--seq " + std::to_string(opts.seq_len) + " is longer than the image's sequence length " +
-           std::to_string(info.config.seq_len);
-    *hint = "use --seq up to " + std::to_string(info.config.seq_len) + " or re-convert with a longer --seq";
+    *err = "--seq " + std::to_string(opts.seq_len) +
+           " is longer than the image's sequence length " + std::to_string(info.config.seq_len);
+    *hint = "use --seq up to " + std::to_string(info.config.seq_len) +
+            " or re-convert with a longer --seq";
     return false;
   }
   arena_.assign(Model::arena_bytes(info, opts), 0);

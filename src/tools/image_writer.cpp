@@ -15,7 +15,9 @@
 namespace llmwire {
 namespace {
 
-uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
 struct Fnv1a {
   uint64_t h = 0xcbf29ce484222325ull;

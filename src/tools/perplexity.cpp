@@ -39,7 +39,8 @@ double log_sum_exp(const float* v, uint32_t n) {
 
 uint32_t arg_max(const float* v, uint32_t n) {
   uint32_t best = 0;
-  for (uint32_t i = 1; i < n; i++) if (v[i] > v[best]) best = i;
+  for (uint32_t i = 1; i < n; i++)
+    if (v[i] > v[best]) best = i;
   return best;
 }
 

@@ -18,8 +18,8 @@ struct PerplexityResult {
   double perplexity = 0;
   // With a reference image:
   double ref_perplexity = 0;
-  double mean_kl = 0;        // KL(reference || model), nats per prediction
-  double top1_agreement = 0; // fraction of positions with the same argmax
+  double mean_kl = 0;         // KL(reference || model), nats per prediction
+  double top1_agreement = 0;  // fraction of positions with the same argmax
 };
 
 // Documents are separated by blank lines; each is encoded with BOS and cut at seq_len.

@@ -9,7 +9,9 @@
 namespace llmwire {
 namespace {
 
-uint64_t align64(uint64_t v) { return (v + 63) & ~(uint64_t)63; }
+uint64_t align64(uint64_t v) {
+  return (v + 63) & ~(uint64_t)63;
+}
 
 DType matrix_dtype(WeightType w) {
   return w == WeightType::kQ4 ? DType::kQ4 : (w == WeightType::kQ8 ? DType::kQ8 : DType::kF32);
@@ -27,12 +29,15 @@ const std::vector<BoardProfile>& board_profiles() {
   // 480 M MAC/s: both LX7 cores at 240 MHz, ~1 int8 MAC per cycle scalar (an assumption).
   // PSRAM/SRAM figures leave room for the firmware's own heap, stacks and drivers.
   static const std::vector<BoardProfile> profiles = {
-      {"esp32s3-16mb", "ESP32-S3 N16R8: 16 MB flash (model partition 0xE00000 at 0x1F0000), 8 MB PSRAM",
-       0xE00000, 8u * 1024 * 1024 - 256 * 1024, 300 * 1024, 25e6, 60.7e6, 480e6},
-      {"esp32s3-8mb", "ESP32-S3 N8R2: 8 MB flash (model partition 0x600000 at 0x1F0000), 2 MB PSRAM",
-       0x600000, 2u * 1024 * 1024 - 256 * 1024, 300 * 1024, 25e6, 60.7e6, 480e6},
-      {"esp32s3-32mb", "ESP32-S3 N32R8: 32 MB flash (model partition 0x1E00000 at 0x1F0000), 8 MB PSRAM",
-       0x1E00000, 8u * 1024 * 1024 - 256 * 1024, 300 * 1024, 25e6, 60.7e6, 480e6},
+      {"esp32s3-16mb",
+       "ESP32-S3 N16R8: 16 MB flash (model partition 0xE00000 at 0x1F0000), 8 MB PSRAM", 0xE00000,
+       8u * 1024 * 1024 - 256 * 1024, 300 * 1024, 25e6, 60.7e6, 480e6},
+      {"esp32s3-8mb",
+       "ESP32-S3 N8R2: 8 MB flash (model partition 0x600000 at 0x1F0000), 2 MB PSRAM", 0x600000,
+       2u * 1024 * 1024 - 256 * 1024, 300 * 1024, 25e6, 60.7e6, 480e6},
+      {"esp32s3-32mb",
+       "ESP32-S3 N32R8: 32 MB flash (model partition 0x1E00000 at 0x1F0000), 8 MB PSRAM", 0x1E00000,
+       8u * 1024 * 1024 - 256 * 1024, 300 * 1024, 25e6, 60.7e6, 480e6},
   };
   return profiles;
 }
@@ -79,8 +84,12 @@ bool sizes_from_image(const Image& image, ModelSizes* out, std::string* err) {
         s.embedding = b;
         s.embedding_row = t.row_stride;
         break;
-      case TensorKind::kClassifier: s.classifier = b; break;
-      case TensorKind::kRmsFinal: s.rms_final = b; break;
+      case TensorKind::kClassifier:
+        s.classifier = b;
+        break;
+      case TensorKind::kRmsFinal:
+        s.rms_final = b;
+        break;
       case TensorKind::kTokScores:
       case TensorKind::kTokOffsets:
       case TensorKind::kTokBytes:
@@ -115,7 +124,8 @@ ModelSizes sizes_from_config(const ModelConfig& c, WeightType w, uint32_t group,
   const uint64_t kvm = matrix_bytes(w, group, c.kv_dim(), c.dim);
   const uint64_t up = matrix_bytes(w, group, c.hidden_dim, c.dim);
   const uint64_t down = matrix_bytes(w, group, c.dim, c.hidden_dim);
-  const std::vector<uint64_t> tensors = {4ull * c.dim, sq, kvm, kvm, sq, 4ull * c.dim, up, down, up};
+  const std::vector<uint64_t> tensors = {4ull * c.dim, sq, kvm,  kvm, sq,
+                                         4ull * c.dim, up, down, up};
   uint64_t layer = 0;
   for (uint64_t t : tensors) layer += t;
   s.layer.assign(c.n_layers, layer);
@@ -194,7 +204,8 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   b.weight_bytes_per_token = weights;
   b.link_bytes_per_token = stages > 1 ? activation_frame_bytes(c.dim) : 0;
   const double kv_read = (double)KvCache::bytes(kv, le - lb, seq, c.kv_dim()) / 2.0;  // mean pos
-  b.compute_s = std::max(weights / board.flash_bw, macs / board.macs_per_s) + kv_read / board.psram_bw;
+  b.compute_s =
+      std::max(weights / board.flash_bw, macs / board.macs_per_s) + kv_read / board.psram_bw;
   b.link_s = stages > 1 ? b.link_bytes_per_token * 10.0 / baud : 0.0;
   return b;
 }
@@ -225,8 +236,10 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq
           evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, mid, kv, baud);
       ok = b.fits_flash && b.fits_ram;
     }
-    if (ok) lo = mid;
-    else hi = mid - 1;
+    if (ok)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   p.max_seq = lo;
   return p;
@@ -289,7 +302,9 @@ static bool best_split(const ModelSizes& m, const BoardProfile& board, uint32_t 
   return true;
 }
 
-static std::string kv_name(KvType kv) { return kv == KvType::kF16 ? "f16" : "f32"; }
+static std::string kv_name(KvType kv) {
+  return kv == KvType::kF16 ? "f16" : "f32";
+}
 
 Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req) {
   const ModelConfig& c = m.info.config;
@@ -300,7 +315,31 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
   if (req.boards == 0) {
     for (uint32_t n = 1; n <= max_boards; n++) {
       if (best_split(m, board, n, seq, req.kv, req.baud, &ranges)) {
-        return evaluate_split(m, board, seq, req.kv, req.baud, ranges);
+        Plan p = evaluate_split(m, board, seq, req.kv, req.baud, ranges);
+        // What fewer boards would take: fp16 KV, or a shorter context.
+        std::string also;
+        if (req.kv == KvType::kF32) {
+          for (uint32_t k = 1; k < n; k++) {
+            std::vector<std::pair<uint32_t, uint32_t>> r;
+            if (best_split(m, board, k, seq, KvType::kF16, req.baud, &r)) {
+              also += " With --kv f16, " + std::to_string(k) + " boards fit at seq " +
+                      std::to_string(seq) + ".";
+              break;
+            }
+          }
+        }
+        for (uint32_t k = 1; k < n; k++) {
+          std::vector<std::pair<uint32_t, uint32_t>> r;
+          if (best_split(m, board, k, 1, req.kv, req.baud, &r)) {
+            const Plan q = evaluate_split(m, board, 1, req.kv, req.baud, r);
+            also += " " + std::to_string(k) +
+                    " boards are enough for the weights (flash): they fit up to --seq " +
+                    std::to_string(q.max_seq) + " with " + kv_name(req.kv) + " KV.";
+            break;
+          }
+        }
+        if (!also.empty()) p.advice = "Fewer boards:" + also;
+        return p;
       }
     }
     Plan p;
@@ -336,7 +375,9 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
   p.kv = req.kv;
   std::string advice = "does not fit on " + std::to_string(req.boards) + " x " + board.name +
                        " at seq " + std::to_string(seq) + " with " + kv_name(req.kv) + " KV.";
-  if (lo > 0) advice += " Longest seq that fits: " + std::to_string(lo) + " (use --seq " + std::to_string(lo) + ").";
+  if (lo > 0)
+    advice += " Longest seq that fits: " + std::to_string(lo) + " (use --seq " +
+              std::to_string(lo) + ").";
   if (req.kv == KvType::kF32) {
     std::vector<std::pair<uint32_t, uint32_t>> r;
     if (best_split(m, board, req.boards, seq, KvType::kF16, req.baud, &r)) {

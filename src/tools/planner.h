@@ -34,12 +34,12 @@ bool find_profile(const std::string& name, BoardProfile* out);
 struct ModelSizes {
   ImageInfo info;  // config, weight type, group, kv type (stage fields ignored)
   uint64_t embedding = 0, classifier = 0, rms_final = 0, tokenizer = 0;
-  std::vector<uint64_t> layer;                      // bytes of each layer's tensors
-  std::vector<std::vector<uint64_t>> layer_tensors; // each tensor of each layer, in order
-  std::vector<uint64_t> tokenizer_tensors;          // the tokenizer's arrays
+  std::vector<uint64_t> layer;                       // bytes of each layer's tensors
+  std::vector<std::vector<uint64_t>> layer_tensors;  // each tensor of each layer, in order
+  std::vector<uint64_t> tokenizer_tensors;           // the tokenizer's arrays
   bool tokenizer_estimated = false;
   uint64_t embedding_row = 0;
-  uint64_t layer_macs = 0;       // multiply-accumulates per token per layer
+  uint64_t layer_macs = 0;  // multiply-accumulates per token per layer
   uint64_t classifier_macs = 0;
 };
 
@@ -48,23 +48,23 @@ bool sizes_from_image(const Image& image, ModelSizes* out, std::string* err);
 ModelSizes sizes_from_config(const ModelConfig& c, WeightType w, uint32_t group, KvType kv);
 
 struct PlanRequest {
-  uint32_t boards = 0;     // 0: find the smallest number that fits
-  uint32_t seq_len = 0;    // 0: the model's
+  uint32_t boards = 0;   // 0: find the smallest number that fits
+  uint32_t seq_len = 0;  // 0: the model's
   KvType kv = KvType::kF32;
-  uint32_t baud = 460800;  // link speed for the estimate
+  uint32_t baud = 460800;                             // link speed for the estimate
   std::vector<std::pair<uint32_t, uint32_t>> forced;  // user-given layer ranges (split --layers)
 };
 
 struct BoardPlan {
-  uint32_t stage = 0;                   // ring order: 0 = head
+  uint32_t stage = 0;  // ring order: 0 = head
   uint32_t layer_begin = 0, layer_end = 0;
   bool head = false;
   uint64_t image_bytes = 0;
   uint64_t kv_bytes = 0, activation_bytes = 0, link_buffer_bytes = 0;
   uint64_t psram_used = 0, sram_used = 0;
   uint64_t weight_bytes_per_token = 0;
-  uint64_t link_bytes_per_token = 0;    // bytes this board sends per generated token
-  double compute_s = 0, link_s = 0;     // estimated per token
+  uint64_t link_bytes_per_token = 0;  // bytes this board sends per generated token
+  double compute_s = 0, link_s = 0;   // estimated per token
   bool fits_flash = false, fits_ram = false;
 };
 
@@ -72,11 +72,11 @@ struct Plan {
   bool fits = false;
   uint32_t seq_len = 0;
   KvType kv = KvType::kF32;
-  uint32_t max_seq = 0;                 // largest seq this split fits at (0: none)
-  std::vector<BoardPlan> boards;        // indexed by stage
-  double token_s = 0;                   // estimated time per generated token, whole ring
-  double link_share = 0;                // fraction of token_s spent on the wires
-  std::string advice;                   // when nothing fits: what would
+  uint32_t max_seq = 0;           // largest seq this split fits at (0: none)
+  std::vector<BoardPlan> boards;  // indexed by stage
+  double token_s = 0;             // estimated time per generated token, whole ring
+  double link_share = 0;          // fraction of token_s spent on the wires
+  std::string advice;             // when nothing fits: what would
 };
 
 // Stage images hold the head's range last: stage 1 runs layers from 0, ..., the head

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -18,7 +19,6 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
-#include <array>
 
 #include "engine/image.h"
 #include "link/frame.h"
@@ -54,7 +54,7 @@ struct Sim;
 // One wire: stage k's TX -> faults and baud-rate pacing -> stage k+1's RX.
 struct Relay : FrameSink {
   Sim* sim = nullptr;
-  uint32_t hop = 0;       // from stage `hop` to stage (hop + 1) % n
+  uint32_t hop = 0;  // from stage `hop` to stage (hop + 1) % n
   int from_fd = -1, to_fd = -1;
   std::unique_ptr<WireFaults> faults;
   FrameReceiver rx{this};
@@ -135,7 +135,9 @@ void Relay::send_paced(const uint8_t* p, size_t n) {
       if (w < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN) {
-          struct pollfd pf{to_fd, POLLOUT, 0};
+          struct pollfd pf {
+            to_fd, POLLOUT, 0
+          };
           poll(&pf, 1, 50);
           if (sim->stop) return;
           continue;
@@ -152,7 +154,8 @@ void Relay::send_paced(const uint8_t* p, size_t n) {
 void Relay::on_frame(const Frame& f) {
   frames++;
   const uint32_t dest = (hop + 1) % (uint32_t)sim->procs.size();
-  if (sim->opts.reboot_stage == (int)dest && !sim->rebooted && f.type == (uint8_t)MsgType::kActivation) {
+  if (sim->opts.reboot_stage == (int)dest && !sim->rebooted &&
+      f.type == (uint8_t)MsgType::kActivation) {
     ActivationView a;
     if (decode_activation(f.payload, f.len, &a) == MsgStatus::kOk && a.h.pos >= sim->reboot_pos) {
       sim->rebooted = true;
@@ -173,7 +176,9 @@ void Relay::run() {
   uint8_t buf[4096];
   const double t0 = now_s();
   while (!sim->stop) {
-    struct pollfd pf{from_fd, POLLIN, 0};
+    struct pollfd pf {
+      from_fd, POLLIN, 0
+    };
     const int r = poll(&pf, 1, 10);
     const uint32_t now_ms = (uint32_t)((now_s() - t0) * 1000);
     if (r > 0 && (pf.revents & POLLIN)) {
@@ -221,8 +226,8 @@ int run_sim(const SimOptions& o, std::string* err) {
     return 2;
   }
   if (head_img.info().stage_index != 0) {
-    *err = o.images[0] + " is the image of stage " + std::to_string(head_img.info().stage_index) + " of " +
-           std::to_string(head_img.info().stage_count) +
+    *err = o.images[0] + " is the image of stage " + std::to_string(head_img.info().stage_index) +
+           " of " + std::to_string(head_img.info().stage_count) +
            ", not the head's: list the stage 0 image first (ring order: stage 0, 1, 2, ...)";
     return 2;
   }
@@ -236,8 +241,8 @@ int run_sim(const SimOptions& o, std::string* err) {
       return 2;
     }
     if (im.info().stage_index == 0) {
-      *err = o.images[k] + " is a head image (stage 0) but is listed as board " + std::to_string(k) +
-             ": a ring has one head; give each board its own stage image";
+      *err = o.images[k] + " is a head image (stage 0) but is listed as board " +
+             std::to_string(k) + ": a ring has one head; give each board its own stage image";
       return 2;
     }
   }
@@ -283,14 +288,18 @@ int run_sim(const SimOptions& o, std::string* err) {
     p.fd_in = rx[k][0];
     p.fd_out = tx[k][1];
     p.boot_id = (uint32_t)(getpid() & 0xFFFF) * 64 + (uint32_t)k + 1;
-    p.args = {o.exe, "stage", "--image", o.images[k], "--fd-in", std::to_string(p.fd_in), "--fd-out",
-              std::to_string(p.fd_out)};
+    p.args = {o.exe,      "stage",
+              "--image",  o.images[k],
+              "--fd-in",  std::to_string(p.fd_in),
+              "--fd-out", std::to_string(p.fd_out)};
     if (k == 0) {
       char buf[64];
-      std::vector<std::string> h = {"-p", o.prompt, "-n", std::to_string(o.steps), "--seed",
-                                    std::to_string(o.seed), "--window", std::to_string(o.window),
-                                    "--timeout-ms", std::to_string(timeout_ms), "--stats-out",
-                                    sim->stats_path};
+      std::vector<std::string> h = {"-p",           o.prompt,
+                                    "-n",           std::to_string(o.steps),
+                                    "--seed",       std::to_string(o.seed),
+                                    "--window",     std::to_string(o.window),
+                                    "--timeout-ms", std::to_string(timeout_ms),
+                                    "--stats-out",  sim->stats_path};
       snprintf(buf, sizeof buf, "%.9g", (double)o.temperature);
       h.push_back("--temp");
       h.push_back(buf);
@@ -349,7 +358,8 @@ int run_sim(const SimOptions& o, std::string* err) {
     close(rx[k][0]);
     close(rx[k][1]);
   }
-  const int head_rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  const int head_rc =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 
   // Per-stage table: the head's counters, the workers' (from the STATS round), the wires'.
   std::ifstream in(sim->stats_path);
@@ -364,13 +374,16 @@ int run_sim(const SimOptions& o, std::string* err) {
   unlink(sim->stats_path.c_str());
   const uint64_t positions = num(head, "completed");
   const double per = positions ? 1.0 / positions : 0;
-  std::printf("\n--- simulated ring: %zu stages, %u baud, %.1f s wall clock, %llu positions (%llu prompt + %llu generated)\n",
-              n, o.baud, elapsed, (unsigned long long)positions, (unsigned long long)num(head, "prompt"),
-              (unsigned long long)num(head, "generated"));
-  std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "stage", "compute", "link", "frames",
-              "frames", "CRC", "resyncs", "partial", "need", "retrans", "replays", "reboots");
-  std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "", "ms/token", "ms/token", "sent",
-              "received", "rejects", "(bytes)", "timeouts", "replay", "", "", "");
+  std::printf(
+      "\n--- simulated ring: %zu stages, %u baud, %.1f s wall clock, %llu positions (%llu prompt + "
+      "%llu generated)\n",
+      n, o.baud, elapsed, (unsigned long long)positions, (unsigned long long)num(head, "prompt"),
+      (unsigned long long)num(head, "generated"));
+  std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "stage", "compute", "link",
+              "frames", "frames", "CRC", "resyncs", "partial", "need", "retrans", "replays",
+              "reboots");
+  std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "", "ms/token", "ms/token",
+              "sent", "received", "rejects", "(bytes)", "timeouts", "replay", "", "", "");
   uint64_t crc_total = 0;
   for (size_t k = 0; k < n; k++) {
     const Relay& r = *sim->relays[k];
@@ -378,38 +391,45 @@ int run_sim(const SimOptions& o, std::string* err) {
     if (k == 0) {
       const uint64_t crc = num(head, "crc");
       crc_total += crc;
-      std::printf("%-7s %12.2f %12.2f %9llu %9llu %8llu %8llu %8llu %8llu %8llu %8llu %8s\n", "0 head",
-                  num(head, "compute_us") / 1e3 * per, link_ms, (unsigned long long)num(head, "frames_tx"),
-                  (unsigned long long)num(head, "frames_rx"), (unsigned long long)crc,
-                  (unsigned long long)num(head, "resyncs"), (unsigned long long)num(head, "partial"),
-                  (unsigned long long)num(head, "need_replay"), (unsigned long long)num(head, "retransmissions"),
-                  (unsigned long long)num(head, "replays"), "-");
+      std::printf(
+          "%-7s %12.2f %12.2f %9llu %9llu %8llu %8llu %8llu %8llu %8llu %8llu %8s\n", "0 head",
+          num(head, "compute_us") / 1e3 * per, link_ms, (unsigned long long)num(head, "frames_tx"),
+          (unsigned long long)num(head, "frames_rx"), (unsigned long long)crc,
+          (unsigned long long)num(head, "resyncs"), (unsigned long long)num(head, "partial"),
+          (unsigned long long)num(head, "need_replay"),
+          (unsigned long long)num(head, "retransmissions"),
+          (unsigned long long)num(head, "replays"), "-");
     } else {
       auto& m = stages[k];
       const uint64_t crc = num(m, "crc");
       crc_total += crc;
       const uint64_t pc = num(m, "positions");
       std::printf("%-7zu %12.2f %12.2f %9llu %9llu %8llu %8llu %8llu %8llu %8s %8s %8u\n", k,
-                  pc ? num(m, "compute_us") / 1e3 / pc : 0.0, link_ms, (unsigned long long)num(m, "frames_tx"),
-                  (unsigned long long)num(m, "frames_rx"), (unsigned long long)crc,
-                  (unsigned long long)num(m, "resyncs"), (unsigned long long)num(m, "partial"),
-                  (unsigned long long)num(m, "need_replay"), "-", "-",
-                  (unsigned)((int)k == o.reboot_stage ? sim->reboots : 0));
+                  pc ? num(m, "compute_us") / 1e3 / pc : 0.0, link_ms,
+                  (unsigned long long)num(m, "frames_tx"), (unsigned long long)num(m, "frames_rx"),
+                  (unsigned long long)crc, (unsigned long long)num(m, "resyncs"),
+                  (unsigned long long)num(m, "partial"), (unsigned long long)num(m, "need_replay"),
+                  "-", "-", (unsigned)((int)k == o.reboot_stage ? sim->reboots : 0));
     }
   }
   std::printf("wires (stage k TX -> stage k+1 RX):\n");
   for (size_t k = 0; k < n; k++) {
     const Relay& r = *sim->relays[k];
     const WireFaultCounters& c = r.faults->counters();
-    std::printf("  %zu->%zu: %llu frames, %llu bytes, %.2f ms/token on the wire; faults: %llu bits flipped in %llu "
-                "frames, %llu dropped, %llu duplicated, %llu stalls\n",
-                k, (k + 1) % n, (unsigned long long)c.frames, (unsigned long long)r.bytes, r.wire_s * 1e3 * per,
-                (unsigned long long)c.bits_flipped, (unsigned long long)c.corrupted, (unsigned long long)c.dropped,
-                (unsigned long long)c.duplicated, (unsigned long long)c.stalls);
+    std::printf(
+        "  %zu->%zu: %llu frames, %llu bytes, %.2f ms/token on the wire; faults: %llu bits flipped "
+        "in %llu "
+        "frames, %llu dropped, %llu duplicated, %llu stalls\n",
+        k, (k + 1) % n, (unsigned long long)c.frames, (unsigned long long)r.bytes,
+        r.wire_s * 1e3 * per, (unsigned long long)c.bits_flipped, (unsigned long long)c.corrupted,
+        (unsigned long long)c.dropped, (unsigned long long)c.duplicated,
+        (unsigned long long)c.stalls);
   }
-  std::printf("totals: crc_rejects=%llu retransmissions=%llu replays=%llu reboots=%u timeouts=%llu\n",
-              (unsigned long long)crc_total, (unsigned long long)num(head, "retransmissions"),
-              (unsigned long long)num(head, "replays"), sim->reboots, (unsigned long long)num(head, "timeouts"));
+  std::printf(
+      "totals: crc_rejects=%llu retransmissions=%llu replays=%llu reboots=%u timeouts=%llu\n",
+      (unsigned long long)crc_total, (unsigned long long)num(head, "retransmissions"),
+      (unsigned long long)num(head, "replays"), sim->reboots,
+      (unsigned long long)num(head, "timeouts"));
   if (head_rc != 0) *err = "the head stopped with status " + std::to_string(head_rc);
   return head_rc;
 }

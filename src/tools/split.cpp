@@ -16,9 +16,8 @@ std::string stage_path(const std::string& base, const std::string& dir, uint32_t
 }
 
 bool split_image(const Image& full, const std::vector<std::pair<uint32_t, uint32_t>>& ranges,
-                 uint32_t seq_len, KvType kv,
-                 const std::vector<std::string>& paths, std::vector<uint64_t>* sizes,
-                 std::string* err) {
+                 uint32_t seq_len, KvType kv, const std::vector<std::string>& paths,
+                 std::vector<uint64_t>* sizes, std::string* err) {
   const ImageInfo& src = full.info();
   if (src.stage_count != 1) {
     *err = "the input is already a stage image (stage " + std::to_string(src.stage_index) + " of " +
@@ -50,7 +49,8 @@ bool split_image(const Image& full, const std::vector<std::pair<uint32_t, uint32
     for (uint32_t i = 0; i < full.tensor_count(); i++) {
       const TensorView t = full.tensor(i);
       const bool layer_kind = t.layer != kNoLayer;
-      const bool keep = layer_kind ? (t.layer >= info.layer_begin && t.layer < info.layer_end) : s == 0;
+      const bool keep =
+          layer_kind ? (t.layer >= info.layer_begin && t.layer < info.layer_end) : s == 0;
       if (keep) w.add_raw(t.kind, t.layer, t.dtype, t.rows, t.cols, t.row_stride, t.data);
     }
     if (!w.write(paths[s], err)) return false;

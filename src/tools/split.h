@@ -13,9 +13,8 @@ namespace llmwire {
 // ranges[s] = layers [first, second) of stage s. Writes paths[s]; sizes[s] = bytes written.
 // The stage images record seq_len and kv (the KV cache each board will allocate).
 bool split_image(const Image& full, const std::vector<std::pair<uint32_t, uint32_t>>& ranges,
-                 uint32_t seq_len, KvType kv,
-                 const std::vector<std::string>& paths, std::vector<uint64_t>* sizes,
-                 std::string* err);
+                 uint32_t seq_len, KvType kv, const std::vector<std::string>& paths,
+                 std::vector<uint64_t>* sizes, std::string* err);
 
 // "model.img" -> "model.stage0.img", ...
 std::string stage_path(const std::string& base, const std::string& dir, uint32_t stage);

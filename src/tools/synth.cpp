@@ -67,8 +67,8 @@ bool shape_config(const std::string& name, ModelConfig* out) {
 
 bool synth_checkpoint(const ModelConfig& c, uint64_t seed, const std::string& path,
                       std::string* err) {
-  if (c.dim == 0 || c.hidden_dim == 0 || c.n_layers == 0 || c.n_heads == 0 ||
-      c.n_kv_heads == 0 || c.vocab_size == 0 || c.seq_len == 0) {
+  if (c.dim == 0 || c.hidden_dim == 0 || c.n_layers == 0 || c.n_heads == 0 || c.n_kv_heads == 0 ||
+      c.vocab_size == 0 || c.seq_len == 0) {
     *err = "every dimension of the model shape must be positive";
     return false;
   }
@@ -93,8 +93,8 @@ bool synth_checkpoint(const ModelConfig& c, uint64_t seed, const std::string& pa
   auto norm = [&](uint64_t n) {
     for (uint64_t i = 0; i < n; i++) data.push_back((float)(1.0 + 0.05 * rng.normal()));
   };
-  matrix(V * d, 1);  // token embedding: std 1
-  norm(L * d);       // rms_att
+  matrix(V * d, 1);       // token embedding: std 1
+  norm(L * d);            // rms_att
   matrix(L * d * d, d);   // wq
   matrix(L * kv * d, d);  // wk
   matrix(L * kv * d, d);  // wv

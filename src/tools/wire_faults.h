@@ -10,11 +10,11 @@
 namespace llmwire {
 
 struct WireFaultConfig {
-  double ber = 0;          // probability that each bit on the wire flips
-  double drop = 0;         // probability that a frame is lost
-  double dup = 0;          // probability that a frame arrives twice
-  uint32_t stall_ms = 0;   // a stall pauses the wire this long in the middle of a frame
-  double stall_prob = 0;   // probability of a stall per frame (when stall_ms > 0)
+  double ber = 0;         // probability that each bit on the wire flips
+  double drop = 0;        // probability that a frame is lost
+  double dup = 0;         // probability that a frame arrives twice
+  uint32_t stall_ms = 0;  // a stall pauses the wire this long in the middle of a frame
+  double stall_prob = 0;  // probability of a stall per frame (when stall_ms > 0)
   uint64_t seed = 1;
 };
 

@@ -9,7 +9,9 @@
 
 namespace llmwire {
 
-MappedFile::~MappedFile() { close(); }
+MappedFile::~MappedFile() {
+  close();
+}
 
 bool MappedFile::open(const std::string& path, std::string* err) {
   close();
