@@ -26,9 +26,6 @@ void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan);
 void load_plan_model(const PlanArgs& a, ModelSizes* sizes, std::string* source);
 BoardProfile resolve_board(const PlanArgs& a);
 PlanRequest plan_request(const PlanArgs& a);
-// "0-2,3-5,6-7" in layer order -> ranges indexed by stage (the last range is the head's).
-bool parse_layer_ranges(const std::string& text, uint32_t n_layers,
-                        std::vector<std::pair<uint32_t, uint32_t>>* out, std::string* err);
 void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,
                 const Plan& plan, const std::string& source);
 

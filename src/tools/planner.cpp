@@ -1,5 +1,7 @@
 #include "tools/planner.h"
 
+#include <stdio.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -393,6 +395,51 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
   }
   p.advice = advice;
   return p;
+}
+
+bool parse_layer_ranges(const std::string& text, uint32_t n_layers,
+                        std::vector<std::pair<uint32_t, uint32_t>>* out, std::string* err) {
+  std::vector<std::pair<uint32_t, uint32_t>> in_order;
+  size_t i = 0;
+  uint32_t next = 0;
+  while (i <= text.size()) {
+    size_t comma = text.find(',', i);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string part = text.substr(i, comma - i);
+    if (part == "-" || part.empty()) {
+      in_order.push_back({next, next});  // a board with no layers (the head only)
+    } else {
+      unsigned a = 0, b = 0;
+      char extra = 0;
+      const int got = std::sscanf(part.c_str(), "%u-%u%c", &a, &b, &extra);
+      if (got == 1) b = a;
+      if ((got != 1 && got != 2) || b < a) {
+        *err = "bad layer range '" + part + "' (expected like 0-2 or 5)";
+        return false;
+      }
+      if (a != next) {
+        *err =
+            "layer ranges must cover the layers in order without gaps: expected a range starting "
+            "at " +
+            std::to_string(next) + ", got '" + part + "'";
+        return false;
+      }
+      in_order.push_back({a, b + 1});
+      next = b + 1;
+    }
+    i = comma + 1;
+  }
+  if (next != n_layers) {
+    *err = "layer ranges cover layers 0-" + std::to_string(next ? next - 1 : 0) +
+           " but the model has " + std::to_string(n_layers) + " layers (0-" +
+           std::to_string(n_layers - 1) + ")";
+    return false;
+  }
+  // Ring order: the last range is the head's (stage 0); the others are stages 1.. in order.
+  out->clear();
+  out->push_back(in_order.back());
+  for (size_t k = 0; k + 1 < in_order.size(); k++) out->push_back(in_order[k]);
+  return true;
 }
 
 }  // namespace llmwire

@@ -86,6 +86,11 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
 Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq, KvType kv,
                     uint32_t baud, const std::vector<std::pair<uint32_t, uint32_t>>& ranges);
 
+// "0-2,3-5,6-7" in layer order ('-' = a board with no layers) -> ranges indexed by stage:
+// the last range is the head's (stage 0), the others stages 1.. in order.
+bool parse_layer_ranges(const std::string& text, uint32_t n_layers,
+                        std::vector<std::pair<uint32_t, uint32_t>>* out, std::string* err);
+
 // Bytes of one ACTIVATION frame carrying a dim-float vector (framing + fields + CRC).
 uint64_t activation_frame_bytes(uint32_t dim);
 
