@@ -35,7 +35,8 @@ struct Ring {
   RingHead head;
   std::vector<uint8_t> scratch;
 
-  bool start(const std::vector<std::string>& paths, const HeadOptions& ho, std::string* err) {
+  bool start(const std::vector<std::string>& paths, const HeadOptions& ho, std::string* err,
+             int old_firmware_stage = -1) {
     const size_t n = paths.size();
     std::vector<int> in(n), out(n);
     for (size_t k = 0; k < n; k++) {  // hop k: stage k -> stage (k+1) % n
@@ -53,9 +54,10 @@ struct Ring {
       links.push_back(std::make_unique<SplitLink>(rx[k].get(), tx[k].get()));
     }
     for (size_t k = 1; k < n; k++) {
-      workers.emplace_back([this, k] {
+      const uint16_t proto = (int)k == old_firmware_stage ? kProtocolVersion + 1 : kProtocolVersion;
+      workers.emplace_back([this, k, proto] {
         std::string e;
-        run_worker(*models[k], links[k].get(), 100 + (uint32_t)k, &stop, &e);
+        run_worker(*models[k], links[k].get(), 100 + (uint32_t)k, &stop, &e, proto);
       });
     }
     Model& m = models[0]->model();
@@ -235,6 +237,12 @@ TEST(Pipeline, RingRefusesWrongOrderAndOtherModels) {
     Ring ring;  // stage 2 from another model
     EXPECT_FALSE(ring.start({pa[0], pa[1], pb[2]}, ho, &err));
     EXPECT_NE(err.find("different model"), std::string::npos) << err;
+    EXPECT_NE(err.find("ring position 2"), std::string::npos) << err;
+  }
+  {
+    Ring ring;  // stage 2 runs firmware speaking another protocol version
+    EXPECT_FALSE(ring.start(pa, ho, &err, 2));
+    EXPECT_NE(err.find("protocol v2"), std::string::npos) << err;
     EXPECT_NE(err.find("ring position 2"), std::string::npos) << err;
   }
   {
