@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz
+targets=$(for f in fuzz/fuzz_*.cpp; do basename "$f" .cpp; done)
+cmake --build --preset fuzz --target $targets
 [ -x build/llmwire ] || { cmake --preset default >/dev/null && cmake --build --preset default; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

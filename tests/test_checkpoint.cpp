@@ -100,8 +100,10 @@ TEST(Checkpoint, SynthRoundTripAndDeterminism) {
   ASSERT_TRUE(synth_checkpoint(c, 3, dir.file("a.bin"), &err)) << err;
   ASSERT_TRUE(synth_checkpoint(c, 3, dir.file("b.bin"), &err)) << err;
   ASSERT_TRUE(synth_checkpoint(c, 4, dir.file("c.bin"), &err)) << err;
-  EXPECT_EQ(llmwire::test::read_file(dir.file("a.bin")), llmwire::test::read_file(dir.file("b.bin")));
-  EXPECT_NE(llmwire::test::read_file(dir.file("a.bin")), llmwire::test::read_file(dir.file("c.bin")));
+  EXPECT_EQ(llmwire::test::read_file(dir.file("a.bin")),
+            llmwire::test::read_file(dir.file("b.bin")));
+  EXPECT_NE(llmwire::test::read_file(dir.file("a.bin")),
+            llmwire::test::read_file(dir.file("c.bin")));
   Checkpoint ck;
   ASSERT_TRUE(load_checkpoint(dir.file("a.bin"), &ck, &err)) << err;
   EXPECT_FALSE(ck.config.shared_classifier);
@@ -176,15 +178,13 @@ TEST(Checkpoint, BadHeaders) {
     std::vector<int32_t> h;
     const char* expect;
   } cases[] = {
-      {{0, 48, 1, 2, 2, 300, 8}, "dim"},
-      {{32, 0, 1, 2, 2, 300, 8}, "hidden"},
-      {{32, 48, 1, 3, 3, 300, 8}, "multiple"},     // heads do not divide dim
-      {{30, 48, 1, 2, 2, 300, 8}, "odd"},          // head size 15
-      {{32, 48, 1, 4, 3, 300, 8}, "n_kv_heads"},   // kv heads do not divide heads
-      {{32, 48, 65, 2, 2, 300, 8}, "n_layers"},    // more than kMaxLayers
-      {{100000, 48, 1, 2, 2, 300, 8}, "dim"},      // absurd
-      {{32, 48, 1, 2, 2, 300, -8}, "seq_len"},
-      {{32, 48, 1, 2, 2, 0, 8}, "vocab"},
+      {{0, 48, 1, 2, 2, 300, 8}, "dim"},         {{32, 0, 1, 2, 2, 300, 8}, "hidden"},
+      {{32, 48, 1, 3, 3, 300, 8}, "multiple"},    // heads do not divide dim
+      {{30, 48, 1, 2, 2, 300, 8}, "odd"},         // head size 15
+      {{32, 48, 1, 4, 3, 300, 8}, "n_kv_heads"},  // kv heads do not divide heads
+      {{32, 48, 65, 2, 2, 300, 8}, "n_layers"},   // more than kMaxLayers
+      {{100000, 48, 1, 2, 2, 300, 8}, "dim"},     // absurd
+      {{32, 48, 1, 2, 2, 300, -8}, "seq_len"},   {{32, 48, 1, 2, 2, 0, 8}, "vocab"},
   };
   int i = 0;
   for (const Case& cs : cases) {

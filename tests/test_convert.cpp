@@ -47,8 +47,8 @@ Parsed parse(const std::string& path) {
   EXPECT_EQ(decode_header(p.bytes.data(), p.bytes.size(), &p.info), Status::kOk);
   for (uint32_t i = 0; i < p.info.tensor_count; i++) {
     const uint8_t* e = p.bytes.data() + p.info.table_offset + 40 * i;
-    p.table.push_back({load_u16(e), load_u16(e + 2), (DType)e[4], load_u32(e + 8),
-                       load_u32(e + 12), load_u32(e + 16), load_u64(e + 24), load_u64(e + 32)});
+    p.table.push_back({load_u16(e), load_u16(e + 2), (DType)e[4], load_u32(e + 8), load_u32(e + 12),
+                       load_u32(e + 16), load_u64(e + 24), load_u64(e + 32)});
   }
   return p;
 }
@@ -69,7 +69,8 @@ ModelFiles make_model(const TempDir& dir, bool shared, uint64_t seed = 9) {
   return s;
 }
 
-ConvertOptions opts_for(const ModelFiles& s, const std::string& out, WeightType q, uint32_t group = 32) {
+ConvertOptions opts_for(const ModelFiles& s, const std::string& out, WeightType q,
+                        uint32_t group = 32) {
   ConvertOptions o;
   o.checkpoint_path = s.ckpt;
   o.tokenizer_path = s.tok;
@@ -89,7 +90,8 @@ TEST(Convert, TensorsDequantizeCloseToCheckpoint) {
     std::string err;
     ASSERT_TRUE(load_checkpoint(s.ckpt, &ck, &err)) << err;
     for (WeightType q : {WeightType::kF32, WeightType::kQ8, WeightType::kQ4}) {
-      const std::string out = dir.file("m" + std::to_string((int)q) + (shared ? "s" : "x") + ".img");
+      const std::string out =
+          dir.file("m" + std::to_string((int)q) + (shared ? "s" : "x") + ".img");
       ConvertReport rep;
       std::vector<uint64_t> seen;
       uint64_t total_seen = 0;
@@ -121,7 +123,8 @@ TEST(Convert, TensorsDequantizeCloseToCheckpoint) {
       EXPECT_EQ(h.layer_end, 2u);
       EXPECT_EQ(h.config.seq_len, 16u);
       EXPECT_EQ(h.config.shared_classifier, shared);
-      EXPECT_EQ(h.flags & 0xEu, (uint32_t)(kFlagHasTokenizer | kFlagHasEmbedding | kFlagHasClassifier));
+      EXPECT_EQ(h.flags & 0xEu,
+                (uint32_t)(kFlagHasTokenizer | kFlagHasEmbedding | kFlagHasClassifier));
       EXPECT_EQ(h.bos_id, 1u);
       EXPECT_EQ(h.eos_id, 2u);
       EXPECT_EQ(h.norm_eps, 1e-5f);
@@ -206,7 +209,9 @@ TEST(Convert, TensorsDequantizeCloseToCheckpoint) {
           }
         }
         const double rel = err2 / energy;
-        EXPECT_LT(rel, dt == DType::kQ4 ? 0.015 : dt == DType::kQ8 ? 1e-4 : 1e-30)
+        EXPECT_LT(rel, dt == DType::kQ4   ? 0.015
+                       : dt == DType::kQ8 ? 1e-4
+                                          : 1e-30)
             << (int)wt.k << " layer " << wt.layer;
       }
       // Tokenizer tensors present with the engine's shapes.
@@ -265,10 +270,14 @@ TEST(Convert, Deterministic) {
   const ModelFiles s = make_model(dir, true);
   std::string err;
   ConvertReport a, b, c;
-  ASSERT_TRUE(convert_checkpoint(opts_for(s, dir.file("a.img"), WeightType::kQ4), &a, nullptr, &err));
-  ASSERT_TRUE(convert_checkpoint(opts_for(s, dir.file("b.img"), WeightType::kQ4), &b, nullptr, &err));
-  ASSERT_TRUE(convert_checkpoint(opts_for(s, dir.file("c.img"), WeightType::kQ8), &c, nullptr, &err));
-  EXPECT_EQ(llmwire::test::read_bytes(dir.file("a.img")), llmwire::test::read_bytes(dir.file("b.img")));
+  ASSERT_TRUE(
+      convert_checkpoint(opts_for(s, dir.file("a.img"), WeightType::kQ4), &a, nullptr, &err));
+  ASSERT_TRUE(
+      convert_checkpoint(opts_for(s, dir.file("b.img"), WeightType::kQ4), &b, nullptr, &err));
+  ASSERT_TRUE(
+      convert_checkpoint(opts_for(s, dir.file("c.img"), WeightType::kQ8), &c, nullptr, &err));
+  EXPECT_EQ(llmwire::test::read_bytes(dir.file("a.img")),
+            llmwire::test::read_bytes(dir.file("b.img")));
   EXPECT_EQ(a.model_id, b.model_id);
   EXPECT_NE(a.model_id, c.model_id);
 }
@@ -320,9 +329,7 @@ TEST(Convert, RefusesNonFiniteWeights) {
   std::string bytes = llmwire::test::read_file(s.ckpt);
   const float nan = NAN;
   std::memcpy(&bytes[28 + 4 * (320 * 64 + 2 * 64 + 5)], &nan, 4);  // wq of layer 0
-  {
-    std::ofstream(dir.file("nan.bin"), std::ios::binary) << bytes;
-  }
+  { std::ofstream(dir.file("nan.bin"), std::ios::binary) << bytes; }
   ConvertOptions o = opts_for(s, dir.file("nan.img"), WeightType::kQ4);
   o.checkpoint_path = dir.file("nan.bin");
   std::string err;
@@ -372,9 +379,11 @@ TEST(Convert, CliSynthAndConvert) {
   if (access(LLMWIRE_BIN, X_OK) != 0) GTEST_SKIP() << "no CLI binary at " << LLMWIRE_BIN;
   TempDir dir;
   const std::string bin = LLMWIRE_BIN;
-  const std::string synth = bin + " synth --dim 32 --hidden 40 --layers 2 --heads 4 --kv-heads 2 "
-                            "--vocab 300 --seq 8 --seed 3 -o " + dir.file("c.bin") +
-                            " --tokenizer-out " + dir.file("c.tok") + " > " + dir.file("s.out");
+  const std::string synth = bin +
+                            " synth --dim 32 --hidden 40 --layers 2 --heads 4 --kv-heads 2 "
+                            "--vocab 300 --seq 8 --seed 3 -o " +
+                            dir.file("c.bin") + " --tokenizer-out " + dir.file("c.tok") + " > " +
+                            dir.file("s.out");
   ASSERT_EQ(std::system(synth.c_str()), 0);
   const std::string conv = bin + " convert " + dir.file("c.bin") + " " + dir.file("c.tok") +
                            " -o " + dir.file("c.img") + " --quant q8 --group 16 > " +
@@ -391,8 +400,8 @@ TEST(Convert, CliSynthAndConvert) {
   const int rc = std::system(swapped.c_str());
   EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) != 0);
   EXPECT_NE(llmwire::test::read_file(dir.file("x.err")).find("tokenizer"), std::string::npos);
-  const std::string noshape = bin + " synth --dim 32 -o " + dir.file("y.bin") + " 2> " +
-                              dir.file("y.err");
+  const std::string noshape =
+      bin + " synth --dim 32 -o " + dir.file("y.bin") + " 2> " + dir.file("y.err");
   const int rc2 = std::system(noshape.c_str());
   EXPECT_TRUE(WIFEXITED(rc2) && WEXITSTATUS(rc2) != 0);
   EXPECT_NE(llmwire::test::read_file(dir.file("y.err")).find("--hidden"), std::string::npos);

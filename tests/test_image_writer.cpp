@@ -74,7 +74,8 @@ TEST(ImageWriter, LayoutHeaderTableAndChecksums) {
   w.add_matrix(TensorKind::kW2, 0, DType::kQ4, 3, 20, 8, m.data());
   const uint32_t qstride = 8 + 3 * 4;  // 3 groups: 6 scale bytes padded to 8, 3 x 4 nibble bytes
   std::vector<uint8_t> qbytes(3 * qstride);
-  for (int r = 0; r < 3; r++) encode_row(m.data() + 20 * r, 20, DType::kQ4, 8, qbytes.data() + r * qstride);
+  for (int r = 0; r < 3; r++)
+    encode_row(m.data() + 20 * r, 20, DType::kQ4, 8, qbytes.data() + r * qstride);
   added.push_back({9, 0, 2, 3, 20, qstride, qbytes});
 
   const std::vector<uint8_t> img = w.finish();
@@ -88,7 +89,8 @@ TEST(ImageWriter, LayoutHeaderTableAndChecksums) {
   EXPECT_EQ(load_u32(p + 32), crc32c_bitwise(p + 256, img.size() - 256));
   EXPECT_EQ(load_u32(p + 36), 3u);
   EXPECT_EQ(load_u32(p + 40), 256u);
-  EXPECT_EQ(load_u32(p + 44), (uint32_t)(kFlagHasTokenizer | kFlagHasEmbedding | kFlagSharedClassifier));
+  EXPECT_EQ(load_u32(p + 44),
+            (uint32_t)(kFlagHasTokenizer | kFlagHasEmbedding | kFlagSharedClassifier));
   const uint32_t dims[7] = {16, 24, 2, 2, 1, 300, 8};
   for (int i = 0; i < 7; i++) EXPECT_EQ(load_u32(p + 48 + 4 * i), dims[i]);
   EXPECT_EQ(load_u32(p + 76), 2u);  // Q4

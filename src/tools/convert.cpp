@@ -7,6 +7,7 @@
 // cols = N, row_stride = N * element size, dtype F32 / U32 / U8.
 #include "tools/convert.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,6 +78,19 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
   if (opts.output_path.empty()) {
     *err = "no output path given";
     return false;
+  }
+
+  {
+    // Fail before the (possibly long) conversion when the output cannot be created.
+    const std::string tmp = opts.output_path + ".tmp";
+    FILE* f = fopen(tmp.c_str(), "wb");
+    if (f == nullptr) {
+      *err = "cannot create " + tmp + ": " + strerror(errno) +
+             " (check that the folder exists and is writable)";
+      return false;
+    }
+    fclose(f);
+    remove(tmp.c_str());
   }
 
   Checkpoint ck;
