@@ -14,7 +14,7 @@ using namespace llmwire;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Mapped images are page aligned; give the reader an aligned copy.
   std::vector<uint32_t> buf((size + 3) / 4 + 1);
-  memcpy(buf.data(), data, size);
+  if (size) memcpy(buf.data(), data, size);
   const uint8_t* bytes = reinterpret_cast<const uint8_t*>(buf.data());
   Image image;
   // Skip the payload CRC so the fuzzer can reach the structural checks behind it.

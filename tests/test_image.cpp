@@ -24,7 +24,7 @@ struct Fixture {
 // Opens a copy in 4-byte aligned memory, as a mapping would be.
 Status open_copy(const std::vector<uint8_t>& b, bool verify = true, Image* out = nullptr) {
   std::vector<uint32_t> buf(b.size() / 4 + 1);
-  std::memcpy(buf.data(), b.data(), b.size());
+  if (!b.empty()) std::memcpy(buf.data(), b.data(), b.size());
   Image im;
   const Status s = im.open(reinterpret_cast<const uint8_t*>(buf.data()), b.size(), verify);
   if (out) *out = im;
