@@ -23,6 +23,7 @@ std::vector<float> run_logits(const std::string& img, uint32_t threads,
   HostModel hm;
   RunOptions o;
   o.reference_kernels = reference;
+  o.min_parallel_macs = 0;  // split every matmul, however small, across the threads
   o.kv_override = true;
   o.kv_type = kv;
   std::string err, hint;

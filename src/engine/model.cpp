@@ -84,6 +84,7 @@ Status Model::init(const Image& image, const RunOptions& opts, void* arena, size
   layer_begin_ = info.layer_begin;
   layer_end_ = info.layer_end;
   norm_eps_ = info.norm_eps;
+  min_parallel_macs_ = opts.min_parallel_macs;
   uint8_t* base = static_cast<uint8_t*>(arena);
   base += (16u - ((uintptr_t)base & 15u)) & 15u;
   Layout::apply(info, opts, &buf_, base);
@@ -194,7 +195,13 @@ void Model::matmul(const TensorView& w, const float* x_f32, const QuantizedInput
   job.in.x_stride = w.cols;
   job.in.xq = xq;
   job.in.batch = 1;
-  exec_->run(run_matmul_job, &job);
+  // Small matrices run on this core alone (RunOptions::min_parallel_macs). Either way each
+  // row is computed whole by one worker, so the result is the same.
+  if ((uint64_t)w.rows * w.cols < min_parallel_macs_) {
+    run_matmul_job(&job, 0, 1);
+  } else {
+    exec_->run(run_matmul_job, &job);
+  }
   weight_bytes_read_ += w.bytes();
 }
 
@@ -267,7 +274,11 @@ void Model::attention(uint32_t local_layer, uint32_t pos) {
                      buf_.q,
                      buf_.att,
                      buf_.xb};
-  exec_->run(run_attention_job, &args);
+  if ((uint64_t)config_.n_heads * (pos + 1) * config_.head_size() * 2 < min_parallel_macs_) {
+    run_attention_job(&args, 0, 1);
+  } else {
+    exec_->run(run_attention_job, &args);
+  }
 }
 
 Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {

@@ -18,6 +18,9 @@ struct RunOptions {
   bool kv_override = false;  // use kv_type instead of the image's default
   KvType kv_type = KvType::kF32;
   bool reference_kernels = false;  // scalar reference kernels (tests, /selftest)
+  // Matmuls and attention steps smaller than this many MACs stay on the calling core
+  // (waking other cores costs tens of microseconds). 0 splits everything (tests).
+  uint64_t min_parallel_macs = 65536;
 };
 
 struct LayerWeights {
@@ -70,6 +73,7 @@ class Model {
   TensorView embedding_, classifier_, rms_final_;
   bool has_embedding_ = false, has_classifier_ = false;
   float norm_eps_ = 1e-5f;
+  uint64_t min_parallel_macs_ = 65536;
 
   // Buffers carved from the arena.
   struct Buffers {
