@@ -30,15 +30,8 @@ void emit(void*, const char* s, size_t n) {
 }
 
 void run(Args& a) {
-  RunOptions opts;
-  opts.seq_len = a.seq;
-  if (!a.kv.empty()) {
-    opts.kv_override = true;
-    opts.kv_type = a.kv == "f16" ? KvType::kF16 : KvType::kF32;
-  }
   HostModel hm;
-  std::string err, hint;
-  if (!hm.load(a.image, opts, a.threads, &err, &hint)) fail(err, hint);
+  load_model(a.image, a.kv, a.seq, a.threads, false, &hm);
   if (!hm.has_tokenizer()) {
     fail(a.image + " has no tokenizer (it is a worker stage image)",
          "run generate on a whole-model image, or use 'llmwire sim' with all stage images");

@@ -17,15 +17,8 @@ struct Args {
 };
 
 void run(Args& a) {
-  RunOptions opts;
-  opts.reference_kernels = a.reference;
-  if (!a.kv.empty()) {
-    opts.kv_override = true;
-    opts.kv_type = a.kv == "f16" ? KvType::kF16 : KvType::kF32;
-  }
   HostModel hm;
-  std::string err, hint;
-  if (!hm.load(a.image, opts, a.threads, &err, &hint)) fail(err, hint);
+  load_model(a.image, a.kv, 0, a.threads, a.reference, &hm);
   const uint32_t vocab = hm.model().config().vocab_size;
   if (a.tokens.size() > hm.seq_len())
     fail("more tokens than the sequence length", "pass fewer tokens");

@@ -20,9 +20,9 @@ void run(Args& a) {
   std::stringstream ss;
   ss << in.rdbuf();
   HostModel model, ref;
-  std::string err, hint;
-  if (!model.load(a.image, RunOptions{}, a.threads, &err, &hint)) fail(err, hint);
-  if (!a.ref.empty() && !ref.load(a.ref, RunOptions{}, a.threads, &err, &hint)) fail(err, hint);
+  load_model(a.image, "", 0, a.threads, false, &model);
+  if (!a.ref.empty()) load_model(a.ref, "", 0, a.threads, false, &ref);
+  std::string err;
   PerplexityResult r;
   auto progress = [](uint64_t done, uint64_t total) {
     std::fprintf(stderr, "\rscoring documents: %llu/%llu", (unsigned long long)done,

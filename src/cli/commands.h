@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tools/host_model.h"
+
 namespace llmwire::cli {
 
 void add_convert_command(CLI::App& app);
@@ -17,6 +19,11 @@ void add_split_command(CLI::App& app);
 void add_stage_command(CLI::App& app);
 void add_sim_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
+
+// Loads a whole-model image for `generate`, `logits` and `perplexity`: --kv ("" keeps the
+// image's), --seq (0 keeps the image's), fails with the reader's message and hint.
+void load_model(const std::string& image, const std::string& kv, uint32_t seq, uint32_t threads,
+                bool reference_kernels, llmwire::HostModel* out);
 
 // Prints "error: <what>" and, when non-empty, "  <hint>" to stderr, then throws
 // CLI::RuntimeError(code).

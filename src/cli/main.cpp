@@ -11,6 +11,19 @@ void fail(const std::string& what, const std::string& hint, int code) {
   throw CLI::RuntimeError(code);
 }
 
+void load_model(const std::string& image, const std::string& kv, uint32_t seq, uint32_t threads,
+                bool reference_kernels, HostModel* out) {
+  RunOptions opts;
+  opts.seq_len = seq;
+  opts.reference_kernels = reference_kernels;
+  if (!kv.empty()) {
+    opts.kv_override = true;
+    opts.kv_type = kv == "f16" ? KvType::kF16 : KvType::kF32;
+  }
+  std::string err, hint;
+  if (!out->load(image, opts, threads, &err, &hint)) fail(err, hint);
+}
+
 }  // namespace llmwire::cli
 
 int main(int argc, char** argv) {
