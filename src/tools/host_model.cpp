@@ -29,9 +29,13 @@ bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t t
             " or re-convert with a longer --seq";
     return false;
   }
-  arena_.assign(Model::arena_bytes(info, opts), 0);
+  const MemoryNeeds need = Model::memory_needs(info, opts);
+  fast_.assign(region_bytes_for(need.fast), 0);
+  big_.assign(region_bytes_for(need.big), 0);
   exec_ = std::make_unique<ThreadExecutor>(threads);
-  s = model_.init(image_, opts, arena_.data(), arena_.size(), exec_.get());
+  Arena fast(MemoryRegion{fast_.data(), fast_.size()});
+  Arena big(MemoryRegion{big_.data(), big_.size()});
+  s = model_.init(image_, opts, &fast, &big, exec_.get());
   if (s != Status::kOk) {
     *err = path + ": " + status_message(s);
     *hint = status_hint(s);
