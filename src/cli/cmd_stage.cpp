@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "pipeline/split_link.h"
 #include "platform/host/fd_link.h"
 #include "platform/host/serial_port.h"
@@ -76,7 +77,12 @@ void run(Args& a) {
   if (!hm.load(a.image, RunOptions{}, 1, &err, &hint)) fail(err, hint);
   if (hm.model().info().stage_index != 0) {
     if (!run_worker(hm, l, a.boot_id, nullptr, &err, (uint16_t)a.protocol_version)) fail(err);
-    return;
+    // A worker serves until its link ends: that is a failure to report, not a clean exit.
+    const std::string why = serial ? serial->error() : !in->ok() ? in->error() : out->error();
+    fail("worker stage " + std::to_string(hm.model().info().stage_index) + ": the ring link " +
+             (a.port.empty() ? std::string("closed") : "on " + a.port + " failed") +
+             (why.empty() ? std::string() : " (" + why + ")"),
+         a.port.empty() ? "" : "check the cable and that no other program uses the port", 4);
   }
   HeadRunOptions ho;
   ho.prompt = a.prompt;
@@ -118,16 +124,25 @@ void add_stage_command(CLI::App& app) {
   cmd->add_option("--fd-out", a.fd_out, "write the ring to this file descriptor");
   cmd->add_option("--boot-id", a.boot_id, "identifies this boot to the head (default: random)");
   cmd->add_option("-p,--prompt", a.prompt, "head: story opening");
-  cmd->add_option("-n,--steps", a.steps, "head: maximum tokens to generate")->default_val(256);
-  cmd->add_option("--temp", a.temperature, "head: temperature (0 = greedy)")->default_val(1.0f);
-  cmd->add_option("--topp", a.topp, "head: top-p")->default_val(0.9f);
-  cmd->add_option("--seed", a.seed, "head: random seed")
+  cmd->add_option("-n,--steps", a.steps, "head: maximum tokens to generate")
+      ->default_val(256)
+      ->check(CLI::Range(1u, kMaxSteps));
+  cmd->add_option("--temp", a.temperature, "head: temperature (0 = greedy)")
+      ->default_val(1.0f)
+      ->check(finite_range(0, 100));
+  cmd->add_option("--topp", a.topp, "head: top-p (nucleus) cutoff; 1 = off")
+      ->default_val(0.9f)
+      ->check(finite_range(0, 1));
+  cmd->add_option("--seed", a.seed, "head: random seed, 1 or more")
       ->default_val(1)
-      ->check(CLI::PositiveNumber);
+      ->check(seed_range());
   cmd->add_option("--window", a.window, "head: prompt positions in flight (1 = no pipelining)")
-      ->default_val(4);
-  cmd->add_option("--timeout-ms", a.timeout_ms, "head: resend a position not back in this time")
-      ->default_val(2000);
+      ->default_val(4)
+      ->check(CLI::Range(1u, 64u));
+  cmd->add_option("--timeout-ms", a.timeout_ms,
+                  "head: resend a position not back in this time, 1 to 600000 ms")
+      ->default_val(2000)
+      ->check(CLI::Range(1u, 600000u));
   cmd->add_option("--stats-out", a.stats_out, "head: write every stage's counters to this file");
   cmd->add_flag("--quiet", a.quiet, "head: do not stream the story");
   cmd->add_option("--protocol-version", a.protocol_version,

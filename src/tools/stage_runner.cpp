@@ -50,6 +50,8 @@ bool run_head(HostModel& hm, ByteLink* link, const HeadRunOptions& opts, HeadRun
   char msg[512] = {};
   s = head.discover(msg, sizeof msg);
   if (s != Status::kOk) {
+    out->counters = head.counters();  // the failure summary shows the discovery attempts
+    out->link = head.link_counters();
     *err = msg;
     *hint = status_hint(s);
     return false;
