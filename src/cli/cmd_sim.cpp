@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/sim_args.h"
+#include "cli/validators.h"
 #include "tools/sim.h"
 
 namespace llmwire::cli {
@@ -21,12 +22,18 @@ std::string self_exe() {
 
 void add_sim_options(CLI::App* cmd, SimOptions* o, std::string* reboot) {
   cmd->add_option("-p,--prompt", o->prompt, "story opening");
-  cmd->add_option("-n,--steps", o->steps, "maximum tokens to generate")->default_val(256);
-  cmd->add_option("--temp", o->temperature, "temperature (0 = greedy)")->default_val(1.0f);
-  cmd->add_option("--topp", o->topp, "top-p")->default_val(0.9f);
-  cmd->add_option("--seed", o->seed, "sampling seed (also seeds the wire faults)")
+  cmd->add_option("-n,--steps", o->steps, "maximum tokens to generate")
+      ->default_val(256)
+      ->check(CLI::Range(1u, kMaxSteps));
+  cmd->add_option("--temp", o->temperature, "temperature (0 = greedy)")
+      ->default_val(1.0f)
+      ->check(finite_range(0, 100));
+  cmd->add_option("--topp", o->topp, "top-p (nucleus) cutoff; 1 = off")
+      ->default_val(0.9f)
+      ->check(finite_range(0, 1));
+  cmd->add_option("--seed", o->seed, "sampling seed, 1 or more (also seeds the wire faults)")
       ->default_val(1)
-      ->check(CLI::PositiveNumber);
+      ->check(seed_range());
   cmd->add_option("--baud", o->baud, "link speed of every wire")
       ->default_val(460800)
       ->check(CLI::Range(1200u, 20000000u));
@@ -40,15 +47,17 @@ void add_sim_options(CLI::App* cmd, SimOptions* o, std::string* reboot) {
       ->default_val(0.0)
       ->check(CLI::Range(0.0, 0.5));
   cmd->add_option("--stall-ms", o->faults.stall_ms,
-                  "stall the wire this long in the middle of 1% of frames")
-      ->default_val(0);
+                  "stall the wire this long in the middle of 1% of frames (at most 60000)")
+      ->default_val(0)
+      ->check(CLI::Range(0u, 60000u));
   cmd->add_option("--reboot", *reboot,
                   "STAGE@TOKEN: power-cycle a worker when the head sends that generated token");
   cmd->add_option("--window", o->window, "prompt positions in flight (1 = no prompt pipelining)")
       ->default_val(4)
       ->check(CLI::Range(1u, 64u));
   cmd->add_option("--timeout-ms", o->timeout_ms,
-                  "head's resend timeout (default: from baud and model size)");
+                  "head's resend timeout, 1 to 600000 ms (default: from baud and model size)")
+      ->check(CLI::Range(1u, 600000u));
   cmd->add_flag("--quiet", o->quiet, "do not stream the story (print only the table)");
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "pipeline/split_link.h"
 #include "platform/host/fd_link.h"
 #include "platform/host/host_stage.h"
@@ -89,7 +90,12 @@ void run(Args& a) {
       fail("say where the ring is: --port /dev/ttyUSB0 (a serial adapter) or --fd-in/--fd-out");
     }
     st.serve(nullptr, nullptr);
-    return;
+    // A worker serves until its link ends: that is a failure to report, not a clean exit.
+    const std::string why = serial ? serial->error() : !in->ok() ? in->error() : out->error();
+    fail("worker stage " + std::to_string(st.image().info().stage_index) + ": the ring link " +
+             (a.port.empty() ? std::string("closed") : "on " + a.port + " failed") +
+             (why.empty() ? std::string() : " (" + why + ")"),
+         a.port.empty() ? "" : "check the cable and that no other program uses the port", 4);
   }
   if (!link && st.image().info().stage_count > 1) {
     fail("say where the ring is: --port /dev/ttyUSB0 (a serial adapter) or --fd-in/--fd-out");
@@ -155,16 +161,25 @@ void add_stage_command(CLI::App& app) {
       },
       "head: tell one story continuing this opening (without it: an interactive console on "
       "this terminal, the same commands as the board's, /help lists them)");
-  cmd->add_option("-n,--steps", a.steps, "head: maximum tokens to generate")->default_val(256);
-  cmd->add_option("--temp", a.temperature, "head: temperature (0 = greedy)")->default_val(1.0f);
-  cmd->add_option("--topp", a.topp, "head: top-p")->default_val(0.9f);
-  cmd->add_option("--seed", a.seed, "head: random seed")
+  cmd->add_option("-n,--steps", a.steps, "head: maximum tokens to generate")
+      ->default_val(256)
+      ->check(CLI::Range(1u, kMaxSteps));
+  cmd->add_option("--temp", a.temperature, "head: temperature (0 = greedy)")
+      ->default_val(1.0f)
+      ->check(finite_range(0, 100));
+  cmd->add_option("--topp", a.topp, "head: top-p (nucleus) cutoff; 1 = off")
+      ->default_val(0.9f)
+      ->check(finite_range(0, 1));
+  cmd->add_option("--seed", a.seed, "head: random seed, 1 or more")
       ->default_val(1)
-      ->check(CLI::PositiveNumber);
+      ->check(seed_range());
   cmd->add_option("--window", a.window, "head: prompt positions in flight (1 = no pipelining)")
-      ->default_val(4);
-  cmd->add_option("--timeout-ms", a.timeout_ms, "head: resend a position not back in this time")
-      ->default_val(2000);
+      ->default_val(4)
+      ->check(CLI::Range(1u, 64u));
+  cmd->add_option("--timeout-ms", a.timeout_ms,
+                  "head: resend a position not back in this time, 1 to 600000 ms")
+      ->default_val(2000)
+      ->check(CLI::Range(1u, 600000u));
   cmd->add_option("--stats-out", a.stats_out, "head: write every stage's counters to this file");
   cmd->add_flag("--quiet", a.quiet, "head: do not stream the story");
   cmd->add_option("--protocol-version", a.protocol_version,

@@ -21,6 +21,17 @@ StageInfo stage_info_for(const ImageInfo& image, uint32_t seq_len, KvType kv, ui
   return s;
 }
 
+namespace {
+
+// Layers as the CLI prints them: inclusive "3-4", or "no layers".
+const char* layer_text(uint32_t begin, uint32_t end, char* buf, size_t cap) {
+  if (end <= begin) return "no layers";
+  snprintf(buf, cap, "layers %u-%u", (unsigned)begin, (unsigned)(end - 1));
+  return buf;
+}
+
+}  // namespace
+
 bool validate_ring(const StageInfo* st, size_t count, char* msg, size_t cap) {
   const StageInfo& head = st[0];
   if (count != head.stage_count) {
@@ -63,17 +74,35 @@ bool validate_ring(const StageInfo* st, size_t count, char* msg, size_t cap) {
                (unsigned)head.n_layers);
       return false;
     }
+    // Every stage must hold the same positions with the same KV arithmetic, or the ring
+    // would stop early or compute something no single image does.
+    if (s.kv_type != head.kv_type) {
+      snprintf(msg, cap,
+               "the board at ring position %zu keeps its KV cache in %s, the head in %s: the "
+               "images come from different splits; flash the stage images of one split",
+               k, s.kv_type == 1 ? "f16" : "f32", head.kv_type == 1 ? "f16" : "f32");
+      return false;
+    }
+    if (s.seq_len != head.seq_len) {
+      snprintf(msg, cap,
+               "the board at ring position %zu holds %u positions, the head %u: the images come "
+               "from different splits (--seq); flash the stage images of one split",
+               k, (unsigned)s.seq_len, (unsigned)head.seq_len);
+      return false;
+    }
     const uint32_t expect_begin = k == 1 ? 0 : st[k - 1].layer_end;
     if (s.layer_begin != expect_begin || s.layer_end < s.layer_begin) {
-      snprintf(msg, cap, "stage %zu holds layers %u-%u but should start at layer %u", k,
-               (unsigned)s.layer_begin, (unsigned)s.layer_end, (unsigned)expect_begin);
+      char held[40];
+      snprintf(msg, cap, "stage %zu holds %s but should start at layer %u", k,
+               layer_text(s.layer_begin, s.layer_end, held, sizeof held), (unsigned)expect_begin);
       return false;
     }
   }
   const uint32_t before_head = count > 1 ? st[count - 1].layer_end : 0;
   if (head.layer_begin != before_head || head.layer_end != head.n_layers) {
-    snprintf(msg, cap, "the head holds layers %u-%u but the workers end at layer %u of %u",
-             (unsigned)head.layer_begin, (unsigned)head.layer_end, (unsigned)before_head,
+    char held[40];
+    snprintf(msg, cap, "the head holds %s but the workers stop before layer %u of %u",
+             layer_text(head.layer_begin, head.layer_end, held, sizeof held), (unsigned)before_head,
              (unsigned)head.n_layers);
     return false;
   }

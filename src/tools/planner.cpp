@@ -347,12 +347,40 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
         return p;
       }
     }
+    // Nothing fits at this length: plan the longest seq that fits on any number of boards
+    // (one layer per board gives the most room), on the fewest boards that hold it.
+    uint32_t lo = 0, hi = seq;
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      std::vector<std::pair<uint32_t, uint32_t>> r;
+      if (best_split(m, board, max_boards, mid, req.kv, req.baud, &r)) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
     Plan p;
-    p.seq_len = seq;
+    if (lo > 0) {
+      for (uint32_t n = 1; n <= max_boards; n++) {
+        if (best_split(m, board, n, lo, req.kv, req.baud, &ranges)) {
+          p = evaluate_split(m, board, lo, req.kv, req.baud, ranges);
+          break;
+        }
+      }
+      p.fits = false;  // not at the requested seq
+    }
+    p.seq_len = lo;
     p.kv = req.kv;
     p.advice = "no number of " + board.name + " boards holds this model at seq " +
-               std::to_string(seq) + " with " + kv_name(req.kv) +
-               " KV: a single layer or the head's embedding + classifier is larger than one board";
+               std::to_string(seq) + " with " + kv_name(req.kv) + " KV.";
+    if (lo > 0) {
+      p.advice += " Longest seq that fits: " + std::to_string(lo) + " on " +
+                  std::to_string(p.boards.size()) + " boards (use --seq " + std::to_string(lo) +
+                  ").";
+      if (req.kv == KvType::kF32) p.advice += " --kv f16 halves the KV cache.";
+    } else {
+      p.advice += " A single layer or the head's embedding + classifier is larger than one board.";
+    }
     return p;
   }
   if (best_split(m, board, req.boards, seq, req.kv, req.baud, &ranges)) {
@@ -398,6 +426,11 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
   }
   p.advice = advice;
   return p;
+}
+
+std::string layer_range_text(uint32_t layer_begin, uint32_t layer_end) {
+  if (layer_end <= layer_begin) return "none";
+  return std::to_string(layer_begin) + "-" + std::to_string(layer_end - 1);
 }
 
 bool parse_layer_ranges(const std::string& text, uint32_t n_layers,

@@ -33,13 +33,42 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-void sleep_until(double t) {
-  const double d = t - now_s();
-  if (d <= 0) return;
-  struct timespec ts;
-  ts.tv_sec = (time_t)d;
-  ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
-  nanosleep(&ts, nullptr);
+// Sleeps until `t` in slices of at most 20 ms, returning early once *stop is set (a wire
+// stalled for seconds must not hold the simulator after the head has finished).
+void sleep_until(double t, const std::atomic<bool>* stop) {
+  for (;;) {
+    double d = t - now_s();
+    if (d <= 0 || (stop && stop->load())) return;
+    if (d > 0.02) d = 0.02;
+    struct timespec ts;
+    ts.tv_sec = (time_t)d;
+    ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
+    nanosleep(&ts, nullptr);
+  }
+}
+
+// What a SIGTERM/SIGINT/SIGHUP handler may touch: the stats temp file and the stage processes.
+// Written before the handlers are installed (and pids as stages are spawned); read only there.
+char g_stats_path[256];
+volatile pid_t g_stage_pids[kMaxStages];
+volatile sig_atomic_t g_stage_count = 0;
+
+extern "C" void on_fatal_signal(int sig) {
+  if (g_stats_path[0]) unlink(g_stats_path);
+  for (sig_atomic_t k = 0; k < g_stage_count; k++) {
+    if (g_stage_pids[k] > 0) kill(g_stage_pids[k], SIGKILL);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+// "signal 7 (Bus error)" for a wait status, or "status 4".
+std::string describe_exit(int status) {
+  if (WIFSIGNALED(status)) {
+    return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ")";
+  }
+  return "stopped with status " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 struct StageProc {
@@ -102,6 +131,7 @@ bool Sim::spawn(size_t k, std::string* err) {
     _exit(127);
   }
   p.pid = pid;
+  if (k < kMaxStages) g_stage_pids[k] = pid;
   return true;
 }
 
@@ -128,7 +158,8 @@ void Relay::send_paced(const uint8_t* p, size_t n) {
     const double start = wire_free_at > now_s() ? wire_free_at : now_s();
     wire_free_at = start + piece * byte_s;
     wire_s += piece * byte_s;
-    sleep_until(wire_free_at);
+    sleep_until(wire_free_at, &sim->stop);
+    if (sim->stop) return;
     size_t done = 0;
     while (done < piece) {
       const ssize_t w = write(to_fd, p + off + done, piece - done);
@@ -212,8 +243,9 @@ uint64_t num(const std::map<std::string, std::string>& m, const char* k) {
 
 int run_sim(const SimOptions& o, std::string* err) {
   const size_t n = o.images.size();
-  if (n == 0) {
-    *err = "no stage images given";
+  if (n == 0 || n > kMaxStages) {
+    *err = n == 0 ? "no stage images given"
+                  : "a ring has at most " + std::to_string(kMaxStages) + " boards";
     return 2;
   }
   // Read the head image: model size for the timeout, the prompt's length for --reboot.
@@ -229,6 +261,12 @@ int run_sim(const SimOptions& o, std::string* err) {
     *err = o.images[0] + " is the image of stage " + std::to_string(head_img.info().stage_index) +
            " of " + std::to_string(head_img.info().stage_count) +
            ", not the head's: list the stage 0 image first (ring order: stage 0, 1, 2, ...)";
+    return 2;
+  }
+  if (head_img.info().stage_count == 1 && n > 1) {
+    *err = o.images[0] + " is a whole-model image, but " + std::to_string(n) +
+           " images were listed: the ring would run it alone while the other boards idle; give "
+           "the stage images from 'llmwire split' (stage 0 first), or only the whole image";
     return 2;
   }
   for (size_t k = 1; k < n; k++) {
@@ -251,12 +289,31 @@ int run_sim(const SimOptions& o, std::string* err) {
   const uint32_t dim = head_img.info().config.dim;
   const double ring_s = (double)n * activation_frame_bytes(dim) * 10.0 / o.baud;
   uint32_t timeout_ms = o.timeout_ms;
-  if (!timeout_ms) {
-    timeout_ms = (uint32_t)(4000 * ring_s) + 300 + 2 * o.faults.stall_ms;
+  const uint32_t default_timeout_ms = (uint32_t)(4000 * ring_s) + 300 + 2 * o.faults.stall_ms;
+  if (!timeout_ms) timeout_ms = default_timeout_ms;
+  // A position cannot come back sooner than its activation takes to cross every wire; a
+  // shorter timeout would fail discovery and be blamed on the wiring.
+  const uint32_t trip_ms = (uint32_t)(ring_s * 1000) + 1;
+  if (timeout_ms < 2 * trip_ms) {
+    *err = "--timeout-ms " + std::to_string(timeout_ms) + " is shorter than two trips around " +
+           "the ring (one trip is about " + std::to_string(trip_ms) + " ms for an activation " +
+           "frame over " + std::to_string(n) + " wires at " + std::to_string(o.baud) +
+           " baud): use at least " + std::to_string(2 * trip_ms) + ", or leave it out (default " +
+           std::to_string(default_timeout_ms) + " ms)";
+    return 2;
   }
   if (o.reboot_stage >= 0) {
     if (o.reboot_stage == 0 || (size_t)o.reboot_stage >= n) {
-      *err = "--reboot must name a worker stage (1.." + std::to_string(n - 1) + ")";
+      *err = n > 1 ? "--reboot " + std::to_string(o.reboot_stage) + "@" +
+                         std::to_string(o.reboot_token) + " must name a worker stage (1.." +
+                         std::to_string(n - 1) + ")"
+                   : "--reboot needs a worker to reboot, and this ring has only the head";
+      return 2;
+    }
+    if (o.reboot_token >= o.steps) {
+      *err = "--reboot " + std::to_string(o.reboot_stage) + "@" + std::to_string(o.reboot_token) +
+             " is at or after the last generated token (-n " + std::to_string(o.steps) +
+             " generates tokens 0.." + std::to_string(o.steps - 1) + ")";
       return 2;
     }
     // Position of generated token t = prompt tokens - 1 + t (BOS and dummy prefix included).
@@ -267,10 +324,34 @@ int run_sim(const SimOptions& o, std::string* err) {
     tok.encode(o.prompt.data(), o.prompt.size(), true, false, ids.data(), ids.size(), &nt);
     sim->reboot_pos = (uint32_t)(nt - 1 + o.reboot_token);
   }
-  char tmpl[] = "/tmp/llmwire-sim-XXXXXX";
-  const int sfd = mkstemp(tmpl);
-  if (sfd >= 0) close(sfd);
+  const char* tmpdir = getenv("TMPDIR");
+  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/llmwire-sim-XXXXXX";
+  const int sfd = tmpl.size() < sizeof g_stats_path ? mkstemp(&tmpl[0]) : -1;
+  if (sfd < 0) {
+    *err = "cannot create a temp file in " + std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") +
+           ": " + strerror(errno) + " (set TMPDIR to a writable folder)";
+    return 2;
+  }
+  close(sfd);
   sim->stats_path = tmpl;
+  // Killed by the user: remove the temp file and the stage processes, then die as asked.
+  memcpy(g_stats_path, tmpl.c_str(), tmpl.size() + 1);
+  g_stage_count = 0;
+  struct sigaction sa = {}, old_sa[3];
+  sa.sa_handler = on_fatal_signal;
+  sigemptyset(&sa.sa_mask);
+  const int fatal[3] = {SIGTERM, SIGINT, SIGHUP};
+  for (int i = 0; i < 3; i++) sigaction(fatal[i], &sa, &old_sa[i]);
+  struct Restore {
+    const int* sigs;
+    struct sigaction* old;
+    ~Restore() {
+      for (int i = 0; i < 3; i++) sigaction(sigs[i], &old[i], nullptr);
+      if (g_stats_path[0]) unlink(g_stats_path);
+      g_stats_path[0] = 0;
+      g_stage_count = 0;
+    }
+  } restore{fatal, old_sa};
 
   // Pipes: stage k writes tx[k][1]; relay k reads tx[k][0] and writes rx[k+1][1];
   // stage k+1 reads rx[k+1][0].
@@ -283,6 +364,8 @@ int run_sim(const SimOptions& o, std::string* err) {
     fcntl(rx[k][1], F_SETFL, O_NONBLOCK);
   }
   sim->procs.resize(n);
+  for (size_t k = 0; k < n; k++) g_stage_pids[k] = -1;
+  g_stage_count = (sig_atomic_t)n;
   for (size_t k = 0; k < n; k++) {
     StageProc& p = sim->procs[k];
     p.fd_in = rx[k][0];
@@ -343,12 +426,18 @@ int run_sim(const SimOptions& o, std::string* err) {
   const double elapsed = now_s() - t_start;
   sim->stop = true;
   for (auto& t : threads) t.join();
+  std::string dead;  // workers that died on their own (not killed by us)
   {
     std::lock_guard<std::mutex> lock(sim->mu);
     for (size_t k = 1; k < n; k++) {
       if (sim->procs[k].pid > 0) {
-        kill(sim->procs[k].pid, SIGKILL);
-        waitpid(sim->procs[k].pid, nullptr, 0);
+        int ws = 0;
+        if (waitpid(sim->procs[k].pid, &ws, WNOHANG) == sim->procs[k].pid) {
+          dead += "; stage " + std::to_string(k) + " (" + o.images[k] + ") " + describe_exit(ws);
+        } else {
+          kill(sim->procs[k].pid, SIGKILL);
+          waitpid(sim->procs[k].pid, nullptr, 0);
+        }
       }
     }
   }
@@ -371,7 +460,6 @@ int run_sim(const SimOptions& o, std::string* err) {
     if (m["_kind"] == "head") head = m;
     if (m["_kind"] == "stage") stages[num(m, "index")] = m;
   }
-  unlink(sim->stats_path.c_str());
   const uint64_t positions = num(head, "completed");
   const double per = positions ? 1.0 / positions : 0;
   std::printf(
@@ -430,7 +518,14 @@ int run_sim(const SimOptions& o, std::string* err) {
       (unsigned long long)crc_total, (unsigned long long)num(head, "retransmissions"),
       (unsigned long long)num(head, "replays"), sim->reboots,
       (unsigned long long)num(head, "timeouts"));
-  if (head_rc != 0) *err = "the head stopped with status " + std::to_string(head_rc);
+  if (o.reboot_stage >= 0 && !sim->rebooted) {
+    std::printf("note: --reboot %d@%u did not happen: the story ended after %llu tokens\n",
+                o.reboot_stage, o.reboot_token, (unsigned long long)num(head, "generated"));
+  }
+  if (head_rc != 0) {
+    *err = "the head (stage 0) " + describe_exit(status) + dead;
+    if (!dead.empty()) *err += ": a stage that dies leaves the ring without an answer";
+  }
   return head_rc;
 }
 
