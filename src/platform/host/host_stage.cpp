@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "platform/host/host_memory.h"
+
 namespace llmwire {
 namespace {
 
@@ -58,6 +60,7 @@ bool HostStage::boot(const std::string& path, ByteLink* link, const StageOptions
     *hint = "use a shorter --seq";
     return false;
   }
+  if (!check_host_memory(path, probe.info(), opts.run, file_.size(), err, hint)) return false;
   const MemoryNeeds need = Stage::memory_needs(probe.info(), opts);
   fast_.assign(region_bytes_for(need.fast), 0);
   big_.assign(region_bytes_for(need.big), 0);
