@@ -393,3 +393,35 @@ TEST(SelftestDigest, ConvertStampsAOneBoardImage) {
   ASSERT_TRUE(stamp_selftest_digest(short_ctx, &digest, &err)) << err;
   EXPECT_EQ(digest, 0u);
 }
+
+TEST(FirmwareProject, HardwareDocMatchesTheProject) {
+  const std::string doc = read_file(kRoot + "/docs/HARDWARE.md");
+  ASSERT_FALSE(doc.empty());
+  EXPECT_NE(read_file(kRoot + "/README.md").find("docs/HARDWARE.md"), std::string::npos);
+  // The layout and pins it teaches are the project's.
+  std::vector<PartitionEntry> table;
+  std::string err;
+  ASSERT_TRUE(parse_partition_csv(read_file(kFirmware + "/partitions.csv"), &table, &err));
+  for (const PartitionEntry& p : table) {
+    char row[96];
+    snprintf(row, sizeof row, "| %s | %s | %s | 0x%llX | 0x%llX", p.name.c_str(), p.type.c_str(),
+             p.subtype.c_str(), (unsigned long long)p.offset, (unsigned long long)p.size);
+    EXPECT_NE(doc.find(row), std::string::npos) << "docs/HARDWARE.md lacks the row " << row;
+  }
+  LinkDefaults link;
+  ASSERT_TRUE(parse_link_defaults(read_file(kFirmware + "/main/Kconfig.projbuild"), &link, &err));
+  EXPECT_NE(doc.find("TX GPIO" + std::to_string(link.tx_pin) + ", RX GPIO" +
+                     std::to_string(link.rx_pin) + ", " + std::to_string(link.baud) + " baud"),
+            std::string::npos);
+  // What the reference project's users hit has a row in the troubleshooting table.
+  for (const char* symptom :
+       {"no model", "no 'model' partition", "no banner", "PSRAM missing", "link timeout",
+        "CRC rejects", "esptool: No such file", "port busy", "old model", "/selftest"}) {
+    EXPECT_NE(doc.find(symptom), std::string::npos) << symptom;
+  }
+  // Every console command the runtime knows is documented.
+  for (const char* cmd :
+       {"/temp", "/topp", "/len", "/seed", "/stats", "/selftest", "/reset", "/help"}) {
+    EXPECT_NE(doc.find(std::string("`") + cmd), std::string::npos) << cmd;
+  }
+}
