@@ -85,6 +85,22 @@ unsigned long kib(size_t bytes) {
   }
 }
 
+// Called between the worker's polls: a line typed on a worker's console gets told where the
+// story console is (a serial monitor on the wrong board is a common first mistake).
+bool worker_console_check(void*) {
+  char buf[32];
+  const size_t n = g_console_ok ? g_console.read(buf, sizeof buf, 0) : 0;
+  bool line = false;
+  for (size_t i = 0; i < n; i++) line = line || buf[i] == '\n' || buf[i] == '\r';
+  if (line) {
+    const ImageInfo& info = g_stage.image().info();
+    say("this board is a worker (stage %lu of %lu): type stories on board 0's console (the "
+        "head)",
+        (unsigned long)info.stage_index, (unsigned long)info.stage_count);
+  }
+  return false;
+}
+
 void stage_task(void*) {
   char msg[400];
   g_console_ok = g_console.open() == ESP_OK;
@@ -177,7 +193,7 @@ void stage_task(void*) {
   if (!g_stage.is_head()) {
     say("worker ready: waiting for the head");
     for (;;) {
-      g_stage.serve(nullptr, nullptr);  // returns only if the link fails
+      g_stage.serve(worker_console_check, nullptr);  // returns only if the link fails
       ESP_LOGW(kTag, "link stopped; serving again");
       vTaskDelay(ticks_for_ms(100));
     }
