@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   llmwire::cli::add_stage_command(app);
   llmwire::cli::add_sim_command(app);
   llmwire::cli::add_demo_command(app);
+  llmwire::cli::add_flash_plan_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -182,22 +182,41 @@ void HeadConsole::print_stats() {
   }
 }
 
-void HeadConsole::run_selftest() {
+Status HeadConsole::selftest(StoryResult* r, char* msg, size_t cap) {
   const StorySettings saved = settings_;
   settings_.temperature = 0.0f;
   settings_.topp = 0.9f;
   settings_.seed = 1;
   settings_.max_new = kSelftestTokens;
+  const Status s = tell(kSelftestPrompt, sizeof kSelftestPrompt - 1, r, msg, cap);
+  settings_ = saved;
+  return s;
+}
+
+void HeadConsole::run_selftest() {
   StoryResult r;
   char msg[320];
-  const Status s = tell(kSelftestPrompt, sizeof kSelftestPrompt - 1, &r, msg, sizeof msg);
-  settings_ = saved;
+  const Status s = selftest(&r, msg, sizeof msg);
   print("\n");
   if (s != Status::kOk) {
     printf_line("selftest: error: %s", msg);
     return;
   }
-  printf_line("selftest: digest %08lx (%u tokens)", (unsigned long)r.digest, (unsigned)r.n_tokens);
+  const uint32_t want = stage_->image().info().selftest_digest;
+  if (want == 0) {
+    printf_line(
+        "selftest: digest %08lx (%u tokens); the image stores no expected digest "
+        "(re-split it with this llmwire to compare)",
+        (unsigned long)r.digest, (unsigned)r.n_tokens);
+  } else if (want == r.digest) {
+    printf_line("selftest: ok, digest %08lx (%u tokens) equals the PC's", (unsigned long)r.digest,
+                (unsigned)r.n_tokens);
+  } else {
+    printf_line(
+        "selftest: MISMATCH: digest %08lx (%u tokens), the PC's is %08lx: this ring "
+        "computes differently from the PC (report it with every board's boot banner)",
+        (unsigned long)r.digest, (unsigned)r.n_tokens, (unsigned long)want);
+  }
 }
 
 void HeadConsole::run(bool (*stop)(void*), void* ctx) {

@@ -37,6 +37,10 @@ class HeadConsole {
   // Reads console lines until the console closes or stop(ctx) is true.
   void run(bool (*stop)(void* ctx), void* ctx);
 
+  // The /selftest story (fixed prompt, greedy, kSelftestTokens); r->digest is what the PC tools
+  // store in the image header (ImageInfo::selftest_digest). Settings are left as they were.
+  Status selftest(StoryResult* r, char* msg, size_t cap);
+
   StorySettings& settings() { return settings_; }
   void print(const char* s);
 
