@@ -9,6 +9,41 @@ constexpr uintptr_t kUart = 0x10000000;   // 16550: THR/RBR 0, IER 1, FCR 2, LCR
 constexpr uintptr_t kMtime = 0x0200BFF8;  // CLINT mtime, 10 MHz
 constexpr uintptr_t kTestDevice = 0x00100000;
 
+// Sleeping instead of spinning: the UART's receive interrupt goes through the PLIC (source
+// 10, hart 0 M-mode context) and the CLINT timer compare ends a timeout; with both enabled in
+// mie (and mstatus.MIE off, so no trap is taken) WFI returns when either fires. A spinning
+// guest would keep QEMU's I/O thread from feeding the UART in time on a busy host.
+constexpr uintptr_t kPlic = 0x0C000000;
+constexpr uint32_t kUartIrq = 10;
+constexpr uintptr_t kMtimecmp = 0x02004000;
+
+volatile uint32_t* reg32(uintptr_t a) {
+  return reinterpret_cast<volatile uint32_t*>(a);
+}
+
+uint64_t mtime_ticks() {
+  volatile uint32_t* t = reg32(kMtime);
+  uint32_t hi, lo;
+  do {
+    hi = t[1];
+    lo = t[0];
+  } while (t[1] != hi);
+  return ((uint64_t)hi << 32) | lo;
+}
+
+void set_mtimecmp(uint64_t v) {
+  volatile uint32_t* c = reg32(kMtimecmp);
+  c[1] = 0xFFFFFFFFu;  // no spurious match while the halves change
+  c[0] = (uint32_t)v;
+  c[1] = (uint32_t)(v >> 32);
+}
+
+void wait_for_interrupt() {
+  asm volatile("wfi" ::: "memory");
+  const uint32_t id = *reg32(kPlic + 0x200004);  // claim ...
+  if (id) *reg32(kPlic + 0x200004) = id;         // ... and complete
+}
+
 volatile uint8_t* uart(int reg) {
   return reinterpret_cast<volatile uint8_t*>(kUart + reg);
 }
@@ -42,19 +77,21 @@ long g_stderr = -1;
 }  // namespace
 
 uint64_t MtimeClock::now_us() {
-  volatile uint32_t* t = reinterpret_cast<volatile uint32_t*>(kMtime);
-  uint32_t hi, lo;
-  do {
-    hi = t[1];
-    lo = t[0];
-  } while (t[1] != hi);
-  return (((uint64_t)hi << 32) | lo) / 10;
+  return mtime_ticks() / 10;
 }
 
 UartLink::UartLink(Clock* clock) : clock_(clock) {
-  *uart(1) = 0x00;  // no interrupts
+  *uart(3) = 0x80;  // divisor latch: 230400 baud, so the FIFO's character timeout is short
+  *uart(0) = 0x01;
+  *uart(1) = 0x00;
   *uart(3) = 0x03;  // 8N1
   *uart(2) = 0xC7;  // FIFOs on and cleared, receive trigger at 14 bytes
+  *uart(1) = 0x01;  // interrupt on received data (and the FIFO's character timeout)
+  *reg32(kPlic + 4 * kUartIrq) = 1;         // priority
+  *reg32(kPlic + 0x2000) = 1u << kUartIrq;  // enabled for hart 0, M-mode
+  *reg32(kPlic + 0x200000) = 0;             // threshold
+  set_mtimecmp(~0ull);
+  asm volatile("csrs mie, %0" ::"r"((1u << 11) | (1u << 7)));  // MEIE, MTIE; mstatus.MIE off
 }
 
 bool UartLink::write(const uint8_t* data, size_t len) {
@@ -70,10 +107,17 @@ size_t UartLink::read(uint8_t* buf, size_t max, uint32_t timeout_ms) {
   size_t n = 0;
   if (max == 0) return 0;
   if (!(*uart(5) & 0x01) && timeout_ms > 0) {
-    const uint64_t end = clock_->now_us() + (uint64_t)timeout_ms * 1000;
+    (void)clock_;
+    const uint64_t end = mtime_ticks() + (uint64_t)timeout_ms * 10000;
+    set_mtimecmp(end);
     while (!(*uart(5) & 0x01)) {
-      if (clock_->now_us() >= end) return 0;
+      if (mtime_ticks() >= end) {
+        set_mtimecmp(~0ull);
+        return 0;
+      }
+      wait_for_interrupt();
     }
+    set_mtimecmp(~0ull);
   }
   while (n < max && (*uart(5) & 0x01)) buf[n++] = *uart(0);
   return n;
