@@ -519,7 +519,7 @@ int run_sim(const SimOptions& o, std::string* err) {
   if (!timeout_ms) {
     timeout_ms = (uint32_t)(4000 * ring_s) + 300 + 2 * o.faults.stall_ms;
   }
-  if (emu) timeout_ms = o.timeout_ms ? o.timeout_ms : timeout_ms + 1500;  // slower compute
+  if (emu) timeout_ms = o.timeout_ms ? o.timeout_ms : timeout_ms + 200;  // slower compute
   if (o.reboot_stage >= 0) {
     if (!head_ok) {
       *err = o.images[0] + ": " + status_message(s);
