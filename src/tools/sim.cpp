@@ -176,7 +176,8 @@ bool Sim::spawn_qemu(size_t k, std::string* err) {
     const int in = k == 0 && p.console_in >= 0 ? p.console_in : open("/dev/null", O_RDONLY);
     if (in >= 0) dup2(in, 0);
     execvp(opts.qemu.c_str(), argv.data());
-    fprintf(stderr, "cannot run %s: %s\n", opts.qemu.c_str(), strerror(errno));
+    static const char kMsg[] = "llmwire sim --emulate: cannot run qemu-system-riscv32\n";
+    (void)!write(2, kMsg, sizeof kMsg - 1);  // only async-signal-safe calls after fork
     _exit(127);
   }
   p.pid = pid;
