@@ -62,7 +62,7 @@ Options parse_options(const char* s) {
 // Instructions retired between streamed story pieces: the cost of one generated token (the
 // forward pass of the head's layers and classifier plus sampling; on a ring also the wait for
 // the other boards). minstret counts instructions only under qemu -icount shift=0 (otherwise
-// it follows the host's clock). The median skips the prompt's burst.
+// it follows the host's clock).
 struct TokenMeter {
   Console* console = nullptr;
   uint64_t last = 0;
@@ -74,8 +74,10 @@ TokenMeter g_meter;
 void emit_metered(void* ctx, const char* s, size_t n) {
   TokenMeter* m = static_cast<TokenMeter*>(ctx);
   const uint64_t now = instret();
-  if (m->last && m->count < sizeof m->gaps / sizeof m->gaps[0]) {
-    const uint64_t d = now - m->last;
+  const uint64_t d = now - m->last;
+  // Pieces streamed back to back (the prompt's, or a token decoded in several pieces) are
+  // not a forward pass: no forward of any model costs under 10k instructions.
+  if (m->last && d >= 10000 && m->count < sizeof m->gaps / sizeof m->gaps[0]) {
     m->gaps[m->count++] = d > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)d;
   }
   m->console->write(s, n);
