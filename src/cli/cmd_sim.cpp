@@ -103,6 +103,10 @@ void add_sim_command(CLI::App& app) {
     apply_reboot(g_reboot, &g_opts);
     if (g_opts.faults.stall_ms) g_opts.faults.stall_prob = 0.01;
     g_opts.exe = self_exe();
+    if (!g_emulate && (g_opts.icount || !g_opts.console_after.empty() || !g_firmware.empty() ||
+                       g_opts.absent_stage >= 0)) {
+      fail("--firmware, --icount, --then and --absent apply to emulated boards", "add --emulate");
+    }
     if (g_emulate) g_opts.emulate_elf = g_firmware.empty() ? default_firmware() : g_firmware;
     std::string err;
     const int rc = run_sim(g_opts, &err);
