@@ -4,6 +4,7 @@
 
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/commands.h"
 #include "cli/sim_args.h"
@@ -75,6 +76,17 @@ void apply_reboot(const std::string& reboot, SimOptions* o) {
 namespace {
 SimOptions g_opts;
 std::string g_reboot;
+bool g_emulate = false;
+std::string g_firmware;
+
+// The firmware scripts/build_rv32.sh builds, next to this binary's build folder.
+std::string default_firmware() {
+  if (const char* e = std::getenv("LLMWIRE_RV32_ELF")) return e;
+  const std::string exe = self_exe();
+  const size_t slash = exe.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : exe.substr(0, slash);
+  return dir + "/../build-rv32/llmwire-rv32.elf";
+}
 }  // namespace
 
 void add_sim_command(CLI::App& app) {
@@ -83,10 +95,28 @@ void add_sim_command(CLI::App& app) {
   cmd->add_option("--images", g_opts.images, "stage images in ring order: stage 0 (head) first")
       ->required();
   add_sim_options(cmd, &g_opts, &g_reboot);
+  cmd->add_flag("--emulate", g_emulate,
+                "run every stage on an emulated MCU (bare-metal rv32 under qemu-system-riscv32, "
+                "image in flash, link on the UART); -p is typed on the head's console");
+  cmd->add_option("--firmware", g_firmware,
+                  "--emulate: the board firmware ELF (default: build-rv32/llmwire-rv32.elf from "
+                  "scripts/build_rv32.sh, or $LLMWIRE_RV32_ELF)");
+  cmd->add_flag("--icount", g_opts.icount,
+                "--emulate: exact instruction counting (qemu -icount shift=0; slower)");
+  cmd->add_option("--then", g_opts.console_after,
+                  "--emulate: a further line typed on the head's console after the story "
+                  "(repeatable; e.g. --then /stats)");
+  cmd->add_option("--absent", g_opts.absent_stage, "--emulate: never power on this worker")
+      ->group("");
   cmd->callback([] {
     apply_reboot(g_reboot, &g_opts);
     if (g_opts.faults.stall_ms) g_opts.faults.stall_prob = 0.01;
     g_opts.exe = self_exe();
+    if (!g_emulate && (g_opts.icount || !g_opts.console_after.empty() || !g_firmware.empty() ||
+                       g_opts.absent_stage >= 0)) {
+      fail("--firmware, --icount, --then and --absent apply to emulated boards", "add --emulate");
+    }
+    if (g_emulate) g_opts.emulate_elf = g_firmware.empty() ? default_firmware() : g_firmware;
     std::string err;
     const int rc = run_sim(g_opts, &err);
     if (rc != 0) fail(err.empty() ? "the simulation failed" : err, "", rc);
