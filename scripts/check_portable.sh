@@ -36,6 +36,11 @@ done
 if hits=$(echo "$all" | grep -E "$forbidden"); then
   echo "check_portable: forbidden symbols present:"; echo "$hits" | sed 's/^/  /'; bad=1
 fi
+# Nano printf: no %zu / %lld / %j and no floating-point conversions in format strings.
+if hits=$(grep -nE '"[^"]*%[-+ #0-9.]*(z|ll|j|L)[diouxX]|"[^"]*%[-+ #0-9.]*[fFeEgGaA][^"]*"' \
+            src/engine/*.cpp src/link/*.cpp src/pipeline/*.cpp src/runtime/*.cpp); then
+  echo "check_portable: format strings a nano printf cannot print:"; echo "$hits" | sed 's/^/  /'; bad=1
+fi
 size=$(riscv64-unknown-elf-size "$out/portable.o" | awk 'NR==2{print $1" text, "$2" data, "$3" bss"}')
 if ((bad)); then
   echo "check_portable: FAILED (portable code must stay freestanding: see docs/ARCHITECTURE.md)"
