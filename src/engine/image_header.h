@@ -34,6 +34,9 @@ struct ImageInfo {
   uint32_t bos_id = 1;
   uint32_t eos_id = 2;
   char model_name[32] = {};
+  uint32_t quant_method = 0;  // QuantMethod bits
+  uint32_t calib_tokens = 0;
+  uint32_t calib_crc = 0;
 
   bool has(ImageFlags f) const { return (flags & f) != 0; }
 };
