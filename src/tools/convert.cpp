@@ -379,7 +379,8 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       if (u.empty()) gptq_factor(stats.gram[(size_t)site].data(), m.cols, ord.data(), damp, &u);
       if (!u.empty()) {
         encode_matrix_gptq(ck.ptr(m.off), m.rows, m.cols, dt, g, u.data(), ord.data(),
-                           importance_of(m), bytes->data(), opts.threads);
+                           stats.gram[(size_t)site].data(), importance_of(m), bytes->data(),
+                           opts.threads);
         return;
       }
     }

@@ -38,6 +38,8 @@ namespace {
 constexpr uint32_t kMaxGroup = 256;
 // Q4 grid of the weighted search: amax/k for k = kLo/8 .. kHi/8.
 constexpr int kWeightedKLo = 40, kWeightedKHi = 80;
+// GPTQ with fixed scales: extra rounds of (round to the refitted scales, refit).
+constexpr int kGptqRounds = 3;
 
 struct Quantizer {
   const double* x;  // the group's values (non-finite already replaced by 0), zero padded
@@ -352,8 +354,80 @@ bool gptq_factor(const double* gram, uint32_t n, const uint32_t* order, double d
   return true;
 }
 
+// Given the levels q of a row, the group scales that minimise (w - deq)ᵀ H (w - deq) jointly
+// (a small linear system), rounded to fp16; kept only if that beats the current scales.
+void refit_scales(const double* w, const int* q, const double* h, uint32_t cols, uint32_t group,
+                  uint16_t* hs) {
+  const uint32_t n = (cols + group - 1) / group;
+  // v[g] = H[:, group g] q_g; A[g][k] = q_kᵀ v[g] over group k; b[g] = wᵀ v[g].
+  std::vector<double> v((size_t)n * cols, 0.0), a((size_t)n * n, 0.0), b(n, 0.0);
+  for (uint32_t g = 0; g < n; g++) {
+    double* vg = &v[(size_t)g * cols];
+    const uint32_t c1 = std::min(cols, (g + 1) * group);
+    for (uint32_t i = 0; i < cols; i++) {
+      const double* hi = h + (size_t)i * cols;
+      double acc = 0;
+      for (uint32_t j = g * group; j < c1; j++) acc += hi[j] * (double)q[j];
+      vg[i] = acc;
+    }
+    for (uint32_t i = 0; i < cols; i++) b[g] += w[i] * vg[i];
+    for (uint32_t k = 0; k < n; k++) {
+      const uint32_t k1 = std::min(cols, (k + 1) * group);
+      double acc = 0;
+      for (uint32_t j = k * group; j < k1; j++) acc += (double)q[j] * vg[j];
+      a[(size_t)g * n + k] = acc;
+    }
+  }
+  auto objective = [&](const uint16_t* sc) {  // up to the constant wᵀHw
+    double f = 0;
+    for (uint32_t g = 0; g < n; g++) {
+      const double sg = (double)half_to_float(sc[g]);
+      f -= 2 * sg * b[g];
+      for (uint32_t k = 0; k < n; k++) {
+        f += sg * a[(size_t)g * n + k] * (double)half_to_float(sc[k]);
+      }
+    }
+    return f;
+  };
+  // Gaussian elimination with partial pivoting on [A | b], a tiny ridge for empty groups.
+  std::vector<double> m(a), s(b);
+  double tr = 0;
+  for (uint32_t g = 0; g < n; g++) tr += m[(size_t)g * n + g];
+  const double ridge = 1e-12 * (tr > 0 ? tr / n : 1.0);
+  for (uint32_t g = 0; g < n; g++) m[(size_t)g * n + g] += ridge;
+  for (uint32_t c = 0; c < n; c++) {
+    uint32_t p = c;
+    for (uint32_t r = c + 1; r < n; r++) {
+      if (std::fabs(m[(size_t)r * n + c]) > std::fabs(m[(size_t)p * n + c])) p = r;
+    }
+    if (!(std::fabs(m[(size_t)p * n + c]) > 0)) return;
+    if (p != c) {
+      for (uint32_t k = 0; k < n; k++) std::swap(m[(size_t)p * n + k], m[(size_t)c * n + k]);
+      std::swap(s[p], s[c]);
+    }
+    for (uint32_t r = c + 1; r < n; r++) {
+      const double f = m[(size_t)r * n + c] / m[(size_t)c * n + c];
+      for (uint32_t k = c; k < n; k++) m[(size_t)r * n + k] -= f * m[(size_t)c * n + k];
+      s[r] -= f * s[c];
+    }
+  }
+  for (uint32_t c = n; c-- > 0;) {
+    double acc = s[c];
+    for (uint32_t k = c + 1; k < n; k++) acc -= m[(size_t)c * n + k] * s[k];
+    s[c] = acc / m[(size_t)c * n + c];
+  }
+  std::vector<uint16_t> cand(hs, hs + n);
+  for (uint32_t g = 0; g < n; g++) {
+    const uint16_t hh = float_to_half((float)s[g]);
+    if ((hh & 0x7C00u) == 0x7C00u) return;  // overflowed fp16
+    cand[g] = hh;
+  }
+  if (objective(cand.data()) < objective(hs)) std::copy(cand.begin(), cand.end(), hs);
+}
+
 void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, const double* u,
-                     const uint32_t* order, const double* importance, uint8_t* out) {
+                     const uint32_t* order, const double* gram, const double* importance,
+                     uint8_t* out) {
   if (type != DType::kQ8 && type != DType::kQ4) return;
   if (group == 0 || group > kMaxGroup || group % 2 != 0) return;  // callers validate
   const bool q4 = type == DType::kQ4;
@@ -379,29 +453,71 @@ void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, 
     }
     hs[g] = choose_scale(x, wt, m4, q4, q);
   };
-  if (order != nullptr) {
-    std::vector<double> orig(cols);
-    for (uint32_t j = 0; j < cols; j++) orig[j] = std::isfinite(w[j]) ? (double)w[j] : 0.0;
-    for (uint32_t g = 0; g < n; g++) choose(g, orig.data());
-    for (uint32_t i = 0; i < cols; i++) r[i] = orig[order[i]];
-  } else {
-    for (uint32_t j = 0; j < cols; j++) r[j] = std::isfinite(w[j]) ? (double)w[j] : 0.0;
-  }
-  for (uint32_t i = 0; i < cols; i++) {
-    const uint32_t c = order ? order[i] : i;
-    if (order == nullptr && c % group == 0) choose(c / group, r.data());
-    const double s = (double)half_to_float(hs[c / group]);
-    int lv = 0;
-    if (s != 0) {
-      double v = r[i] / s;
-      v = v < qmin ? qmin : (v > qmax ? qmax : v);
-      lv = (int)Quantizer::round_q(v);
+  std::vector<double> orig(cols);
+  for (uint32_t j = 0; j < cols; j++) orig[j] = std::isfinite(w[j]) ? (double)w[j] : 0.0;
+  // One GPTQ pass: levels into qall for the scales in hs (chosen on the way without order).
+  auto pass = [&]() {
+    if (order != nullptr) {
+      for (uint32_t i = 0; i < cols; i++) r[i] = orig[order[i]];
+    } else {
+      r = orig;
     }
-    qall[c] = lv;
-    // Spread the rounding error over the columns not yet rounded.
-    const double* ui = u + (size_t)i * cols;
-    const double e = (r[i] - s * (double)lv) / ui[i];
-    for (uint32_t k = i + 1; k < cols; k++) r[k] -= e * ui[k];
+    for (uint32_t i = 0; i < cols; i++) {
+      const uint32_t c = order ? order[i] : i;
+      if (order == nullptr && c % group == 0) choose(c / group, r.data());
+      const double s = (double)half_to_float(hs[c / group]);
+      int lv = 0;
+      if (s != 0) {
+        double v = r[i] / s;
+        v = v < qmin ? qmin : (v > qmax ? qmax : v);
+        lv = (int)Quantizer::round_q(v);
+      }
+      qall[c] = lv;
+      // Spread the rounding error over the columns not yet rounded.
+      const double* ui = u + (size_t)i * cols;
+      const double e = (r[i] - s * (double)lv) / ui[i];
+      for (uint32_t k = i + 1; k < cols; k++) r[k] -= e * ui[k];
+    }
+  };
+  // (w - deq)ᵀ H (w - deq) of the current levels and scales.
+  auto h_error = [&]() {
+    std::vector<double> e(cols);
+    for (uint32_t j = 0; j < cols; j++) {
+      e[j] = orig[j] - (double)half_to_float(hs[j / group]) * (double)qall[j];
+    }
+    double f = 0;
+    for (uint32_t i = 0; i < cols; i++) {
+      const double* hi = gram + (size_t)i * cols;
+      double acc = 0;
+      for (uint32_t j = 0; j < cols; j++) acc += hi[j] * e[j];
+      f += e[i] * acc;
+    }
+    return f;
+  };
+  if (order != nullptr) {
+    for (uint32_t g = 0; g < n; g++) choose(g, orig.data());
+  }
+  pass();
+  if (gram != nullptr) {
+    refit_scales(orig.data(), qall.data(), gram, cols, group, hs.data());
+    if (order != nullptr) {
+      // With fixed scales, rounding again to the refitted scales and refitting may do better:
+      // a few rounds, keeping the best.
+      std::vector<int> best_q(qall);
+      std::vector<uint16_t> best_h(hs);
+      double best = h_error();
+      for (int it = 0; it < kGptqRounds; it++) {
+        pass();
+        refit_scales(orig.data(), qall.data(), gram, cols, group, hs.data());
+        const double f = h_error();
+        if (!(f < best)) break;
+        best = f;
+        best_q = qall;
+        best_h = hs;
+      }
+      qall.swap(best_q);
+      hs.swap(best_h);
+    }
   }
   for (uint32_t g = 0; g < n; g++) {
     const int* qg = &qall[(size_t)g * group];
@@ -419,12 +535,12 @@ void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, 
 }
 
 void encode_matrix_gptq(const float* w, uint32_t rows, uint32_t cols, DType type, uint32_t group,
-                        const double* u, const uint32_t* order, const double* importance,
-                        uint8_t* out, unsigned threads) {
+                        const double* u, const uint32_t* order, const double* gram,
+                        const double* importance, uint8_t* out, unsigned threads) {
   const size_t stride = row_stride_bytes(type, cols, group ? group : 1);
   auto run = [&](uint32_t r0, uint32_t r1) {
     for (uint32_t r = r0; r < r1; r++) {
-      encode_row_gptq(w + (size_t)r * cols, cols, type, group, u, order, importance,
+      encode_row_gptq(w + (size_t)r * cols, cols, type, group, u, order, gram, importance,
                       out + (size_t)r * stride);
     }
   };

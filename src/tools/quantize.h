@@ -33,11 +33,14 @@ bool gptq_factor(const double* gram, uint32_t n, const uint32_t* order, double d
                  std::vector<double>* u);
 // Encodes a row: each column (in the order) is rounded to the nearest level of its group's
 // scale and its error, scaled by U, is subtracted from the columns not yet rounded.
+// gram: null, or the (unpermuted) Gram matrix: the group scales are then refitted jointly
+// to the final levels under the H-weighted error (kept only when better after fp16 rounding).
 void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, const double* u,
-                     const uint32_t* order, const double* importance, uint8_t* out);
+                     const uint32_t* order, const double* gram, const double* importance,
+                     uint8_t* out);
 void encode_matrix_gptq(const float* w, uint32_t rows, uint32_t cols, DType type, uint32_t group,
-                        const double* u, const uint32_t* order, const double* importance,
-                        uint8_t* out, unsigned threads = 0);
+                        const double* u, const uint32_t* order, const double* gram,
+                        const double* importance, uint8_t* out, unsigned threads = 0);
 // Decodes one stored row back to floats (for tests and tools).
 void decode_row(const uint8_t* row, uint32_t cols, DType type, uint32_t group, float* out);
 
