@@ -92,12 +92,13 @@ void run(const Args& a) {
                 r.calib.truncated ? ", the rest of the text unused (--calib-tokens)" : "",
                 r.calib.tokens ? 100.0 * r.calib.byte_fallback_tokens / r.calib.tokens : 0.0,
                 r.calib.text_crc);
-    std::printf("method: importance-weighted scales%s%s\n",
-                a.gptq ? ", GPTQ-style error compensation" : "",
-                a.budget ? (", mixed precision: " + std::to_string(r.calib.q8_matrices) + " of " +
-                            std::to_string(r.calib.matrices) + " matrices Q8")
-                               .c_str()
-                         : "");
+    std::printf(
+        "method: importance-weighted scales%s%s\n", a.gptq ? ", GPTQ-style error compensation" : "",
+        a.budget ? (", mixed precision: " + std::to_string(r.calib.q8_matrices) + " of " +
+                    std::to_string(r.calib.matrices) + " matrices Q8, chosen by " +
+                    (r.calib.measured_sensitivity ? "measured KL" : "weighted error") + " per byte")
+                       .c_str()
+                 : "");
   }
   std::printf("\n%-22s %14s %14s %10s\n", "family", "params", "bytes", "MB");
   uint64_t sum = 0;

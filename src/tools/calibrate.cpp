@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <cmath>
 #include <thread>
 
 #include "engine/crc32c.h"
@@ -248,75 +249,60 @@ bool load_calibration_text(const std::string& path, const TokenizerBlob& tok, ui
   return true;
 }
 
-bool collect_calibration(const Checkpoint& ck, const ModelConfig& c, const CalibText& text,
-                         bool gram, unsigned threads, const CalibProgressFn& progress,
-                         CalibStats* out, std::string* err) {
-  if (threads == 0) threads = std::thread::hardware_concurrency();
-  if (threads == 0) threads = 1;
-  if (threads > 32) threads = 32;
-  const uint32_t d = c.dim, hd = c.hidden_dim, L = c.n_layers, V = c.vocab_size;
-  const uint32_t kvd = c.kv_dim(), nh = c.n_heads, hs = c.head_size();
-  const uint32_t kv_mul = c.n_heads / c.n_kv_heads;
-  const float eps = 1e-5f;
-  for (const std::vector<int32_t>& ch : text.chunks) {
-    for (int32_t t : ch) {
-      if (t < 0 || (uint32_t)t >= V) {
-        *err = "calibration token id out of the vocabulary";
-        return false;
-      }
+namespace {
+
+// The f32 forward pass of one chunk, layer by layer over all its positions (llama2.c order).
+// Matrices come from `w`, so a caller can swap one for a dequantized copy. Each linear layer's
+// input is reported to `site(index, rows, T, n)`; with `logits` non-null the classifier's
+// output [T][vocab] is written there.
+struct ChunkForward {
+  const Checkpoint& ck;
+  const ModelConfig& c;
+  const CalibWeights& w;
+  unsigned threads;
+  std::vector<float> freq, x, xb, xb2, q, k, v, h1, h3, att;
+
+  ChunkForward(const Checkpoint& ck_, const ModelConfig& c_, const CalibWeights& w_,
+               unsigned threads_, uint32_t max_t)
+      : ck(ck_), c(c_), w(w_), threads(threads_) {
+    const uint32_t d = c.dim, hd = c.hidden_dim, kvd = c.kv_dim(), hs = c.head_size();
+    freq.resize(hs / 2);
+    const float log_theta = log_f32(10000.0f);  // RoPE: theta^(-2i/hs)
+    for (uint32_t i = 0; i < hs / 2; i++) {
+      freq[i] = exp_f32(-((float)(2 * i) / (float)hs) * log_theta);
     }
-    if (ch.size() > c.seq_len) {
-      *err = "calibration chunk longer than the model's context";
-      return false;
-    }
-  }
-  CalibStats st;
-  st.layers = L;
-  const uint32_t sites = L * kCalibSitesPerLayer + 1;
-  st.msq.resize(sites);
-  if (gram) st.gram.resize(sites);
-  for (uint32_t s = 0; s < sites; s++) {
-    const uint32_t n =
-        s < L * kCalibSitesPerLayer && s % kCalibSitesPerLayer == (uint32_t)CalibSite::kFfnHidden
-            ? hd
-            : d;
-    st.msq[s].assign(n, 0.0);
-    if (gram) st.gram[s].assign((size_t)n * n, 0.0);
+    x.resize((size_t)max_t * d);
+    xb.resize((size_t)max_t * d);
+    xb2.resize((size_t)max_t * d);
+    q.resize((size_t)max_t * d);
+    k.resize((size_t)max_t * kvd);
+    v.resize((size_t)max_t * kvd);
+    h1.resize((size_t)max_t * hd);
+    h3.resize((size_t)max_t * hd);
+    att.resize(max_t);
   }
 
-  // RoPE frequencies for pair i of a head: theta^(-2i/hs).
-  std::vector<float> freq(hs / 2);
-  const float log_theta = log_f32(10000.0f);
-  for (uint32_t i = 0; i < hs / 2; i++) {
-    freq[i] = exp_f32(-((float)(2 * i) / (float)hs) * log_theta);
-  }
-
-  uint32_t max_t = 0;
-  for (const std::vector<int32_t>& ch : text.chunks) max_t = std::max<uint32_t>(max_t, ch.size());
-  std::vector<float> x((size_t)max_t * d), xb((size_t)max_t * d), xb2((size_t)max_t * d),
-      q((size_t)max_t * d), k((size_t)max_t * kvd), v((size_t)max_t * kvd), h1((size_t)max_t * hd),
-      h3((size_t)max_t * hd), att(max_t);
-
-  uint64_t done = 0;
-  for (const std::vector<int32_t>& ch : text.chunks) {
+  template <typename SiteFn>
+  void run(const std::vector<int32_t>& ch, const SiteFn& site, float* logits) {
+    const uint32_t d = c.dim, hd = c.hidden_dim, L = c.n_layers;
+    const uint32_t kvd = c.kv_dim(), nh = c.n_heads, hs = c.head_size();
+    const uint32_t kv_mul = c.n_heads / c.n_kv_heads;
+    const float eps = 1e-5f;
     const uint32_t T = (uint32_t)ch.size();
     for (uint32_t t = 0; t < T; t++) {
-      memcpy(&x[(size_t)t * d], ck.ptr(ck.tok_emb + (size_t)ch[t] * d), d * sizeof(float));
+      memcpy(&x[(size_t)t * d], w.tok_emb + (size_t)ch[t] * d, d * sizeof(float));
     }
     for (uint32_t l = 0; l < L; l++) {
+      const CalibWeights::Layer& lw = w.layers[l];
       const size_t sbase = (size_t)l * kCalibSitesPerLayer;
-      auto acc = [&](CalibSite s, const float* a, uint32_t n) {
-        const size_t i = sbase + (uint32_t)s;
-        accumulate(a, T, n, st.msq[i].data(), gram ? st.gram[i].data() : nullptr, threads);
-      };
       // Attention.
       for (uint32_t t = 0; t < T; t++) {
         rmsnorm(&xb[(size_t)t * d], &x[(size_t)t * d], ck.ptr(ck.rms_att + (size_t)l * d), d, eps);
       }
-      acc(CalibSite::kAttnIn, xb.data(), d);
-      matmul(ck.ptr(ck.wq + (size_t)l * d * d), d, d, xb.data(), T, q.data(), threads);
-      matmul(ck.ptr(ck.wk + (size_t)l * kvd * d), kvd, d, xb.data(), T, k.data(), threads);
-      matmul(ck.ptr(ck.wv + (size_t)l * kvd * d), kvd, d, xb.data(), T, v.data(), threads);
+      site(sbase + (uint32_t)CalibSite::kAttnIn, xb.data(), T, d);
+      matmul(lw.wq, d, d, xb.data(), T, q.data(), threads);
+      matmul(lw.wk, kvd, d, xb.data(), T, k.data(), threads);
+      matmul(lw.wv, kvd, d, xb.data(), T, v.data(), threads);
       for (uint32_t t = 0; t < T; t++) {
         for (uint32_t i = 0; i < hs / 2; i++) {
           float sn, cs;
@@ -359,29 +345,118 @@ bool collect_calibration(const Checkpoint& ck, const ModelConfig& c, const Calib
           }
         }
       }
-      acc(CalibSite::kAttnOut, xb2.data(), d);
-      matmul(ck.ptr(ck.wo + (size_t)l * d * d), d, d, xb2.data(), T, xb.data(), threads);
+      site(sbase + (uint32_t)CalibSite::kAttnOut, xb2.data(), T, d);
+      matmul(lw.wo, d, d, xb2.data(), T, xb.data(), threads);
       for (size_t i = 0; i < (size_t)T * d; i++) x[i] += xb[i];
       // FFN.
       for (uint32_t t = 0; t < T; t++) {
         rmsnorm(&xb[(size_t)t * d], &x[(size_t)t * d], ck.ptr(ck.rms_ffn + (size_t)l * d), d, eps);
       }
-      acc(CalibSite::kFfnIn, xb.data(), d);
-      matmul(ck.ptr(ck.w1 + (size_t)l * hd * d), hd, d, xb.data(), T, h1.data(), threads);
-      matmul(ck.ptr(ck.w3 + (size_t)l * hd * d), hd, d, xb.data(), T, h3.data(), threads);
+      site(sbase + (uint32_t)CalibSite::kFfnIn, xb.data(), T, d);
+      matmul(lw.w1, hd, d, xb.data(), T, h1.data(), threads);
+      matmul(lw.w3, hd, d, xb.data(), T, h3.data(), threads);
       for (size_t i = 0; i < (size_t)T * hd; i++) {
         const float a = h1[i];
         h1[i] = (a * (1.0f / (1.0f + exp_f32(-a)))) * h3[i];
       }
-      acc(CalibSite::kFfnHidden, h1.data(), hd);
-      matmul(ck.ptr(ck.w2 + (size_t)l * d * hd), d, hd, h1.data(), T, xb.data(), threads);
+      site(sbase + (uint32_t)CalibSite::kFfnHidden, h1.data(), T, hd);
+      matmul(lw.w2, d, hd, h1.data(), T, xb.data(), threads);
       for (size_t i = 0; i < (size_t)T * d; i++) x[i] += xb[i];
     }
     for (uint32_t t = 0; t < T; t++) {
       rmsnorm(&xb[(size_t)t * d], &x[(size_t)t * d], ck.ptr(ck.rms_final), d, eps);
     }
-    accumulate(xb.data(), T, d, st.msq.back().data(), gram ? st.gram.back().data() : nullptr,
-               threads);
+    site((size_t)L * kCalibSitesPerLayer, xb.data(), T, d);
+    if (logits) matmul(w.wcls, c.vocab_size, d, xb.data(), T, logits, threads);
+  }
+};
+
+bool check_chunks(const ModelConfig& c, const CalibText& text, std::string* err) {
+  for (const std::vector<int32_t>& ch : text.chunks) {
+    for (int32_t t : ch) {
+      if (t < 0 || (uint32_t)t >= c.vocab_size) {
+        *err = "calibration token id out of the vocabulary";
+        return false;
+      }
+    }
+    if (ch.size() > c.seq_len) {
+      *err = "calibration chunk longer than the model's context";
+      return false;
+    }
+  }
+  return true;
+}
+
+unsigned thread_count(unsigned threads) {
+  if (threads == 0) threads = std::thread::hardware_concurrency();
+  if (threads == 0) threads = 1;
+  return threads > 32 ? 32 : threads;
+}
+
+// log-softmax of v[0..n) in double.
+void log_softmax(const float* v, uint32_t n, double* out) {
+  double m = v[0];
+  for (uint32_t i = 1; i < n; i++) m = v[i] > m ? v[i] : m;
+  double s = 0;
+  for (uint32_t i = 0; i < n; i++) s += std::exp((double)v[i] - m);
+  const double lse = m + std::log(s);
+  for (uint32_t i = 0; i < n; i++) out[i] = (double)v[i] - lse;
+}
+
+}  // namespace
+
+CalibWeights CalibWeights::of(const Checkpoint& ck) {
+  const ModelConfig& c = ck.config;
+  const uint32_t d = c.dim, hd = c.hidden_dim, kvd = c.kv_dim();
+  CalibWeights w;
+  w.tok_emb = ck.ptr(ck.tok_emb);
+  w.wcls = ck.ptr(ck.wcls);
+  w.layers.resize(c.n_layers);
+  for (uint32_t l = 0; l < c.n_layers; l++) {
+    CalibWeights::Layer& lw = w.layers[l];
+    lw.wq = ck.ptr(ck.wq + (size_t)l * d * d);
+    lw.wk = ck.ptr(ck.wk + (size_t)l * kvd * d);
+    lw.wv = ck.ptr(ck.wv + (size_t)l * kvd * d);
+    lw.wo = ck.ptr(ck.wo + (size_t)l * d * d);
+    lw.w1 = ck.ptr(ck.w1 + (size_t)l * hd * d);
+    lw.w2 = ck.ptr(ck.w2 + (size_t)l * d * hd);
+    lw.w3 = ck.ptr(ck.w3 + (size_t)l * hd * d);
+  }
+  return w;
+}
+
+bool collect_calibration(const Checkpoint& ck, const ModelConfig& c, const CalibText& text,
+                         bool gram, unsigned threads, const CalibProgressFn& progress,
+                         CalibStats* out, std::string* err) {
+  threads = thread_count(threads);
+  const uint32_t d = c.dim, hd = c.hidden_dim, L = c.n_layers;
+  if (!check_chunks(c, text, err)) return false;
+  CalibStats st;
+  st.layers = L;
+  const uint32_t sites = L * kCalibSitesPerLayer + 1;
+  st.msq.resize(sites);
+  if (gram) st.gram.resize(sites);
+  for (uint32_t s = 0; s < sites; s++) {
+    const uint32_t n =
+        s < L * kCalibSitesPerLayer && s % kCalibSitesPerLayer == (uint32_t)CalibSite::kFfnHidden
+            ? hd
+            : d;
+    st.msq[s].assign(n, 0.0);
+    if (gram) st.gram[s].assign((size_t)n * n, 0.0);
+  }
+  uint32_t max_t = 0;
+  for (const std::vector<int32_t>& ch : text.chunks) max_t = std::max<uint32_t>(max_t, ch.size());
+  const CalibWeights w = CalibWeights::of(ck);
+  ChunkForward fw(ck, c, w, threads, max_t);
+  uint64_t done = 0;
+  for (const std::vector<int32_t>& ch : text.chunks) {
+    const uint32_t T = (uint32_t)ch.size();
+    fw.run(
+        ch,
+        [&](size_t i, const float* a, uint32_t rows, uint32_t n) {
+          accumulate(a, rows, n, st.msq[i].data(), gram ? st.gram[i].data() : nullptr, threads);
+        },
+        nullptr);
     done += T;
     st.tokens = done;
     if (progress) progress(done, text.tokens);
@@ -405,6 +480,47 @@ bool collect_calibration(const Checkpoint& ck, const ModelConfig& c, const Calib
     }
   }
   *out = std::move(st);
+  return true;
+}
+
+bool measure_kl(const Checkpoint& ck, const ModelConfig& c, const CalibText& text,
+                const std::vector<CalibWeights>& variants, unsigned threads,
+                const CalibProgressFn& progress, std::vector<double>* kl, std::string* err) {
+  threads = thread_count(threads);
+  if (!check_chunks(c, text, err)) return false;
+  const uint32_t V = c.vocab_size;
+  uint32_t max_t = 0;
+  for (const std::vector<int32_t>& ch : text.chunks) max_t = std::max<uint32_t>(max_t, ch.size());
+  const CalibWeights ref_w = CalibWeights::of(ck);
+  ChunkForward ref(ck, c, ref_w, threads, max_t);
+  std::vector<float> logits((size_t)max_t * V);
+  std::vector<double> ref_lp((size_t)max_t * V), lp(V);
+  kl->assign(variants.size(), 0.0);
+  auto no_site = [](size_t, const float*, uint32_t, uint32_t) {};
+  uint64_t positions = 0, done = 0;
+  const uint64_t total = (uint64_t)text.tokens * variants.size();
+  for (const std::vector<int32_t>& ch : text.chunks) {
+    const uint32_t T = (uint32_t)ch.size();
+    ref.run(ch, no_site, logits.data());
+    for (uint32_t t = 0; t < T; t++) {
+      log_softmax(&logits[(size_t)t * V], V, &ref_lp[(size_t)t * V]);
+    }
+    for (size_t vi = 0; vi < variants.size(); vi++) {
+      ChunkForward fw(ck, c, variants[vi], threads, T);
+      fw.run(ch, no_site, logits.data());
+      double sum = 0;
+      for (uint32_t t = 0; t < T; t++) {
+        log_softmax(&logits[(size_t)t * V], V, lp.data());
+        const double* r = &ref_lp[(size_t)t * V];
+        for (uint32_t i = 0; i < V; i++) sum += std::exp(r[i]) * (r[i] - lp[i]);
+      }
+      (*kl)[vi] += sum;
+      done += T;
+      if (progress) progress(done, total);
+    }
+    positions += T;
+  }
+  for (double& v : *kl) v /= (double)(positions ? positions : 1);
   return true;
 }
 

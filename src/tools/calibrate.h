@@ -60,6 +60,18 @@ struct CalibStats {
   const std::vector<double>& final_msq() const { return msq.back(); }
 };
 
+// The matrices the calibration forward pass reads (row-major f32, checkpoint layout); a copy
+// with one pointer swapped runs the model with that matrix changed.
+struct CalibWeights {
+  struct Layer {
+    const float *wq, *wk, *wv, *wo, *w1, *w2, *w3;
+  };
+  const float* tok_emb = nullptr;
+  const float* wcls = nullptr;  // == tok_emb when shared
+  std::vector<Layer> layers;
+  static CalibWeights of(const Checkpoint& ck);
+};
+
 using CalibProgressFn = std::function<void(uint64_t done_tokens, uint64_t total_tokens)>;
 
 // Runs the checkpoint (config c: its seq_len bounds the chunks) over the text.
@@ -67,5 +79,11 @@ using CalibProgressFn = std::function<void(uint64_t done_tokens, uint64_t total_
 bool collect_calibration(const Checkpoint& ck, const ModelConfig& c, const CalibText& text,
                          bool gram, unsigned threads, const CalibProgressFn& progress,
                          CalibStats* out, std::string* err);
+
+// Mean KL(f32 || variant) per predicted position of the text, for each weight variant: the
+// measured sensitivity of the model to a change of some of its matrices.
+bool measure_kl(const Checkpoint& ck, const ModelConfig& c, const CalibText& text,
+                const std::vector<CalibWeights>& variants, unsigned threads,
+                const CalibProgressFn& progress, std::vector<double>* kl, std::string* err);
 
 }  // namespace llmwire

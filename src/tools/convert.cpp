@@ -71,6 +71,10 @@ constexpr double kImportanceFloor = 0.01;
 // GPTQ dampening: fraction of the mean diagonal added to the Gram matrix (for a shared
 // embedding, much more: its error also reaches the residual stream directly).
 constexpr double kGptqDamp = 0.01, kGptqEmbeddingDamp = 0.3;
+// Mixed precision: KL measured over this many calibration tokens per matrix, when the whole
+// measurement costs at most kMaxSensitivityMacs multiply-adds (small models).
+constexpr uint64_t kSensitivityTokens = 2048;
+constexpr double kMaxSensitivityMacs = 5e10;
 
 std::vector<double> importance_from(const std::vector<double>& msq) {
   double mean = 0;
@@ -223,8 +227,8 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
   }
   CalibStats stats;
   CalibReport calib;
+  CalibText text;
   if (calibrated) {
-    CalibText text;
     if (!load_calibration_text(opts.calib_path, tok, c.seq_len, opts.calib_max_tokens, &text,
                                err)) {
       return false;
@@ -421,6 +425,27 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       size_t index;
     };
     std::vector<Gain> gains;
+    // Measured sensitivity where affordable: the mean KL divergence from the f32 model, over
+    // the first kSensitivityTokens of the calibration text, of the model with just that
+    // matrix at Q4. Otherwise the calibration-weighted squared error Q8 removes.
+    CalibText sub;
+    for (const std::vector<int32_t>& ch : text.chunks) {
+      if (sub.tokens >= kSensitivityTokens) break;
+      sub.chunks.push_back(ch);
+      sub.tokens += ch.size();
+    }
+    uint64_t layer_params = 0, n_mats = 0;
+    for (const Mat& m : mats) {
+      if (!is_norm(m)) n_mats++;
+      if (m.layer != kNoLayer) layer_params += (uint64_t)m.rows * m.cols;
+    }
+    const double macs = (double)n_mats * (double)sub.tokens *
+                        (double)(layer_params + (uint64_t)c.vocab_size * c.dim);
+    calib.measured_sensitivity = macs <= kMaxSensitivityMacs;
+    std::vector<std::vector<float>> deq(mats.size());
+    std::vector<CalibWeights> variants;
+    std::vector<size_t> variant_of;
+    const CalibWeights base = CalibWeights::of(ck);
     uint64_t sdone = 0;
     for (size_t i = 0; i < mats.size(); i++) {
       const Mat& m = mats[i];
@@ -428,15 +453,69 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       std::vector<uint8_t> b4;
       encode(m, DType::kQ4, &b4);
       encode(m, DType::kQ8, &q8_bytes[i]);
-      const double* imp = importance_of(m);
-      const double e4 =
-          weighted_error(ck.ptr(m.off), m.rows, m.cols, DType::kQ4, opts.group, b4.data(), imp);
-      const double e8 = weighted_error(ck.ptr(m.off), m.rows, m.cols, DType::kQ8, opts.group,
-                                       q8_bytes[i].data(), imp);
       const double extra = (double)q8_bytes[i].size() - (double)b4.size();
-      gains.push_back({(e4 - e8) / extra, i});
+      if (calib.measured_sensitivity) {
+        deq[i].resize((size_t)m.rows * m.cols);
+        const uint32_t stride = row_stride_bytes(DType::kQ4, m.cols, opts.group);
+        for (uint32_t r = 0; r < m.rows; r++) {
+          decode_row(b4.data() + (size_t)r * stride, m.cols, DType::kQ4, opts.group,
+                     deq[i].data() + (size_t)r * m.cols);
+        }
+        CalibWeights v = base;
+        const float* p = deq[i].data();
+        switch (m.kind) {
+          case TensorKind::kTokEmbedding:
+            v.tok_emb = p;
+            if (c.shared_classifier) v.wcls = p;
+            break;
+          case TensorKind::kClassifier:
+            v.wcls = p;
+            break;
+          case TensorKind::kWq:
+            v.layers[m.layer].wq = p;
+            break;
+          case TensorKind::kWk:
+            v.layers[m.layer].wk = p;
+            break;
+          case TensorKind::kWv:
+            v.layers[m.layer].wv = p;
+            break;
+          case TensorKind::kWo:
+            v.layers[m.layer].wo = p;
+            break;
+          case TensorKind::kW1:
+            v.layers[m.layer].w1 = p;
+            break;
+          case TensorKind::kW2:
+            v.layers[m.layer].w2 = p;
+            break;
+          case TensorKind::kW3:
+            v.layers[m.layer].w3 = p;
+            break;
+          default:
+            break;
+        }
+        variants.push_back(v);
+        variant_of.push_back(i);
+        gains.push_back({extra, i});  // filled in below
+      } else {
+        const double* imp = importance_of(m);
+        const double e4 =
+            weighted_error(ck.ptr(m.off), m.rows, m.cols, DType::kQ4, opts.group, b4.data(), imp);
+        const double e8 = weighted_error(ck.ptr(m.off), m.rows, m.cols, DType::kQ8, opts.group,
+                                         q8_bytes[i].data(), imp);
+        gains.push_back({(e4 - e8) / extra, i});
+      }
       sdone += (uint64_t)m.rows * m.cols;
       if (progress) progress(sdone, total, "sensitivity");
+    }
+    if (calib.measured_sensitivity) {
+      std::vector<double> kl;
+      auto kl_progress = [&](uint64_t done, uint64_t all) {
+        if (progress) progress(done, all, "sensitivity");
+      };
+      if (!measure_kl(ck, c, sub, variants, opts.threads, kl_progress, &kl, err)) return false;
+      for (size_t k = 0; k < gains.size(); k++) gains[k].per_byte = kl[k] / gains[k].per_byte;
     }
     std::stable_sort(gains.begin(), gains.end(),
                      [](const Gain& a, const Gain& b) { return a.per_byte > b.per_byte; });

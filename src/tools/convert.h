@@ -45,6 +45,7 @@ struct CalibReport {
   bool truncated = false;  // the text had more than calib_max_tokens
   uint32_t text_crc = 0;
   uint32_t q8_matrices = 0, matrices = 0;  // mixed precision: how many matrices went Q8
+  bool measured_sensitivity = false;       // by KL (else by weighted error), --budget
 };
 
 struct ConvertReport {
