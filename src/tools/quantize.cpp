@@ -356,8 +356,10 @@ bool gptq_factor(const double* gram, uint32_t n, const uint32_t* order, double d
 
 // Given the levels q of a row, the group scales that minimise (w - deq)ᵀ H (w - deq) jointly
 // (a small linear system), rounded to fp16; kept only if that beats the current scales.
-void refit_scales(const double* w, const int* q, const double* h, uint32_t cols, uint32_t group,
-                  uint16_t* hs) {
+// Returns (w - deq)ᵀ H (w - deq) - wᵀHw for the scales kept (comparable between calls with
+// other levels for the same row).
+double refit_scales(const double* w, const int* q, const double* h, uint32_t cols, uint32_t group,
+                    uint16_t* hs) {
   const uint32_t n = (cols + group - 1) / group;
   // v[g] = H[:, group g] q_g; A[g][k] = q_kᵀ v[g] over group k; b[g] = wᵀ v[g].
   std::vector<double> v((size_t)n * cols, 0.0), a((size_t)n * n, 0.0), b(n, 0.0);
@@ -400,7 +402,7 @@ void refit_scales(const double* w, const int* q, const double* h, uint32_t cols,
     for (uint32_t r = c + 1; r < n; r++) {
       if (std::fabs(m[(size_t)r * n + c]) > std::fabs(m[(size_t)p * n + c])) p = r;
     }
-    if (!(std::fabs(m[(size_t)p * n + c]) > 0)) return;
+    if (!(std::fabs(m[(size_t)p * n + c]) > 0)) return objective(hs);
     if (p != c) {
       for (uint32_t k = 0; k < n; k++) std::swap(m[(size_t)p * n + k], m[(size_t)c * n + k]);
       std::swap(s[p], s[c]);
@@ -419,10 +421,13 @@ void refit_scales(const double* w, const int* q, const double* h, uint32_t cols,
   std::vector<uint16_t> cand(hs, hs + n);
   for (uint32_t g = 0; g < n; g++) {
     const uint16_t hh = float_to_half((float)s[g]);
-    if ((hh & 0x7C00u) == 0x7C00u) return;  // overflowed fp16
+    if ((hh & 0x7C00u) == 0x7C00u) return objective(hs);  // overflowed fp16
     cand[g] = hh;
   }
-  if (objective(cand.data()) < objective(hs)) std::copy(cand.begin(), cand.end(), hs);
+  const double before = objective(hs), after = objective(cand.data());
+  if (!(after < before)) return before;
+  std::copy(cand.begin(), cand.end(), hs);
+  return after;
 }
 
 void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, const double* u,
@@ -479,37 +484,20 @@ void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, 
       for (uint32_t k = i + 1; k < cols; k++) r[k] -= e * ui[k];
     }
   };
-  // (w - deq)ᵀ H (w - deq) of the current levels and scales.
-  auto h_error = [&]() {
-    std::vector<double> e(cols);
-    for (uint32_t j = 0; j < cols; j++) {
-      e[j] = orig[j] - (double)half_to_float(hs[j / group]) * (double)qall[j];
-    }
-    double f = 0;
-    for (uint32_t i = 0; i < cols; i++) {
-      const double* hi = gram + (size_t)i * cols;
-      double acc = 0;
-      for (uint32_t j = 0; j < cols; j++) acc += hi[j] * e[j];
-      f += e[i] * acc;
-    }
-    return f;
-  };
   if (order != nullptr) {
     for (uint32_t g = 0; g < n; g++) choose(g, orig.data());
   }
   pass();
   if (gram != nullptr) {
-    refit_scales(orig.data(), qall.data(), gram, cols, group, hs.data());
+    double best = refit_scales(orig.data(), qall.data(), gram, cols, group, hs.data());
     if (order != nullptr) {
       // With fixed scales, rounding again to the refitted scales and refitting may do better:
       // a few rounds, keeping the best.
       std::vector<int> best_q(qall);
       std::vector<uint16_t> best_h(hs);
-      double best = h_error();
       for (int it = 0; it < kGptqRounds; it++) {
         pass();
-        refit_scales(orig.data(), qall.data(), gram, cols, group, hs.data());
-        const double f = h_error();
+        const double f = refit_scales(orig.data(), qall.data(), gram, cols, group, hs.data());
         if (!(f < best)) break;
         best = f;
         best_q = qall;
