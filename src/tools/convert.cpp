@@ -311,61 +311,47 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       for (size_t j = 0; j < f.size(); j++) emb_imp[j] = f[j] + mean;
     }
   }
-  auto importance_of = [&](const Mat& m) -> const double* {
-    if (!calibrated) return nullptr;
-    auto site = [&](CalibSite s) {
-      return site_imp[(size_t)m.layer * kCalibSitesPerLayer + (uint32_t)s].data();
-    };
+  // The calibration site (CalibStats index) whose activations a matrix multiplies, or -1.
+  // A shared embedding is also the classifier: it gets the final norm output's site.
+  const int64_t final_site = (int64_t)L * kCalibSitesPerLayer;
+  auto site_of = [&](const Mat& m) -> int64_t {
+    const int64_t base = (int64_t)m.layer * kCalibSitesPerLayer;
     switch (m.kind) {
       case TensorKind::kWq:
       case TensorKind::kWk:
       case TensorKind::kWv:
-        return site(CalibSite::kAttnIn);
+        return base + (uint32_t)CalibSite::kAttnIn;
       case TensorKind::kWo:
-        return site(CalibSite::kAttnOut);
+        return base + (uint32_t)CalibSite::kAttnOut;
       case TensorKind::kW1:
       case TensorKind::kW3:
-        return site(CalibSite::kFfnIn);
+        return base + (uint32_t)CalibSite::kFfnIn;
       case TensorKind::kW2:
-        return site(CalibSite::kFfnHidden);
+        return base + (uint32_t)CalibSite::kFfnHidden;
       case TensorKind::kClassifier:
-        return site_imp.back().data();
+        return final_site;
       case TensorKind::kTokEmbedding:
-        return c.shared_classifier ? emb_imp.data() : nullptr;
-      default:
-        return nullptr;
-    }
-  };
-  // GPTQ factors per calibration site, computed when first needed.
-  std::vector<std::vector<double>> factors(stats.gram.size());
-  std::vector<std::vector<uint32_t>> orders(stats.gram.size());
-  auto gram_site = [&](const Mat& m) -> int64_t {
-    switch (m.kind) {
-      case TensorKind::kWq:
-      case TensorKind::kWk:
-      case TensorKind::kWv:
-        return (int64_t)m.layer * kCalibSitesPerLayer + (uint32_t)CalibSite::kAttnIn;
-      case TensorKind::kWo:
-        return (int64_t)m.layer * kCalibSitesPerLayer + (uint32_t)CalibSite::kAttnOut;
-      case TensorKind::kW1:
-      case TensorKind::kW3:
-        return (int64_t)m.layer * kCalibSitesPerLayer + (uint32_t)CalibSite::kFfnIn;
-      case TensorKind::kW2:
-        return (int64_t)m.layer * kCalibSitesPerLayer + (uint32_t)CalibSite::kFfnHidden;
-      case TensorKind::kClassifier:
-        return (int64_t)stats.gram.size() - 1;
-      case TensorKind::kTokEmbedding:
-        // A shared embedding is also the classifier: compensated against the final norm
-        // output, with a heavy dampening standing for its plain use as the embedding.
-        return c.shared_classifier ? (int64_t)stats.gram.size() - 1 : -1;
+        return c.shared_classifier ? final_site : -1;
       default:
         return -1;
     }
   };
+  // Importance: the site's, except for a shared embedding, which adds a uniform part for its
+  // use as the embedding (and an unshared embedding, which is only looked up: none).
+  auto importance_of = [&](const Mat& m) -> const double* {
+    if (!calibrated) return nullptr;
+    const int64_t site = site_of(m);
+    if (site < 0) return nullptr;
+    return m.kind == TensorKind::kTokEmbedding ? emb_imp.data() : site_imp[(size_t)site].data();
+  };
+  // GPTQ factors and column orders per calibration site, computed when first needed. The
+  // shared embedding's dampening is heavier: it stands for its plain use as the embedding.
+  std::vector<std::vector<double>> factors(stats.gram.size());
+  std::vector<std::vector<uint32_t>> orders(stats.gram.size());
   auto encode = [&](const Mat& m, DType dt, std::vector<uint8_t>* bytes) {
     const uint32_t g = dt == DType::kF32 ? 0 : opts.group;
     bytes->assign((size_t)m.rows * row_stride_bytes(dt, m.cols, g ? g : 1), 0);
-    const int64_t site = opts.error_compensation && dt != DType::kF32 ? gram_site(m) : -1;
+    const int64_t site = opts.error_compensation && dt != DType::kF32 ? site_of(m) : -1;
     if (site >= 0) {
       std::vector<double>& u = factors[(size_t)site];
       std::vector<uint32_t>& ord = orders[(size_t)site];

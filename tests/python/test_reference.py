@@ -899,7 +899,8 @@ def _test_calibrated_synthetic(self):
         check_calibrated_header(self, img, gptq, mixed)
         if not gptq:  # plain rounding to each group's scale: within half a step
             check_quantized_weights(self, img, c, "%s q4 calibrated" % shape["name"])
-        dts = {e["dtype"] for e in img.entries if e["kind"] in (R.K_WQ, R.K_W2, R.K_CLS)}
+        mats = (R.K_EMB, R.K_CLS, R.K_WQ, R.K_WK, R.K_WV, R.K_WO, R.K_W1, R.K_W2, R.K_W3)
+        dts = {e["dtype"] for e in img.entries if e["kind"] in mats}
         self.assertEqual(dts, {R.DT_Q4, R.DT_Q8} if mixed else {R.DT_Q4})
         toks = token_sequence(shape["vocab"])
         got = cpp_logits(path, toks, shape["vocab"])
