@@ -62,11 +62,16 @@ void run(const Args& a) {
   auto progress = [&](uint64_t done, uint64_t total, const char* what) {
     const int pct = total ? (int)(100 * done / total) : 100;
     // Calibration and the sensitivity pass are phases of their own, each from 0 to 100%.
+    const std::string w = what;
     const std::string phase =
-        std::string(what) == "calibration" || std::string(what) == "sensitivity" ? what
-                                                                                 : "converting";
+        w == "calibration" || w == "sensitivity" || w == "KL" ? w : "converting";
     if (phase != last_what) last_decile = -1;
     last_what = phase;
+    if (phase == w) {
+      what = phase == "calibration"   ? "running the f32 model over the text"
+             : phase == "sensitivity" ? "each matrix at Q4 and Q8"
+                                      : "of the model with each matrix at Q4";
+    }
     if (tty) {
       std::fprintf(stderr, "\r%-12s %3d%%  %-28s", (phase + ":").c_str(), pct, what);
       if (done == total) std::fprintf(stderr, "\n");

@@ -498,7 +498,7 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
     if (calib.measured_sensitivity) {
       std::vector<double> kl;
       auto kl_progress = [&](uint64_t done, uint64_t all) {
-        if (progress) progress(done, all, "sensitivity");
+        if (progress) progress(done, all, "KL");
       };
       if (!measure_kl(ck, c, sub, variants, opts.threads, kl_progress, &kl, err)) return false;
       for (size_t k = 0; k < gains.size(); k++) gains[k].per_byte = kl[k] / gains[k].per_byte;
