@@ -223,6 +223,11 @@ TEST(Calibration, ImageRecordsTheMethodAndRunsAndIsDeterministic) {
   EXPECT_EQ(ia.quant_method, (uint32_t)(kQuantImportance | kQuantErrorComp));
   EXPECT_EQ(ia.calib_crc, crc32c(kStories, strlen(kStories)));
   EXPECT_GT(ia.calib_tokens, 64u);
+  // At the offsets docs/FORMAT.md gives, the rest of the reserved bytes still zero.
+  EXPECT_EQ(load_u32(ba.data() + 156), 3u);
+  EXPECT_EQ(load_u32(ba.data() + 160), ia.calib_tokens);
+  EXPECT_EQ(load_u32(ba.data() + 164), crc32c(kStories, strlen(kStories)));
+  for (int i = 168; i < 252; i++) EXPECT_EQ(ba[i], 0) << "reserved byte " << i;
   EXPECT_EQ(ip.quant_method, 0u);
   EXPECT_EQ(ip.calib_tokens, 0u);
   // It runs like any image.
