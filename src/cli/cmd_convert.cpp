@@ -1,5 +1,6 @@
 // llmwire convert CKPT TOKENIZER -o IMAGE [--quant q4|q8|f32] [--group 32] [--seq N]
-//                 [--kv f32|f16] [--name NAME]
+//                 [--kv f32|f16] [--name NAME] [--calib TEXT [--calib-tokens N] [--gptq]
+//                 [--budget BYTES]] [--threads N]
 #include <unistd.h>
 
 #include <cinttypes>
@@ -22,6 +23,11 @@ struct Args {
   std::string checkpoint, tokenizer, output, quant = "q4", kv = "f32", name;
   uint32_t group = 32;
   uint32_t seq = 0;
+  std::string calib;
+  uint64_t calib_tokens = 16384;
+  bool gptq = false;
+  uint64_t budget = 0;
+  unsigned threads = 0;
 };
 
 std::string with_commas(uint64_t v) {
@@ -42,21 +48,38 @@ void run(const Args& a) {
   o.seq_len = a.seq;
   o.kv = a.kv == "f16" ? KvType::kF16 : KvType::kF32;
   o.model_name = a.name;
+  o.calib_path = a.calib;
+  o.calib_max_tokens = a.calib_tokens;
+  o.error_compensation = a.gptq;
+  o.budget_bytes = a.budget;
+  o.threads = a.threads;
   if (a.name.size() > 31)
     fail("--name is " + std::to_string(a.name.size()) + " bytes long",
          "the image stores at most 31 bytes of name");
 
   const bool tty = isatty(fileno(stderr)) != 0;
   int last_decile = -1;
+  std::string last_what;
   auto progress = [&](uint64_t done, uint64_t total, const char* what) {
     const int pct = total ? (int)(100 * done / total) : 100;
+    // Calibration and the sensitivity pass are phases of their own, each from 0 to 100%.
+    const std::string w = what;
+    const std::string phase =
+        w == "calibration" || w == "sensitivity" || w == "KL" ? w : "converting";
+    if (phase != last_what) last_decile = -1;
+    last_what = phase;
+    if (phase == w) {
+      what = phase == "calibration"   ? "running the f32 model over the text"
+             : phase == "sensitivity" ? "each matrix at Q4 and Q8"
+                                      : "of the model with each matrix at Q4";
+    }
     if (tty) {
-      std::fprintf(stderr, "\rconverting: %3d%%  %-28s", pct, what);
+      std::fprintf(stderr, "\r%-12s %3d%%  %-28s", (phase + ":").c_str(), pct, what);
       if (done == total) std::fprintf(stderr, "\n");
       std::fflush(stderr);
     } else if (pct / 10 != last_decile) {
       last_decile = pct / 10;
-      std::fprintf(stderr, "converting: %3d%%  %s\n", pct, what);
+      std::fprintf(stderr, "%-12s %3d%%  %s\n", (phase + ":").c_str(), pct, what);
     }
   };
   ConvertReport r;
@@ -70,6 +93,21 @@ void run(const Args& a) {
 
   std::printf("wrote %s (%s, group %u, model id %016" PRIx64 ")\n", a.output.c_str(),
               a.quant.c_str(), o.quant == WeightType::kF32 ? 0 : o.group, r.model_id);
+  if (r.calib.used) {
+    std::printf("calibrated on %s: %" PRIu64 " tokens in %" PRIu64
+                " chunks%s (%.1f%% raw-byte tokens), text CRC-32C %08x\n",
+                a.calib.c_str(), r.calib.tokens, r.calib.chunks,
+                r.calib.truncated ? ", the rest of the text unused (--calib-tokens)" : "",
+                r.calib.tokens ? 100.0 * r.calib.byte_fallback_tokens / r.calib.tokens : 0.0,
+                r.calib.text_crc);
+    std::printf(
+        "method: importance-weighted scales%s%s\n", a.gptq ? ", GPTQ-style error compensation" : "",
+        a.budget ? (", mixed precision: " + std::to_string(r.calib.q8_matrices) + " of " +
+                    std::to_string(r.calib.matrices) + " matrices Q8, chosen by " +
+                    (r.calib.measured_sensitivity ? "measured KL" : "weighted error") + " per byte")
+                       .c_str()
+                 : "");
+  }
   std::printf("\n%-22s %14s %14s %10s\n", "family", "params", "bytes", "MB");
   uint64_t sum = 0;
   for (const BudgetLine& l : r.lines) {
@@ -139,6 +177,24 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("--name", a.name,
                   "model name stored in the image, at most 31 bytes (default: the checkpoint's "
                   "file name without extension)");
+  cmd->add_option("--calib", a.calib,
+                  "calibration text (UTF-8, documents separated by blank lines, in the model's "
+                  "language): the f32 model is run over it and each group's scale minimises the "
+                  "activation-weighted error (docs/QUANTIZATION.md). Never calibrate on the text "
+                  "you evaluate on");
+  cmd->add_option("--calib-tokens", a.calib_tokens,
+                  "use at most this many tokens of the calibration text")
+      ->default_val(16384)
+      ->check(CLI::Range((uint64_t)64, (uint64_t)1 << 24));
+  cmd->add_flag("--gptq", a.gptq,
+                "with --calib: GPTQ-style error compensation within each row's groups (collects "
+                "the input Gram matrices: slower, more memory)");
+  cmd->add_option("--budget", a.budget,
+                  "with --calib and --quant q4: image size limit in bytes; the matrices whose Q8 "
+                  "encoding helps most per extra byte become Q8 while the image fits")
+      ->default_val(0);
+  cmd->add_option("--threads", a.threads, "threads for calibration and encoding (0: all cores)")
+      ->default_val(0);
   cmd->callback([] { run(a); });
 }
 

@@ -65,6 +65,18 @@ void run(const std::string& path) {
   std::printf("  weights %s  group %u  kv cache default %s  norm_eps %g  rope_theta %g\n",
               weight_type_name(info.weight_type), info.group_size, kv_type_name(info.kv_type),
               (double)info.norm_eps, (double)info.rope_theta);
+  if (info.weight_type != WeightType::kF32) {
+    std::string how = info.quant_method & kQuantImportance
+                          ? "calibrated, importance-weighted scales"
+                          : "plain (squared-error scales)";
+    if (info.quant_method & kQuantErrorComp) how += ", GPTQ-style error compensation";
+    if (info.quant_method & kQuantMixed) how += ", mixed Q4/Q8 per matrix";
+    std::printf("  quantization: %s", how.c_str());
+    if (info.calib_tokens) {
+      std::printf(" (%u calibration tokens, text CRC-32C %08x)", info.calib_tokens, info.calib_crc);
+    }
+    std::printf("\n");
+  }
   std::printf("  classifier: %s\n", c.shared_classifier ? "shared with the embedding" : "separate");
   std::printf("  stage %u of %u, layers %s%s%s%s\n", info.stage_index, info.stage_count,
               layer_range_text(info.layer_begin, info.layer_end).c_str(),

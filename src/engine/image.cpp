@@ -248,7 +248,10 @@ Status Image::check_table() {
         edt = c.vocab_size <= 65536 ? DType::kU16 : DType::kU32;
         break;
     }
-    if (rows != er || cols != ec || dt != edt) return Status::kBadTensorShape;
+    // A mixed-precision image may hold any matrix as Q4 or Q8.
+    const bool mixed_ok = (info_.quant_method & kQuantMixed) != 0 && edt == wdt &&
+                          wdt != DType::kF32 && (dt == DType::kQ4 || dt == DType::kQ8);
+    if (rows != er || cols != ec || (dt != edt && !mixed_ok)) return Status::kBadTensorShape;
   }
   failed_tensor_ = -1;
   return Status::kOk;

@@ -17,29 +17,33 @@ constexpr uint32_t kNoLayer = 0xFFFF;
 
 // Header field offsets (bytes from the start of the image).
 namespace hdr {
-constexpr uint32_t kMagic = 0;         // char[8]
-constexpr uint32_t kVersion = 8;       // u32
-constexpr uint32_t kHeaderSize = 12;   // u32
-constexpr uint32_t kFileSize = 16;     // u64
-constexpr uint32_t kModelId = 24;      // u64
-constexpr uint32_t kPayloadCrc = 32;   // u32 CRC-32C of bytes [header_size, file_size)
-constexpr uint32_t kTensorCount = 36;  // u32
-constexpr uint32_t kTableOffset = 40;  // u32
-constexpr uint32_t kFlags = 44;        // u32, ImageFlags
-constexpr uint32_t kDim = 48;          // u32 x 7: dim, hidden, layers, heads, kv_heads, vocab, seq
-constexpr uint32_t kWeightType = 76;   // u32 WeightType of the matrices
-constexpr uint32_t kGroupSize = 80;    // u32
-constexpr uint32_t kKvType = 84;       // u32 KvType default for this image
-constexpr uint32_t kStageIndex = 88;   // u32
-constexpr uint32_t kStageCount = 92;   // u32
-constexpr uint32_t kLayerBegin = 96;   // u32
-constexpr uint32_t kLayerEnd = 100;    // u32
-constexpr uint32_t kNormEps = 104;     // f32
-constexpr uint32_t kRopeTheta = 108;   // f32
-constexpr uint32_t kTokMaxLen = 112;   // u32 longest token piece in bytes
-constexpr uint32_t kBosId = 116;       // u32
-constexpr uint32_t kEosId = 120;       // u32
-constexpr uint32_t kModelName = 124;   // char[32], NUL padded
+constexpr uint32_t kMagic = 0;          // char[8]
+constexpr uint32_t kVersion = 8;        // u32
+constexpr uint32_t kHeaderSize = 12;    // u32
+constexpr uint32_t kFileSize = 16;      // u64
+constexpr uint32_t kModelId = 24;       // u64
+constexpr uint32_t kPayloadCrc = 32;    // u32 CRC-32C of bytes [header_size, file_size)
+constexpr uint32_t kTensorCount = 36;   // u32
+constexpr uint32_t kTableOffset = 40;   // u32
+constexpr uint32_t kFlags = 44;         // u32, ImageFlags
+constexpr uint32_t kDim = 48;           // u32 x 7: dim, hidden, layers, heads, kv_heads, vocab, seq
+constexpr uint32_t kWeightType = 76;    // u32 WeightType of the matrices
+constexpr uint32_t kGroupSize = 80;     // u32
+constexpr uint32_t kKvType = 84;        // u32 KvType default for this image
+constexpr uint32_t kStageIndex = 88;    // u32
+constexpr uint32_t kStageCount = 92;    // u32
+constexpr uint32_t kLayerBegin = 96;    // u32
+constexpr uint32_t kLayerEnd = 100;     // u32
+constexpr uint32_t kNormEps = 104;      // f32
+constexpr uint32_t kRopeTheta = 108;    // f32
+constexpr uint32_t kTokMaxLen = 112;    // u32 longest token piece in bytes
+constexpr uint32_t kBosId = 116;        // u32
+constexpr uint32_t kEosId = 120;        // u32
+constexpr uint32_t kModelName = 124;    // char[32], NUL padded
+constexpr uint32_t kQuantMethod = 156;  // u32 QuantMethod bits (0: plain, or an older image)
+constexpr uint32_t kCalibTokens = 160;  // u32 calibration tokens (0: not calibrated)
+constexpr uint32_t kCalibCrc = 164;     // u32 CRC-32C of the calibration text's bytes
+// [168, 248) reserved, zero.
 constexpr uint32_t kSelftestDigest = 248;  // u32 /selftest story digest (head images; 0: none)
 constexpr uint32_t kHeaderCrc = 252;       // u32 CRC-32C of bytes [0, 252)
 }  // namespace hdr
@@ -49,6 +53,14 @@ enum ImageFlags : uint32_t {
   kFlagHasTokenizer = 1u << 1,
   kFlagHasEmbedding = 1u << 2,
   kFlagHasClassifier = 1u << 3,  // final norm + classifier rows
+};
+
+// How the converter chose the quantized weights (header field quant_method). Informational
+// except kQuantMixed, which lets a quantized image hold both Q4 and Q8 matrices.
+enum QuantMethod : uint32_t {
+  kQuantImportance = 1u << 0,  // group scales minimise calibration-weighted squared error
+  kQuantErrorComp = 1u << 1,   // GPTQ-style error compensation within each row's groups
+  kQuantMixed = 1u << 2,       // matrices are Q4 or Q8 per tensor (chosen under a budget)
 };
 
 // Element types of tensors. Q8/Q4 are group-quantized rows (see docs/FORMAT.md).

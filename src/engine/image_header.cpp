@@ -38,6 +38,9 @@ void encode_header(const ImageInfo& info, uint8_t out[kHeaderSize]) {
   store_u32(out + hdr::kEosId, info.eos_id);
   memcpy(out + hdr::kModelName, info.model_name, sizeof(info.model_name));
   out[hdr::kModelName + 31] = 0;
+  store_u32(out + hdr::kQuantMethod, info.quant_method);
+  store_u32(out + hdr::kCalibTokens, info.calib_tokens);
+  store_u32(out + hdr::kCalibCrc, info.calib_crc);
   store_u32(out + hdr::kSelftestDigest, info.selftest_digest);
   store_u32(out + hdr::kHeaderCrc, crc32c(out, hdr::kHeaderCrc));
 }
@@ -81,6 +84,9 @@ Status decode_header(const uint8_t* data, size_t len, ImageInfo* info) {
   info->eos_id = load_u32(data + hdr::kEosId);
   memcpy(info->model_name, data + hdr::kModelName, sizeof(info->model_name));
   info->model_name[31] = 0;
+  info->quant_method = load_u32(data + hdr::kQuantMethod);
+  info->calib_tokens = load_u32(data + hdr::kCalibTokens);
+  info->calib_crc = load_u32(data + hdr::kCalibCrc);
   info->selftest_digest = load_u32(data + hdr::kSelftestDigest);
   return Status::kOk;
 }

@@ -34,6 +34,9 @@ struct ImageInfo {
   uint32_t bos_id = 1;
   uint32_t eos_id = 2;
   char model_name[32] = {};
+  uint32_t quant_method = 0;  // QuantMethod bits
+  uint32_t calib_tokens = 0;
+  uint32_t calib_crc = 0;
   // CRC-32C of the token ids of the /selftest story as the PC tells it with this image's
   // settings (runtime/head_console.h); 0 when not computed. Written by convert and split.
   uint32_t selftest_digest = 0;

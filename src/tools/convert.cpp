@@ -9,16 +9,20 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/fp16.h"
 #include "engine/image_header.h"
 #include "engine/tokenizer.h"
 #include "platform/host/output_file.h"
+#include "tools/calibrate.h"
 #include "tools/checkpoint.h"
 #include "tools/image_writer.h"
+#include "tools/quantize.h"
 #include "tools/tokenizer_file.h"
 
 namespace llmwire {
@@ -56,6 +60,47 @@ int64_t first_non_finite(const std::vector<float>& data, size_t off, size_t n) {
     if (!std::isfinite(data[off + i])) return (int64_t)i;
   }
   return -1;
+}
+
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
+
+// Per-column importance from calibration mean squares: msq + kFloor * mean(msq), so a column
+// the calibration text never excited still counts a little (the text is a sample).
+constexpr double kImportanceFloor = 0.01;
+// GPTQ dampening: fraction of the mean diagonal added to the Gram matrix (for a shared
+// embedding, much more: its error also reaches the residual stream directly).
+constexpr double kGptqDamp = 0.01, kGptqEmbeddingDamp = 0.3;
+// Mixed precision: KL measured over this many calibration tokens per matrix, when the whole
+// measurement costs at most kMaxSensitivityMacs multiply-adds (small models).
+constexpr uint64_t kSensitivityTokens = 2048;
+constexpr double kMaxSensitivityMacs = 5e10;
+
+std::vector<double> importance_from(const std::vector<double>& msq) {
+  double mean = 0;
+  for (double v : msq) mean += v;
+  mean /= (double)(msq.empty() ? 1 : msq.size());
+  std::vector<double> imp(msq.size());
+  for (size_t j = 0; j < msq.size(); j++) imp[j] = msq[j] + kImportanceFloor * mean;
+  return imp;
+}
+
+// Sum over rows and columns of importance[j] * (w - dequantized)^2 of an encoded matrix.
+double weighted_error(const float* w, uint32_t rows, uint32_t cols, DType dt, uint32_t group,
+                      const uint8_t* bytes, const double* importance) {
+  const uint32_t stride = row_stride_bytes(dt, cols, group);
+  std::vector<float> deq(cols);
+  double e = 0;
+  for (uint32_t r = 0; r < rows; r++) {
+    decode_row(bytes + (size_t)r * stride, cols, dt, group, deq.data());
+    const float* wr = w + (size_t)r * cols;
+    for (uint32_t j = 0; j < cols; j++) {
+      const double d = (double)wr[j] - (double)deq[j];
+      e += (importance ? importance[j] : 1.0) * d * d;
+    }
+  }
+  return e;
 }
 
 }  // namespace
@@ -162,6 +207,44 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
     total += n;
   }
 
+  // Calibration statistics (issue 10).
+  const bool calibrated = !opts.calib_path.empty();
+  if (!calibrated && (opts.error_compensation || opts.budget_bytes)) {
+    *err = std::string(opts.error_compensation ? "--gptq" : "--budget") +
+           " needs calibration statistics: add --calib TEXT";
+    return false;
+  }
+  if (calibrated && !quantized) {
+    *err = "--calib applies to quantized images: use --quant q4 or q8 (f32 is exact)";
+    return false;
+  }
+  if (opts.budget_bytes && opts.quant != WeightType::kQ4) {
+    *err = "--budget chooses Q8 for some of a Q4 image's matrices: use --quant q4";
+    return false;
+  }
+  CalibStats stats;
+  CalibReport calib;
+  CalibText text;
+  if (calibrated) {
+    if (!load_calibration_text(opts.calib_path, tok, c.seq_len, opts.calib_max_tokens, &text,
+                               err)) {
+      return false;
+    }
+    auto cal_progress = [&](uint64_t done, uint64_t all) {
+      if (progress) progress(done, all, "calibration");
+    };
+    if (!collect_calibration(ck, c, text, opts.error_compensation, opts.threads, cal_progress,
+                             &stats, err)) {
+      return false;
+    }
+    calib.used = true;
+    calib.tokens = text.tokens;
+    calib.chunks = text.chunks.size();
+    calib.byte_fallback_tokens = text.byte_fallback_tokens;
+    calib.truncated = text.truncated;
+    calib.text_crc = text.text_crc;
+  }
+
   ImageInfo info;
   info.config = c;
   info.weight_type = opts.quant;
@@ -205,13 +288,246 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
     }
   }
   const DType mdt = matrix_dtype_of(opts.quant);
+  auto is_norm = [](const Mat& m) {
+    return m.kind == TensorKind::kRmsAtt || m.kind == TensorKind::kRmsFfn ||
+           m.kind == TensorKind::kRmsFinal;
+  };
+  // Importance per matrix input (calibrated images): the mean squares of the activations the
+  // matrix multiplies. A shared embedding is also the classifier: half its weight is the
+  // final norm output's importance, half uniform (the embedding row is added as it is).
+  std::vector<std::vector<double>> site_imp;
+  std::vector<double> emb_imp;
+  if (calibrated) {
+    for (const std::vector<double>& m : stats.msq) site_imp.push_back(importance_from(m));
+    if (c.shared_classifier) {
+      const std::vector<double>& f = site_imp.back();
+      double mean = 0;
+      for (double v : f) mean += v;
+      mean /= (double)f.size();
+      emb_imp.resize(f.size());
+      for (size_t j = 0; j < f.size(); j++) emb_imp[j] = f[j] + mean;
+    }
+  }
+  // The calibration site (CalibStats index) whose activations a matrix multiplies, or -1.
+  // A shared embedding is also the classifier: it gets the final norm output's site.
+  const int64_t final_site = (int64_t)L * kCalibSitesPerLayer;
+  auto site_of = [&](const Mat& m) -> int64_t {
+    const int64_t base = (int64_t)m.layer * kCalibSitesPerLayer;
+    switch (m.kind) {
+      case TensorKind::kWq:
+      case TensorKind::kWk:
+      case TensorKind::kWv:
+        return base + (uint32_t)CalibSite::kAttnIn;
+      case TensorKind::kWo:
+        return base + (uint32_t)CalibSite::kAttnOut;
+      case TensorKind::kW1:
+      case TensorKind::kW3:
+        return base + (uint32_t)CalibSite::kFfnIn;
+      case TensorKind::kW2:
+        return base + (uint32_t)CalibSite::kFfnHidden;
+      case TensorKind::kClassifier:
+        return final_site;
+      case TensorKind::kTokEmbedding:
+        return c.shared_classifier ? final_site : -1;
+      default:
+        return -1;
+    }
+  };
+  // Importance: the site's, except for a shared embedding, which adds a uniform part for its
+  // use as the embedding (and an unshared embedding, which is only looked up: none).
+  auto importance_of = [&](const Mat& m) -> const double* {
+    if (!calibrated) return nullptr;
+    const int64_t site = site_of(m);
+    if (site < 0) return nullptr;
+    return m.kind == TensorKind::kTokEmbedding ? emb_imp.data() : site_imp[(size_t)site].data();
+  };
+  // GPTQ factors and column orders per calibration site, computed when first needed. The
+  // shared embedding's dampening is heavier: it stands for its plain use as the embedding.
+  std::vector<std::vector<double>> factors(stats.gram.size());
+  std::vector<std::vector<uint32_t>> orders(stats.gram.size());
+  auto encode = [&](const Mat& m, DType dt, std::vector<uint8_t>* bytes) {
+    const uint32_t g = dt == DType::kF32 ? 0 : opts.group;
+    bytes->assign((size_t)m.rows * row_stride_bytes(dt, m.cols, g ? g : 1), 0);
+    const int64_t site = opts.error_compensation && dt != DType::kF32 ? site_of(m) : -1;
+    if (site >= 0) {
+      std::vector<double>& u = factors[(size_t)site];
+      std::vector<uint32_t>& ord = orders[(size_t)site];
+      if (ord.empty()) {  // GPTQ's "act order": columns by decreasing input energy
+        const double* gm = stats.gram[(size_t)site].data();
+        ord.resize(m.cols);
+        for (uint32_t j = 0; j < m.cols; j++) ord[j] = j;
+        std::stable_sort(ord.begin(), ord.end(), [&](uint32_t a, uint32_t b) {
+          return gm[(size_t)a * m.cols + a] > gm[(size_t)b * m.cols + b];
+        });
+      }
+      const double damp = m.kind == TensorKind::kTokEmbedding ? kGptqEmbeddingDamp : kGptqDamp;
+      // A Gram matrix that is not positive definite even dampened leaves u empty: that
+      // matrix gets the importance-weighted scales without compensation.
+      if (u.empty()) gptq_factor(stats.gram[(size_t)site].data(), m.cols, ord.data(), damp, &u);
+      if (!u.empty()) {
+        encode_matrix_gptq(ck.ptr(m.off), m.rows, m.cols, dt, g, u.data(), ord.data(),
+                           stats.gram[(size_t)site].data(), importance_of(m), bytes->data(),
+                           opts.threads);
+        return;
+      }
+    }
+    encode_matrix(ck.ptr(m.off), m.rows, m.cols, dt, g, bytes->data(), opts.threads,
+                  dt == DType::kF32 ? nullptr : importance_of(m));
+  };
+
+  // Mixed precision under a byte budget: every matrix starts Q4; the ones whose Q8 encoding
+  // removes the most calibration-weighted error per extra byte go Q8 while the image fits.
+  std::vector<DType> dtypes(mats.size());
+  std::vector<std::vector<uint8_t>> q8_bytes(mats.size());
+  for (size_t i = 0; i < mats.size(); i++) dtypes[i] = is_norm(mats[i]) ? DType::kF32 : mdt;
+  if (opts.budget_bytes) {
+    const size_t tok_tensors = w.entries().size();
+    uint64_t tok_end =
+        (uint64_t)kHeaderSize + (uint64_t)(tok_tensors + mats.size()) * kTensorEntrySize;
+    for (const ImageWriter::Entry& e : w.entries()) {
+      tok_end = align_up(tok_end, kTensorAlign) + e.bytes.size();
+    }
+    auto image_size = [&]() {
+      uint64_t end = tok_end;
+      for (size_t i = 0; i < mats.size(); i++) {
+        const uint32_t g = dtypes[i] == DType::kF32 ? 1 : opts.group;
+        end = align_up(end, kTensorAlign) +
+              (uint64_t)mats[i].rows * row_stride_bytes(dtypes[i], mats[i].cols, g);
+      }
+      return end;
+    };
+    const uint64_t q4_size = image_size();
+    if (q4_size > opts.budget_bytes) {
+      *err = "--budget " + std::to_string(opts.budget_bytes) + " bytes is less than the " +
+             std::to_string(q4_size) +
+             " bytes of the all-Q4 image; give at least that (or split over more boards)";
+      return false;
+    }
+    struct Gain {
+      double per_byte;
+      size_t index;
+    };
+    std::vector<Gain> gains;
+    // Measured sensitivity where affordable: the mean KL divergence from the f32 model, over
+    // the first kSensitivityTokens of the calibration text, of the model with just that
+    // matrix at Q4. Otherwise the calibration-weighted squared error Q8 removes.
+    CalibText sub;
+    for (const std::vector<int32_t>& ch : text.chunks) {
+      if (sub.tokens >= kSensitivityTokens) break;
+      sub.chunks.push_back(ch);
+      sub.tokens += ch.size();
+    }
+    uint64_t layer_params = 0, n_mats = 0;
+    for (const Mat& m : mats) {
+      if (!is_norm(m)) n_mats++;
+      if (m.layer != kNoLayer) layer_params += (uint64_t)m.rows * m.cols;
+    }
+    const double macs = (double)n_mats * (double)sub.tokens *
+                        (double)(layer_params + (uint64_t)c.vocab_size * c.dim);
+    calib.measured_sensitivity = macs <= kMaxSensitivityMacs;
+    std::vector<std::vector<float>> deq(mats.size());
+    std::vector<CalibWeights> variants;
+    std::vector<size_t> variant_of;
+    const CalibWeights base = CalibWeights::of(ck);
+    uint64_t sdone = 0;
+    for (size_t i = 0; i < mats.size(); i++) {
+      const Mat& m = mats[i];
+      if (is_norm(m)) continue;
+      std::vector<uint8_t> b4;
+      encode(m, DType::kQ4, &b4);
+      encode(m, DType::kQ8, &q8_bytes[i]);
+      const double extra = (double)q8_bytes[i].size() - (double)b4.size();
+      if (calib.measured_sensitivity) {
+        deq[i].resize((size_t)m.rows * m.cols);
+        const uint32_t stride = row_stride_bytes(DType::kQ4, m.cols, opts.group);
+        for (uint32_t r = 0; r < m.rows; r++) {
+          decode_row(b4.data() + (size_t)r * stride, m.cols, DType::kQ4, opts.group,
+                     deq[i].data() + (size_t)r * m.cols);
+        }
+        CalibWeights v = base;
+        const float* p = deq[i].data();
+        switch (m.kind) {
+          case TensorKind::kTokEmbedding:
+            v.tok_emb = p;
+            if (c.shared_classifier) v.wcls = p;
+            break;
+          case TensorKind::kClassifier:
+            v.wcls = p;
+            break;
+          case TensorKind::kWq:
+            v.layers[m.layer].wq = p;
+            break;
+          case TensorKind::kWk:
+            v.layers[m.layer].wk = p;
+            break;
+          case TensorKind::kWv:
+            v.layers[m.layer].wv = p;
+            break;
+          case TensorKind::kWo:
+            v.layers[m.layer].wo = p;
+            break;
+          case TensorKind::kW1:
+            v.layers[m.layer].w1 = p;
+            break;
+          case TensorKind::kW2:
+            v.layers[m.layer].w2 = p;
+            break;
+          case TensorKind::kW3:
+            v.layers[m.layer].w3 = p;
+            break;
+          default:
+            break;
+        }
+        variants.push_back(v);
+        variant_of.push_back(i);
+        gains.push_back({extra, i});  // filled in below
+      } else {
+        const double* imp = importance_of(m);
+        const double e4 =
+            weighted_error(ck.ptr(m.off), m.rows, m.cols, DType::kQ4, opts.group, b4.data(), imp);
+        const double e8 = weighted_error(ck.ptr(m.off), m.rows, m.cols, DType::kQ8, opts.group,
+                                         q8_bytes[i].data(), imp);
+        gains.push_back({(e4 - e8) / extra, i});
+      }
+      sdone += (uint64_t)m.rows * m.cols;
+      if (progress) progress(sdone, total, "sensitivity");
+    }
+    if (calib.measured_sensitivity) {
+      std::vector<double> kl;
+      auto kl_progress = [&](uint64_t done, uint64_t all) {
+        if (progress) progress(done, all, "KL");
+      };
+      if (!measure_kl(ck, c, sub, variants, opts.threads, kl_progress, &kl, err)) return false;
+      for (size_t k = 0; k < gains.size(); k++) gains[k].per_byte = kl[k] / gains[k].per_byte;
+    }
+    std::stable_sort(gains.begin(), gains.end(),
+                     [](const Gain& a, const Gain& b) { return a.per_byte > b.per_byte; });
+    for (const Gain& g : gains) {
+      dtypes[g.index] = DType::kQ8;
+      if (image_size() > opts.budget_bytes) dtypes[g.index] = DType::kQ4;
+    }
+    for (size_t i = 0; i < mats.size(); i++) {
+      if (dtypes[i] != DType::kQ8) std::vector<uint8_t>().swap(q8_bytes[i]);
+    }
+  }
+
   uint64_t done = 0;
-  for (const Mat& m : mats) {
-    const bool norm = m.kind == TensorKind::kRmsAtt || m.kind == TensorKind::kRmsFfn ||
-                      m.kind == TensorKind::kRmsFinal;
-    const DType dt = norm ? DType::kF32 : mdt;
-    w.add_matrix(m.kind, m.layer, dt, m.rows, m.cols, dt == DType::kF32 ? 0 : opts.group,
-                 ck.ptr(m.off));
+  for (size_t i = 0; i < mats.size(); i++) {
+    const Mat& m = mats[i];
+    const DType dt = dtypes[i];
+    std::vector<uint8_t> bytes;
+    if (dt == DType::kQ8 && !q8_bytes[i].empty()) {
+      bytes.swap(q8_bytes[i]);
+    } else {
+      encode(m, dt, &bytes);
+    }
+    const uint32_t g = dt == DType::kF32 ? 0 : opts.group;
+    w.add_raw(m.kind, m.layer, dt, m.rows, m.cols, row_stride_bytes(dt, m.cols, g ? g : 1),
+              bytes.data());
+    if (!is_norm(m) && calibrated) {
+      calib.matrices++;
+      if (dt == DType::kQ8 && mdt == DType::kQ4) calib.q8_matrices++;
+    }
     done += (uint64_t)m.rows * m.cols;
     if (progress) {
       std::string what = m.name;
@@ -219,9 +535,18 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       progress(done, total, what.c_str());
     }
   }
+  bool mixed = false;
+  for (size_t i = 0; i < mats.size(); i++) mixed |= !is_norm(mats[i]) && dtypes[i] != mdt;
+  if (calibrated) {
+    w.info().quant_method = kQuantImportance | (opts.error_compensation ? kQuantErrorComp : 0u) |
+                            (mixed ? kQuantMixed : 0u);
+    w.info().calib_tokens = (uint32_t)std::min<uint64_t>(calib.tokens, 0xFFFFFFFFu);
+    w.info().calib_crc = calib.text_crc;
+  }
 
   // Budget, from the encoded entries.
   ConvertReport r;
+  r.calib = calib;
   BudgetLine emb{"embedding"}, att{"attention"}, ffn{"ffn"}, norms{"norms"}, cls{"classifier"},
       tkn{"tokenizer"};
   uint64_t embedding_row = 0, embedding_bytes = 0;

@@ -20,6 +20,12 @@ struct ConvertOptions {
   uint32_t seq_len = 0;  // 0: the checkpoint's
   KvType kv = KvType::kF32;
   std::string model_name;  // default: checkpoint file stem
+  // Calibrated quantization (docs/QUANTIZATION.md). Empty calib_path: plain quantization.
+  std::string calib_path;             // text the f32 model is run over
+  uint64_t calib_max_tokens = 16384;  // tokens of it used at most
+  bool error_compensation = false;    // GPTQ-style, within each row's groups (needs calib)
+  uint64_t budget_bytes = 0;          // > 0: Q4/Q8 per matrix, image at most this size
+  unsigned threads = 0;               // 0: the host's cores (bytes never depend on it)
 };
 
 // Bytes per tensor family, for the budget table. params counts weights (0 for the tokenizer;
@@ -32,7 +38,18 @@ struct BudgetLine {
   std::string note;  // e.g. "shared with the embedding (no extra bytes)"
 };
 
+struct CalibReport {
+  bool used = false;
+  uint64_t tokens = 0, chunks = 0;
+  uint64_t byte_fallback_tokens = 0;
+  bool truncated = false;  // the text had more than calib_max_tokens
+  uint32_t text_crc = 0;
+  uint32_t q8_matrices = 0, matrices = 0;  // mixed precision: how many matrices went Q8
+  bool measured_sensitivity = false;       // by KL (else by weighted error), --budget
+};
+
 struct ConvertReport {
+  CalibReport calib;
   std::vector<BudgetLine> lines;
   uint64_t image_bytes = 0;
   uint64_t weight_bytes_per_token = 0;  // bytes of weights read per generated token

@@ -261,6 +261,7 @@ _HDR_FIELDS = [
     ("stage_index", 88, "<I"), ("stage_count", 92, "<I"), ("layer_begin", 96, "<I"),
     ("layer_end", 100, "<I"), ("norm_eps", 104, "<f"), ("rope_theta", 108, "<f"),
     ("tok_max_len", 112, "<I"), ("bos_id", 116, "<I"), ("eos_id", 120, "<I"),
+    ("quant_method", 156, "<I"), ("calib_tokens", 160, "<I"), ("calib_crc", 164, "<I"),
     ("header_crc", 252, "<I"),
 ]
 
@@ -293,8 +294,10 @@ def read_image(path, verify_payload=True):
     if hcrc != cfg["header_crc"]:
         raise FormatError("header CRC mismatch: stored %08x computed %08x"
                           % (cfg["header_crc"], hcrc))
-    if any(raw[156:248]):  # 248..252: the /selftest digest (any value)
+    if any(raw[168:248]):  # 248..252: the /selftest digest (any value)
         raise FormatError("reserved header bytes not zero")
+    if cfg["quant_method"] & ~0x7:
+        raise FormatError("unknown quant_method bits %x" % cfg["quant_method"])
     if cfg["file_size"] != len(raw):
         raise FormatError("file_size %d != actual %d" % (cfg["file_size"], len(raw)))
     if verify_payload:

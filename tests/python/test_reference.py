@@ -857,6 +857,74 @@ class RealModel(unittest.TestCase):
         compare_quantized(self, "stories260K q4", got, img, self.TOKENS)
 
 
+# ----------------------------------------------------------------------------------------
+# Calibrated images (convert --calib): same format, so the same reference must reproduce them
+# ----------------------------------------------------------------------------------------
+CALIB_TEXT = "\n\n".join([
+    "Once upon a time, there was a little girl named Lily. She loved to play in the park "
+    "with her ball. One day, she saw a big dog. The dog was friendly and wanted to play.",
+    "Tom had a red car. He liked to drive it around the house. His mom said, \"Be careful, "
+    "Tom!\" Tom smiled and said, \"I will, mom.\" They were very happy.",
+    "The sun was shining and the birds were singing. A small bunny hopped in the grass. It "
+    "found a carrot and ate it all up. Then it went home to sleep.",
+] * 3) + "\n"
+
+
+def write_calib(tmp):
+    path = os.path.join(tmp, "calib.txt")
+    with open(path, "w") as f:
+        f.write(CALIB_TEXT)
+    return path
+
+
+def check_calibrated_header(tc, img, gptq, mixed):
+    c = img.cfg
+    want = 1 | (2 if gptq else 0) | (4 if mixed else 0)
+    tc.assertEqual(c["quant_method"], want)
+    tc.assertGreater(c["calib_tokens"], 0)
+    tc.assertEqual(c["calib_crc"], R.crc32c(CALIB_TEXT.encode()))
+
+
+def _test_calibrated_synthetic(self):
+    shape = SHAPES[0]  # a vocabulary with every printable ASCII character
+    ck, tok, c = self.model(shape)
+    calib = write_calib(self.tmp)
+    q4path, _ = self.image(shape["name"], ck, tok, "q4")
+    budget = str(os.path.getsize(q4path) * 11 // 10)  # 10% over plain q4: some matrices Q8
+    for extra, gptq, mixed in (([], False, False), (["--gptq"], True, False),
+                               (["--gptq", "--budget", budget], True, True)):
+        path = os.path.join(self.tmp, "%s.calib%d%d.img" % (shape["name"], gptq, mixed))
+        run([BIN, "convert", ck, tok, "-o", path, "--quant", "q4", "--calib", calib] + extra)
+        img = R.read_image(path)
+        check_calibrated_header(self, img, gptq, mixed)
+        if not gptq:  # plain rounding to each group's scale: within half a step
+            check_quantized_weights(self, img, c, "%s q4 calibrated" % shape["name"])
+        mats = (R.K_EMB, R.K_CLS, R.K_WQ, R.K_WK, R.K_WV, R.K_WO, R.K_W1, R.K_W2, R.K_W3)
+        dts = {e["dtype"] for e in img.entries if e["kind"] in mats}
+        self.assertEqual(dts, {R.DT_Q4, R.DT_Q8} if mixed else {R.DT_Q4})
+        toks = token_sequence(shape["vocab"])
+        got = cpp_logits(path, toks, shape["vocab"])
+        compare_quantized(self, "%s q4 calibrated %s" % (shape["name"], " ".join(extra)), got,
+                          img, toks)
+
+
+EngineVsReference.test_calibrated_q4 = _test_calibrated_synthetic
+
+
+def _test_real_calibrated(self):
+    calib = write_calib(self.tmp)
+    path = os.path.join(self.tmp, "s260k.q4calib.img")
+    run([BIN, "convert", self.ck, self.tok, "-o", path, "--quant", "q4", "--calib", calib,
+         "--gptq"])
+    img = R.read_image(path)
+    check_calibrated_header(self, img, True, False)
+    got = cpp_logits(path, self.TOKENS, 512)
+    compare_quantized(self, "stories260K q4 calibrated --gptq", got, img, self.TOKENS)
+
+
+RealModel.test_q4_calibrated = _test_real_calibrated
+
+
 def main():
     prog = unittest.main(exit=False, verbosity=2 if "-v" in sys.argv else 1)
     res = prog.result
