@@ -55,13 +55,6 @@ bool find_profile(const std::string& name, BoardProfile* out) {
   return false;
 }
 
-static void fill_macs(ModelSizes* s) {
-  const ModelConfig& c = s->info.config;
-  s->layer_macs = (uint64_t)c.dim * c.dim * 2 + (uint64_t)c.kv_dim() * c.dim * 2 +
-                  (uint64_t)c.hidden_dim * c.dim * 3;
-  s->classifier_macs = (uint64_t)c.vocab_size * c.dim;
-}
-
 bool sizes_from_image(const Image& image, ModelSizes* out, std::string* err) {
   const ImageInfo& info = image.info();
   if (info.stage_count != 1 || info.layer_begin != 0 || info.layer_end != info.config.n_layers) {
@@ -100,7 +93,6 @@ bool sizes_from_image(const Image& image, ModelSizes* out, std::string* err) {
         break;
     }
   }
-  fill_macs(&s);
   *out = s;
   return true;
 }
@@ -133,7 +125,6 @@ ModelSizes sizes_from_config(const ModelConfig& c, WeightType w, uint32_t group,
   s.tokenizer = 0;
   for (uint64_t t : s.tokenizer_tensors) s.tokenizer += t;
   s.tokenizer_estimated = true;
-  fill_macs(&s);
   return s;
 }
 
@@ -213,8 +204,6 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   b.prompt = board_cost(shape, board.cost, in);
   b.weight_bytes_per_token = b.gen.weight_flash + b.gen.weight_psram + b.gen.weight_sram;
   b.link_bytes_per_token = b.gen.link_bytes;
-  b.compute_s = b.gen.board_s();
-  b.link_s = b.gen.link_s;
   return b;
 }
 
@@ -230,7 +219,7 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq
         evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, seq, kv, baud));
     const BoardPlan& b = p.boards.back();
     p.fits = p.fits && b.fits_flash && b.fits_ram;
-    p.link_share += b.link_s;
+    p.link_share += b.gen.link_s;
   }
   std::vector<BoardCost> gen, prompt;
   for (const BoardPlan& b : p.boards) {
@@ -262,8 +251,9 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq
 }
 
 // Best split into `n` boards at `seq`: minimises the busiest board's time per prompt token
-// (its work or its wire) subject to every board fitting. Workers (stages 1..n-1) take layers from 0 upwards in ring order, the
-// head takes the last range (possibly empty). Dynamic programming over cut points.
+// (its work or its wire) subject to every board fitting. Workers (stages 1..n-1) take layers from 0
+// upwards in ring order, the head takes the last range (possibly empty). Dynamic programming over
+// cut points.
 static bool best_split(const ModelSizes& m, const BoardProfile& board, uint32_t n, uint32_t seq,
                        KvType kv, uint32_t baud, std::vector<std::pair<uint32_t, uint32_t>>* out) {
   const uint32_t L = m.info.config.n_layers;

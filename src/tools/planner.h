@@ -38,8 +38,6 @@ struct ModelSizes {
   std::vector<uint64_t> tokenizer_tensors;           // the tokenizer's arrays
   bool tokenizer_estimated = false;
   uint64_t embedding_row = 0;
-  uint64_t layer_macs = 0;  // multiply-accumulates per token per layer
-  uint64_t classifier_macs = 0;
 };
 
 bool sizes_from_image(const Image& image, ModelSizes* out, std::string* err);
@@ -63,10 +61,8 @@ struct BoardPlan {
   uint64_t psram_used = 0, sram_used = 0;
   uint64_t weight_bytes_per_token = 0;
   uint64_t link_bytes_per_token = 0;  // bytes this board sends per generated token
-  // Estimated per generated token: the board's own work (memory + compute), its send.
-  double compute_s = 0, link_s = 0;
-  BoardCost gen;     // a generated token at the plan's estimate position
-  BoardCost prompt;  // a prompt token (no classifier) at the same position
+  BoardCost gen;                      // a generated token at the plan's estimate position
+  BoardCost prompt;                   // a prompt token (no classifier) at the same position
   bool fits_flash = false, fits_ram = false;
 };
 
