@@ -135,7 +135,7 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
       "docs/PLANNER.md):\n",
       plan.estimate_pos);
   std::printf("%-6s %9s %9s %9s %9s %9s %9s  %s\n", "stage", "flash", "PSRAM", "compute", "handoff",
-              "board", "link", "bottleneck");
+              "board", "link", "bound by");
   for (const BoardPlan& b : plan.boards) {
     const BoardCost& g = b.gen;
     const char* what = g.compute_s >= g.memory_s() ? "compute" : "memory";
@@ -148,7 +148,7 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
     const BoardCost& g = b.gen;
     std::printf(
         "  stage %u counts: weights flash %llu B, PSRAM %llu B, SRAM %llu B; KV read %llu B, "
-        "written %llu B; logits %llu B; link %llu B in %u frame%s\n",
+        "written %llu B; logits in PSRAM %llu B; link %llu B in %u frame%s\n",
         b.stage, (unsigned long long)g.weight_flash, (unsigned long long)g.weight_psram,
         (unsigned long long)g.weight_sram, (unsigned long long)g.kv_read,
         (unsigned long long)g.kv_written, (unsigned long long)g.scratch_psram,
@@ -162,17 +162,22 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
     std::printf("    MACs: %s; %u calls split over %g cores\n", macs.c_str(), g.split_calls,
                 board.cost.cores.value);
   }
-  const size_t hops = plan.boards.size() > 1 ? plan.boards.size() : 0;
+  const size_t n = plan.boards.size();
+  char path[160];
+  if (n > 1) {
+    std::snprintf(path, sizeof path,
+                  "critical path: the %zu boards one after another plus %zu hops; link share "
+                  "%.1f%% at %u baud",
+                  n, n, 100.0 * plan.link_share, req.baud);
+  } else {
+    std::snprintf(path, sizeof path, "one board, no link");
+  }
+  std::printf("generated token: %.0f ms = %.2f tok/s (%s)\n", ms(plan.token_s),
+              plan.token_s > 0 ? 1.0 / plan.token_s : 0.0, path);
   std::printf(
-      "generated token: %.0f ms = %.2f tok/s (critical path: the boards one after another, "
-      "plus %zu hop%s; link share %.1f%% at %u baud)\n",
-      ms(plan.token_s), plan.token_s > 0 ? 1.0 / plan.token_s : 0.0, hops, hops == 1 ? "" : "s",
-      100.0 * plan.link_share, req.baud);
-  std::printf(
-      "prompt token:    %.0f ms = %.2f tok/s (no classifier; %u positions in flight, so the "
-      "boards work at the same time)\n",
-      ms(plan.prompt_token_s), plan.prompt_token_s > 0 ? 1.0 / plan.prompt_token_s : 0.0,
-      plan.prompt_window);
+      "prompt token:    %.0f ms = %.2f tok/s (no classifier%s)\n", ms(plan.prompt_token_s),
+      plan.prompt_token_s > 0 ? 1.0 / plan.prompt_token_s : 0.0,
+      n > 1 ? "; positions stream through the ring, so the boards work at the same time" : "");
   const CostFigures& f = board.cost;
   std::printf(
       "figures: flash %.1f MB/s, PSRAM %.1f MB/s, %g x %.0f MHz, cycles/MAC q4 %.1f q8 %.1f f32 "
