@@ -1,7 +1,10 @@
 // llmwire_bench: sizes and host speed per model, as a table and JSON. Numbers, not pass/fail.
-//   llmwire_bench [--json FILE] [--tokens N] [--cache DIR]
+//   llmwire_bench [--json FILE] [--tokens N] [--cache DIR] [--counts-only]
 // Models: synthetic stories15M and stories42M shapes at q4 (random weights, same sizes and
 // speed as the real ones), and the real stories260K from $LLMWIRE_MODELS when present.
+// For the 15M/42M shapes it also reports the cost model's counted quantities per board and
+// token on the esp32s3-16mb profile (bytes by memory region, KV bytes, MACs by kernel, link
+// bytes and frames) and the estimate they give (--counts-only: only these, no host timing).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,8 +16,10 @@
 #include <vector>
 
 #include "engine/generator.h"
+#include "platform/host/mapped_file.h"
 #include "tools/convert.h"
 #include "tools/host_model.h"
+#include "tools/planner.h"
 #include "tools/synth.h"
 
 using namespace llmwire;
@@ -103,11 +108,74 @@ bool convert(const std::string& ckpt, const std::string& tok, const std::string&
   return true;
 }
 
+// The cost model's counted quantities for `img` split over `boards` esp32s3-16mb boards.
+void print_counts(const std::string& name, const std::string& img, uint32_t boards,
+                  std::string* json) {
+  MappedFile f;
+  std::string err;
+  Image im;
+  ModelSizes m;
+  if (!f.open(img, &err) || im.open(f.data(), f.size()) != Status::kOk ||
+      !sizes_from_image(im, &m, &err)) {
+    std::fprintf(stderr, "bench: %s: %s\n", img.c_str(), err.c_str());
+    return;
+  }
+  BoardProfile board;
+  find_profile("esp32s3-16mb", &board);
+  PlanRequest r;
+  r.boards = boards;
+  const Plan p = make_plan(m, board, r);
+  if (p.boards.empty()) {
+    std::printf("%s on %u x esp32s3-16mb: does not fit\n\n", name.c_str(), boards);
+    return;
+  }
+  std::printf(
+      "%s on %u x esp32s3-16mb, seq %u%s, per generated token at position %u (estimate):\n"
+      "  %-5s %12s %10s %10s %10s %10s %12s %10s %6s %9s %9s\n",
+      name.c_str(), boards, p.seq_len, p.fits ? "" : " (longest that fits)", p.estimate_pos,
+      "stage", "flash B", "PSRAM B", "SRAM B", "KV read", "KV write", "MACs", "link B", "frames",
+      "board ms", "link ms");
+  for (const BoardPlan& b : p.boards) {
+    const BoardCost& g = b.gen;
+    std::printf("  %-5u %12llu %10llu %10llu %10llu %10llu %12llu %10llu %6u %9.1f %9.1f\n",
+                b.stage, (unsigned long long)g.weight_flash,
+                (unsigned long long)(g.weight_psram + g.scratch_psram),
+                (unsigned long long)g.weight_sram, (unsigned long long)g.kv_read,
+                (unsigned long long)g.kv_written, (unsigned long long)g.total_macs(),
+                (unsigned long long)g.link_bytes, g.link_frames, g.board_s() * 1e3, g.link_s * 1e3);
+    char buf[640];
+    std::snprintf(
+        buf, sizeof buf,
+        "  {\"model\": \"%s\", \"boards\": %u, \"seq\": %u, \"pos\": %u, \"stage\": "
+        "%u, \"flash_B\": %llu, \"psram_weight_B\": %llu, \"psram_scratch_B\": %llu, "
+        "\"sram_weight_B\": %llu, \"kv_read_B\": %llu, \"kv_written_B\": %llu, "
+        "\"macs_matmul\": %llu, \"macs_attention\": %llu, \"link_B\": %llu, "
+        "\"link_frames\": %u, \"board_ms\": %.2f, \"link_ms\": %.2f, "
+        "\"token_ms\": %.2f, \"prompt_token_ms\": %.2f}",
+        name.c_str(), boards, p.seq_len, p.estimate_pos, b.stage,
+        (unsigned long long)g.weight_flash, (unsigned long long)g.weight_psram,
+        (unsigned long long)g.scratch_psram, (unsigned long long)g.weight_sram,
+        (unsigned long long)g.kv_read, (unsigned long long)g.kv_written,
+        (unsigned long long)(g.macs[(int)Kernel::kMatmulQ4] + g.macs[(int)Kernel::kMatmulQ8] +
+                             g.macs[(int)Kernel::kMatmulF32]),
+        (unsigned long long)(g.macs[(int)Kernel::kAttentionF32] +
+                             g.macs[(int)Kernel::kAttentionF16]),
+        (unsigned long long)g.link_bytes, g.link_frames, g.board_s() * 1e3, g.link_s * 1e3,
+        p.token_s * 1e3, p.prompt_token_s * 1e3);
+    *json += (json->empty() ? "" : ",\n") + std::string(buf);
+  }
+  std::printf(
+      "  (PSRAM B: weights placed in PSRAM + logits written and read; KV separately)\n"
+      "  generated token %.0f ms (%.2f tok/s), prompt token %.0f ms (%.2f tok/s)\n\n",
+      p.token_s * 1e3, 1.0 / p.token_s, p.prompt_token_s * 1e3, 1.0 / p.prompt_token_s);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string json_path, cache = "build/bench-cache";
   uint32_t tokens = 48;
+  bool counts_only = false;
   for (int i = 1; i < argc; i++) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc)
       json_path = argv[++i];
@@ -115,8 +183,11 @@ int main(int argc, char** argv) {
       tokens = (uint32_t)std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--cache") && i + 1 < argc)
       cache = argv[++i];
+    else if (!std::strcmp(argv[i], "--counts-only"))
+      counts_only = true;
     else {
-      std::fprintf(stderr, "usage: %s [--json FILE] [--tokens N] [--cache DIR]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json FILE] [--tokens N] [--cache DIR] [--counts-only]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -124,7 +195,7 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
   const char* env = std::getenv("LLMWIRE_MODELS");
   const std::string models = env ? env : "";
-  std::string err;
+  std::string err, counts_json;
 
   for (const char* shape : {"stories15M", "stories42M"}) {
     ModelConfig c;
@@ -142,7 +213,14 @@ int main(int argc, char** argv) {
     }
     const std::string img = cache + "/" + shape + "-synth-q4.img";
     if (!convert(ckpt, tok, img, WeightType::kQ4)) return 1;
-    bench_image(std::string(shape) + " (synthetic)", "q4", img, tokens, &rows);
+    const bool small = std::strcmp(shape, "stories15M") == 0;
+    for (uint32_t n : {small ? 1u : 2u, small ? 2u : 3u})
+      print_counts(std::string(shape) + " q4", img, n, &counts_json);
+    if (!counts_only) bench_image(std::string(shape) + " (synthetic)", "q4", img, tokens, &rows);
+  }
+  if (counts_only) {
+    std::printf("{\"cost_model\": [\n%s\n]}\n", counts_json.c_str());
+    return 0;
   }
   if (!models.empty() && exists(models + "/stories260K.bin") && exists(models + "/tok512.bin")) {
     std::fprintf(stderr, "bench: stories260K (real weights)\n");
@@ -183,6 +261,7 @@ int main(int argc, char** argv) {
     json += buf;
   }
   json += "]\n";
+  json = "{\"hosts\": " + json + ", \"cost_model\": [\n" + counts_json + "\n]}\n";
   std::printf("\n%s", json.c_str());
   if (!json_path.empty()) {
     FILE* f = std::fopen(json_path.c_str(), "w");

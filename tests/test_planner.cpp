@@ -1,10 +1,11 @@
 // The planner: the fits it promises are real (image sizes equal the written stage images),
-// and the headline plans for the stories42M / stories110M shapes.
+// the headline plans for the stories42M / stories110M shapes, and its cost model.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include "platform/host/mapped_file.h"
 #include "test_util.h"
+#include "tools/host_model.h"
 #include "tools/planner.h"
 #include "tools/split.h"
 #include "tools/synth.h"
@@ -101,4 +102,175 @@ TEST(Planner, LayerRangesParseInRingOrder) {
   EXPECT_NE(err.find("without gaps"), std::string::npos);
   EXPECT_FALSE(parse_layer_ranges("0-2", 6, &r, &err));
   EXPECT_FALSE(parse_layer_ranges("0-x", 6, &r, &err));
+}
+
+// The cost model (tools/cost_model.h): counted quantities by hand, times as the documented
+// formulas, and the properties any faithful model has.
+namespace {
+
+// small_config(64, 172, 3 layers, 8 heads, 4 KV heads, vocab 320): kv_dim 32.
+ModelSizes small_sizes() {
+  const ModelConfig c = llmwire::test::small_config(64, 172, 3, 8, 4, 320, 32, true);
+  return sizes_from_config(c, WeightType::kQ4, 32, KvType::kF32);
+}
+
+CostShape shape_of(const ModelSizes& m) {
+  CostShape s;
+  s.config = m.info.config;
+  s.weights = m.info.weight_type;
+  s.layer_tensors = m.layer_tensors;
+  s.embedding_row = m.embedding_row;
+  s.rms_final = m.rms_final;
+  s.classifier = m.classifier ? m.classifier : m.embedding;
+  return s;
+}
+
+// One core, 1 MHz, 2 cycles per q4 MAC and 3 per attention MAC: compute time by hand.
+CostFigures simple_figures() {
+  CostFigures f = esp32s3_scalar_figures();
+  f.cores.value = 1;
+  f.clock_hz.value = 1e6;
+  f.cycles_per_mac[(int)Kernel::kMatmulQ4].value = 2;
+  f.cycles_per_mac[(int)Kernel::kAttentionF32].value = 3;
+  return f;
+}
+
+CostInput whole_model_at(uint32_t pos) {
+  CostInput in;
+  in.layer_begin = 0;
+  in.layer_end = 3;
+  in.head = true;
+  in.pos = pos;
+  return in;
+}
+
+}  // namespace
+
+TEST(CostModel, CountsByHand) {
+  const ModelSizes m = small_sizes();
+  const BoardCost b = board_cost(shape_of(m), simple_figures(), whole_model_at(9));
+  // Per layer: q 64x64, k 32x64, v 32x64, o 64x64, w1/w3 172x64, w2 64x172 = 45,312 MACs;
+  // 3 layers + classifier 320x64 = 156,416.
+  EXPECT_EQ(b.macs[(int)Kernel::kMatmulQ4], 156416u);
+  // Attention at position 9 reads 10 positions: q.k and att.v, 2 x 64 x 10 per layer.
+  EXPECT_EQ(b.macs[(int)Kernel::kAttentionF32], 3u * 1280);
+  EXPECT_EQ(b.kv_read, 3u * 2 * 64 * 10 * 4);  // every query head reads its KV head's slice
+  EXPECT_EQ(b.kv_written, 3u * 2 * 32 * 4);    // one key and one value of kv_dim floats
+  EXPECT_EQ(b.scratch_psram, 2u * 4 * 320);    // logits written, then read by sampling
+  EXPECT_EQ(b.link_bytes, 0u);                 // one board: no wire
+  EXPECT_EQ(b.link_frames, 0u);
+  // Compute: (156,416 x 2 + 3,840 x 3) cycles at 1 MHz on one core.
+  EXPECT_NEAR(b.compute_s, 0.324352, 1e-9);
+  EXPECT_EQ(b.split_calls, 0u);
+  EXPECT_DOUBLE_EQ(b.handoff_s, 0.0);
+  // Two cores, calls of >= 10,000 MACs split (w1, w2, w3 of each layer and the classifier):
+  // one core runs 3 x (12,288 x 2) + 11,520 cycles, the split calls (3 x 33,024 + 20,480) x 2
+  // cycles take half that.
+  CostFigures two = simple_figures();
+  two.cores.value = 2;
+  two.min_parallel_macs.value = 10000;
+  const BoardCost b2 = board_cost(shape_of(m), two, whole_model_at(9));
+  EXPECT_EQ(b2.split_calls, 10u);
+  EXPECT_NEAR(b2.compute_s, (85248 + 239104 / 2.0) / 1e6, 1e-9);
+  EXPECT_NEAR(b2.handoff_s, 10 * two.handoff_s.value, 1e-12);
+  // A prompt token that is not the last: no classifier, no logits.
+  CostInput p = whole_model_at(9);
+  p.classifier = false;
+  const BoardCost bp = board_cost(shape_of(m), simple_figures(), p);
+  EXPECT_EQ(bp.macs[(int)Kernel::kMatmulQ4], 3u * 45312);
+  EXPECT_EQ(bp.scratch_psram, 0u);
+  EXPECT_EQ(bp.weight_flash, b.weight_flash - m.rms_final - m.embedding);
+}
+
+TEST(CostModel, MemoryTimeIsBytesOverBandwidthAndAddsToCompute) {
+  const ModelSizes m = small_sizes();
+  CostFigures f = simple_figures();
+  const BoardCost b = board_cost(shape_of(m), f, whole_model_at(20));
+  EXPECT_GT(b.weight_flash, 0u);
+  EXPECT_DOUBLE_EQ(b.flash_s, b.weight_flash / f.flash_bw.value);
+  EXPECT_DOUBLE_EQ(b.psram_s, (b.kv_read + b.kv_written + b.scratch_psram) / f.psram_bw.value);
+  EXPECT_DOUBLE_EQ(b.board_s(), b.flash_s + b.psram_s + b.sram_s + b.compute_s + b.handoff_s);
+  f.flash_bw.value *= 2;
+  const BoardCost fast = board_cost(shape_of(m), f, whole_model_at(20));
+  EXPECT_DOUBLE_EQ(fast.flash_s, b.flash_s / 2);
+  EXPECT_DOUBLE_EQ(fast.compute_s, b.compute_s);
+}
+
+TEST(CostModel, EngineReadsTheWeightBytesTheModelCounts) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config(64, 172, 3, 8, 4, 320, 32, false);
+  const std::string img = llmwire::test::make_image(dir, c, WeightType::kQ4);
+  MappedFile f;
+  std::string err;
+  ASSERT_TRUE(f.open(img, &err));
+  Image im;
+  ASSERT_EQ(im.open(f.data(), f.size()), Status::kOk);
+  ModelSizes m;
+  ASSERT_TRUE(sizes_from_image(im, &m, &err)) << err;
+  HostModel hm;
+  std::string hint;
+  ASSERT_TRUE(hm.load(img, RunOptions{}, 1, &err, &hint)) << err;
+  hm.model().reset_counters();
+  const float* logits = nullptr;
+  ASSERT_EQ(hm.forward(1, 0, true, &logits), Status::kOk);
+  const BoardCost b = board_cost(shape_of(m), esp32s3_scalar_figures(), whole_model_at(0));
+  EXPECT_EQ(b.weight_flash, hm.model().weight_bytes_read());
+}
+
+TEST(CostModel, SequentialStagesAddAndTwoBoardsInSeriesAreNotFaster) {
+  ModelConfig c;
+  ASSERT_TRUE(shape_config("stories15M", &c));
+  const ModelSizes m = sizes_from_config(c, WeightType::kQ4, 32, KvType::kF32);
+  PlanRequest r;
+  r.boards = 1;
+  const Plan one = make_plan(m, board16(), r);
+  r.boards = 2;
+  const Plan two = make_plan(m, board16(), r);
+  ASSERT_TRUE(one.fits && two.fits);
+  double sum = 0;
+  for (const BoardPlan& b : two.boards) {
+    sum += b.gen.board_s() + b.gen.link_s;
+    EXPECT_EQ(b.gen.link_frames, 1u);
+    EXPECT_DOUBLE_EQ(b.gen.link_s, activation_frame_bytes(c.dim) * 10.0 / r.baud);
+  }
+  EXPECT_DOUBLE_EQ(two.token_s, sum);
+  // The same bytes and MACs, split over two boards that work one after the other, plus hops.
+  uint64_t flash1 = one.boards[0].gen.weight_flash, flash2 = 0,
+           macs1 = one.boards[0].gen.total_macs(), macs2 = 0;
+  for (const BoardPlan& b : two.boards) {
+    flash2 += b.gen.weight_flash;
+    macs2 += b.gen.total_macs();
+  }
+  EXPECT_EQ(flash1, flash2);
+  EXPECT_EQ(macs1, macs2);
+  EXPECT_GT(two.token_s, one.token_s);
+  // A streamed prompt overlaps the boards: no faster than the busiest board, and two boards
+  // beat one.
+  for (const BoardPlan& b : two.boards) EXPECT_GE(two.prompt_token_s, b.prompt.board_s());
+  EXPECT_GE(two.prompt_token_s, (two.boards[0].prompt.board_s() + two.boards[0].prompt.link_s +
+                                 two.boards[1].prompt.board_s() + two.boards[1].prompt.link_s) /
+                                    two.prompt_window);
+  EXPECT_LT(two.prompt_token_s, one.prompt_token_s);
+  EXPECT_DOUBLE_EQ(one.prompt_token_s, one.boards[0].prompt.board_s());
+}
+
+TEST(CostModel, MoreCyclesPerMacNeverMakesAPlanFaster) {
+  ModelConfig c;
+  ASSERT_TRUE(shape_config("stories15M", &c));
+  const ModelSizes m = sizes_from_config(c, WeightType::kQ4, 32, KvType::kF32);
+  for (uint32_t n : {1u, 2u, 3u}) {
+    PlanRequest r;
+    r.boards = n;
+    BoardProfile b = board16();
+    double prev_token = 0, prev_prompt = 0;
+    for (double cpm : {0.14, 1.0, 4.0, 12.1, 30.0}) {
+      b.cost.cycles_per_mac[(int)Kernel::kMatmulQ4].value = cpm;
+      const Plan p = make_plan(m, b, r);
+      ASSERT_TRUE(p.fits);
+      EXPECT_GT(p.token_s, prev_token) << n << " boards, " << cpm << " cycles/MAC";
+      EXPECT_GE(p.prompt_token_s, prev_prompt) << n << " boards, " << cpm << " cycles/MAC";
+      prev_token = p.token_s;
+      prev_prompt = p.prompt_token_s;
+    }
+  }
 }

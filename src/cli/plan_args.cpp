@@ -123,6 +123,73 @@ static std::string mb(uint64_t b) {
   return buf;
 }
 
+static double ms(double s) {
+  return s * 1e3;
+}
+
+// The cost model's per-stage breakdown: what each board reads, computes and sends per
+// generated token, the time each part takes, and the ring's critical path.
+static void print_estimate(const BoardProfile& board, const PlanRequest& req, const Plan& plan) {
+  std::printf(
+      "\nESTIMATE per generated token at position %u (cost model, not a measurement; "
+      "docs/PLANNER.md):\n",
+      plan.estimate_pos);
+  std::printf("%-6s %9s %9s %9s %9s %9s %9s  %s\n", "stage", "flash", "PSRAM", "compute", "handoff",
+              "board", "link", "bound by");
+  for (const BoardPlan& b : plan.boards) {
+    const BoardCost& g = b.gen;
+    const char* what = g.compute_s >= g.memory_s() ? "compute" : "memory";
+    std::printf("%-6s %6.1f ms %6.1f ms %6.1f ms %6.1f ms %6.1f ms %6.1f ms  %s\n",
+                (std::to_string(b.stage) + (b.head ? "*" : "")).c_str(), ms(g.flash_s),
+                ms(g.psram_s), ms(g.compute_s), ms(g.handoff_s), ms(g.board_s()), ms(g.link_s),
+                what);
+  }
+  for (const BoardPlan& b : plan.boards) {
+    const BoardCost& g = b.gen;
+    std::printf(
+        "  stage %u counts: weights flash %llu B, PSRAM %llu B, SRAM %llu B; KV read %llu B, "
+        "written %llu B; logits in PSRAM %llu B; link %llu B in %u frame%s\n",
+        b.stage, (unsigned long long)g.weight_flash, (unsigned long long)g.weight_psram,
+        (unsigned long long)g.weight_sram, (unsigned long long)g.kv_read,
+        (unsigned long long)g.kv_written, (unsigned long long)g.scratch_psram,
+        (unsigned long long)g.link_bytes, g.link_frames, g.link_frames == 1 ? "" : "s");
+    std::string macs;
+    for (int k = 0; k < kKernelCount; k++) {
+      if (!g.macs[k]) continue;
+      macs += (macs.empty() ? "" : ", ") + std::string(kernel_name((Kernel)k)) + " " +
+              std::to_string(g.macs[k]);
+    }
+    std::printf("    MACs: %s; %u calls split over %g cores\n", macs.c_str(), g.split_calls,
+                board.cost.cores.value);
+  }
+  const size_t n = plan.boards.size();
+  char path[160];
+  if (n > 1) {
+    std::snprintf(path, sizeof path,
+                  "critical path: the %zu boards one after another plus %zu hops; link share "
+                  "%.1f%% at %u baud",
+                  n, n, 100.0 * plan.link_share, req.baud);
+  } else {
+    std::snprintf(path, sizeof path, "one board, no link");
+  }
+  std::printf("generated token: %.0f ms = %.2f tok/s (%s)\n", ms(plan.token_s),
+              plan.token_s > 0 ? 1.0 / plan.token_s : 0.0, path);
+  std::printf(
+      "prompt token:    %.0f ms = %.2f tok/s (no classifier%s)\n", ms(plan.prompt_token_s),
+      plan.prompt_token_s > 0 ? 1.0 / plan.prompt_token_s : 0.0,
+      n > 1 ? "; positions stream through the ring, so the boards work at the same time" : "");
+  const CostFigures& f = board.cost;
+  std::printf(
+      "figures: flash %.1f MB/s, PSRAM %.1f MB/s, %g x %.0f MHz, cycles/MAC q4 %.1f q8 %.1f f32 "
+      "%.1f attention %.0f/%.0f (f32/f16 KV); memory and compute add\n",
+      f.flash_bw.value / 1e6, f.psram_bw.value / 1e6, f.cores.value, f.clock_hz.value / 1e6,
+      f.cycles_per_mac[(int)Kernel::kMatmulQ4].value,
+      f.cycles_per_mac[(int)Kernel::kMatmulQ8].value,
+      f.cycles_per_mac[(int)Kernel::kMatmulF32].value,
+      f.cycles_per_mac[(int)Kernel::kAttentionF32].value,
+      f.cycles_per_mac[(int)Kernel::kAttentionF16].value);
+}
+
 void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,
                 const Plan& plan, const std::string& source) {
   const ModelConfig& c = m.info.config;
@@ -140,18 +207,17 @@ void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanReques
               plan.boards.size() > 1 ? "s" : "", plan.seq_len,
               plan.kv == KvType::kF16 ? "f16" : "f32",
               plan.fits ? "" : "  (NOT at the requested length — see below)");
-  std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12s %-9s %-9s\n", "stage", "layers",
-              "image / partition", "PSRAM used / usable", "SRAM used", "weights/tok", "link B/tok",
-              "compute", "link");
+  std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12s\n", "stage", "layers", "image / partition",
+              "PSRAM used / usable", "SRAM used", "weights/tok", "link B/tok");
   for (const BoardPlan& b : plan.boards) {
     char img[40], ram[40];
     const std::string layers = layer_range_text(b.layer_begin, b.layer_end);
     std::snprintf(img, sizeof img, "%s%s", mb(b.image_bytes).c_str(), b.fits_flash ? "" : " OVER");
     std::snprintf(ram, sizeof ram, "%s%s", mb(b.psram_used).c_str(), b.fits_ram ? "" : " OVER");
-    std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12llu %6.0f ms %6.1f ms\n",
+    std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12llu\n",
                 (std::to_string(b.stage) + (b.head ? "*" : "")).c_str(), layers.c_str(), img, ram,
                 mb(b.sram_used).c_str(), mb(b.weight_bytes_per_token).c_str(),
-                (unsigned long long)b.link_bytes_per_token, b.compute_s * 1e3, b.link_s * 1e3);
+                (unsigned long long)b.link_bytes_per_token);
     std::printf("       KV cache %s, activations+scratch %llu B, link buffers %llu B\n",
                 mb(b.kv_bytes).c_str(), (unsigned long long)b.activation_bytes,
                 (unsigned long long)b.link_buffer_bytes);
@@ -167,12 +233,7 @@ void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanReques
         "head.\n",
         ring.c_str(), plan.boards.size() - 1);
   }
-  std::printf(
-      "\nestimate (modelled from the profile's bandwidths, not measured): %.0f ms/token = %.2f "
-      "tok/s, "
-      "link share %.1f%% at %u baud\n",
-      plan.token_s * 1e3, plan.token_s > 0 ? 1.0 / plan.token_s : 0.0, 100.0 * plan.link_share,
-      req.baud);
+  print_estimate(board, req, plan);
   std::printf("largest sequence length this split fits: %u (KV %s)\n", plan.max_seq,
               plan.kv == KvType::kF16 ? "f16" : "f32");
   if (!plan.advice.empty()) std::printf("\n%s\n", plan.advice.c_str());

@@ -9,6 +9,7 @@
 
 #include "engine/kv_cache.h"
 #include "engine/model.h"
+#include "pipeline/head.h"
 
 namespace llmwire {
 namespace {
@@ -28,20 +29,18 @@ uint64_t matrix_bytes(WeightType w, uint32_t group, uint32_t rows, uint32_t cols
 }  // namespace
 
 const std::vector<BoardProfile>& board_profiles() {
-  // Flash 25 MB/s: measured random 512-byte row reads from mapped QIO flash.
-  // PSRAM 60.7 MB/s: octal PSRAM with 32-byte cache lines (two projects, measured).
-  // 480 M MAC/s: both LX7 cores at 240 MHz, ~1 int8 MAC per cycle scalar (an assumption).
-  // PSRAM/SRAM figures leave room for the firmware's own heap, stacks and drivers.
+  // PSRAM/SRAM figures leave room for the firmware's own heap, stacks and drivers. Speeds:
+  // esp32s3_scalar_figures() (tools/cost_model.cpp), each with its source.
   static const std::vector<BoardProfile> profiles = {
       {"esp32s3-16mb",
        "ESP32-S3 N16R8: 16 MB flash (model partition 0xE00000 at 0x1F0000), 8 MB PSRAM", 0xE00000,
-       8u * 1024 * 1024 - 256 * 1024, 300 * 1024, 25e6, 60.7e6, 480e6},
+       8u * 1024 * 1024 - 256 * 1024, 300 * 1024, esp32s3_scalar_figures()},
       {"esp32s3-8mb",
        "ESP32-S3 N8R2: 8 MB flash (model partition 0x600000 at 0x1F0000), 2 MB PSRAM", 0x600000,
-       2u * 1024 * 1024 - 256 * 1024, 300 * 1024, 25e6, 60.7e6, 480e6},
+       2u * 1024 * 1024 - 256 * 1024, 300 * 1024, esp32s3_scalar_figures()},
       {"esp32s3-32mb",
        "ESP32-S3 N32R8: 32 MB flash (model partition 0x1E00000 at 0x1F0000), 8 MB PSRAM", 0x1E00000,
-       8u * 1024 * 1024 - 256 * 1024, 300 * 1024, 25e6, 60.7e6, 480e6},
+       8u * 1024 * 1024 - 256 * 1024, 300 * 1024, esp32s3_scalar_figures()},
   };
   return profiles;
 }
@@ -54,19 +53,6 @@ bool find_profile(const std::string& name, BoardProfile* out) {
     }
   }
   return false;
-}
-
-uint64_t activation_frame_bytes(uint32_t dim) {
-  // sync 2 + version 1 + type 1 + seq 2 + len 2 + (session 4, pos 4, epoch 2, dest 1, flags 1)
-  // + dim floats + CRC-32C 4 (docs/PROTOCOL.md).
-  return 8 + 12 + 4ull * dim + 4;
-}
-
-static void fill_macs(ModelSizes* s) {
-  const ModelConfig& c = s->info.config;
-  s->layer_macs = (uint64_t)c.dim * c.dim * 2 + (uint64_t)c.kv_dim() * c.dim * 2 +
-                  (uint64_t)c.hidden_dim * c.dim * 3;
-  s->classifier_macs = (uint64_t)c.vocab_size * c.dim;
 }
 
 bool sizes_from_image(const Image& image, ModelSizes* out, std::string* err) {
@@ -107,7 +93,6 @@ bool sizes_from_image(const Image& image, ModelSizes* out, std::string* err) {
         break;
     }
   }
-  fill_macs(&s);
   *out = s;
   return true;
 }
@@ -140,7 +125,6 @@ ModelSizes sizes_from_config(const ModelConfig& c, WeightType w, uint32_t group,
   s.tokenizer = 0;
   for (uint64_t t : s.tokenizer_tensors) s.tokenizer += t;
   s.tokenizer_estimated = true;
-  fill_macs(&s);
   return s;
 }
 
@@ -198,20 +182,28 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   b.fits_flash = b.image_bytes <= board.partition_bytes;
   b.fits_ram = psram <= board.psram_bytes;
 
-  // Per generated token.
-  uint64_t weights = 0;
-  for (uint32_t l = lb; l < le; l++) weights += m.layer[l];
-  uint64_t macs = (uint64_t)(le - lb) * m.layer_macs;
-  if (b.head) {
-    weights += m.embedding_row + m.rms_final + (m.classifier ? m.classifier : m.embedding);
-    macs += m.classifier_macs;
-  }
-  b.weight_bytes_per_token = weights;
-  b.link_bytes_per_token = stages > 1 ? activation_frame_bytes(c.dim) : 0;
-  const double kv_read = (double)KvCache::bytes(kv, le - lb, seq, c.kv_dim()) / 2.0;  // mean pos
-  b.compute_s =
-      std::max(weights / board.flash_bw, macs / board.macs_per_s) + kv_read / board.psram_bw;
-  b.link_s = stages > 1 ? b.link_bytes_per_token * 10.0 / baud : 0.0;
+  // Per token, at the mean position of a context filled from 0 to seq.
+  CostShape shape;
+  shape.config = c;
+  shape.weights = m.info.weight_type;
+  shape.layer_tensors = m.layer_tensors;
+  shape.embedding_row = m.embedding_row;
+  shape.rms_final = m.rms_final;
+  shape.classifier = m.classifier ? m.classifier : m.embedding;
+  CostInput in;
+  in.layer_begin = lb;
+  in.layer_end = le;
+  in.head = b.head;
+  in.pos = seq / 2;
+  in.kv = kv;
+  in.stages = stages;
+  in.baud = baud;
+  in.scratch_in_psram = true;  // the model's big region is PSRAM
+  b.gen = board_cost(shape, board.cost, in);
+  in.classifier = false;
+  b.prompt = board_cost(shape, board.cost, in);
+  b.weight_bytes_per_token = b.gen.weight_flash + b.gen.weight_psram + b.gen.weight_sram;
+  b.link_bytes_per_token = b.gen.link_bytes;
   return b;
 }
 
@@ -227,9 +219,17 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq
         evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, seq, kv, baud));
     const BoardPlan& b = p.boards.back();
     p.fits = p.fits && b.fits_flash && b.fits_ram;
-    p.token_s += b.compute_s + b.link_s;
-    p.link_share += b.link_s;
+    p.link_share += b.gen.link_s;
   }
+  std::vector<BoardCost> gen, prompt;
+  for (const BoardPlan& b : p.boards) {
+    gen.push_back(b.gen);
+    prompt.push_back(b.prompt);
+  }
+  p.estimate_pos = seq / 2;
+  p.token_s = generation_path_s(gen);
+  p.prompt_window = HeadOptions{}.window;
+  p.prompt_token_s = prompt_token_s(prompt, p.prompt_window);
   if (p.token_s > 0) p.link_share /= p.token_s;
   // Largest sequence length this split fits at (RAM grows with seq; flash does not).
   uint32_t lo = 0, hi = m.info.config.seq_len;
@@ -250,9 +250,10 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq
   return p;
 }
 
-// Best split into `n` boards at `seq`: minimises the slowest board's per-token cost subject to
-// every board fitting. Workers (stages 1..n-1) take layers from 0 upwards in ring order, the
-// head takes the last range (possibly empty). Dynamic programming over cut points.
+// Best split into `n` boards at `seq`: minimises the busiest board's time per prompt token
+// (its work or its wire) subject to every board fitting. Workers (stages 1..n-1) take layers from 0
+// upwards in ring order, the head takes the last range (possibly empty). Dynamic programming over
+// cut points.
 static bool best_split(const ModelSizes& m, const BoardProfile& board, uint32_t n, uint32_t seq,
                        KvType kv, uint32_t baud, std::vector<std::pair<uint32_t, uint32_t>>* out) {
   const uint32_t L = m.info.config.n_layers;
@@ -261,7 +262,9 @@ static bool best_split(const ModelSizes& m, const BoardProfile& board, uint32_t 
   auto cost = [&](uint32_t stage, uint32_t a, uint32_t b, bool* fits) {
     const BoardPlan bp = evaluate_board(m, board, stage, n, a, b, seq, kv, baud);
     *fits = bp.fits_flash && bp.fits_ram;
-    return bp.compute_s + bp.link_s;
+    // A generated token's critical path is the sum over the boards, the same for every cut
+    // (up to core hand-offs); what the cuts change is the busiest board while a prompt streams.
+    return std::max(bp.prompt.board_s(), bp.prompt.link_s);
   };
   // f[k][i]: best bottleneck with workers 1..k covering layers [0, i).
   std::vector<std::vector<double>> f(n, std::vector<double>(L + 1, kInf));

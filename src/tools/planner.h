@@ -10,19 +10,18 @@
 #include <vector>
 
 #include "engine/image.h"
+#include "tools/cost_model.h"
 
 namespace llmwire {
 
-// A board type. Bandwidths are bytes per second; sources in docs/PLANNER.md.
+// A board type: capacities, and the speeds the cost model uses (with their sources).
 struct BoardProfile {
   std::string name;
   std::string description;
   uint64_t partition_bytes = 0;  // model data partition
   uint64_t psram_bytes = 0;      // usable for the KV cache and big buffers
   uint64_t sram_bytes = 0;       // usable internal RAM for activations and scratch
-  double flash_bw = 25e6;        // weights streamed from memory-mapped flash
-  double psram_bw = 60.7e6;      // KV cache reads
-  double macs_per_s = 480e6;     // int8 multiply-accumulates per second (both cores)
+  CostFigures cost = esp32s3_scalar_figures();
 };
 
 // Built-in profiles: esp32s3-16mb (N16R8, the reference board), esp32s3-8mb (N8R2),
@@ -39,8 +38,6 @@ struct ModelSizes {
   std::vector<uint64_t> tokenizer_tensors;           // the tokenizer's arrays
   bool tokenizer_estimated = false;
   uint64_t embedding_row = 0;
-  uint64_t layer_macs = 0;  // multiply-accumulates per token per layer
-  uint64_t classifier_macs = 0;
 };
 
 bool sizes_from_image(const Image& image, ModelSizes* out, std::string* err);
@@ -64,7 +61,8 @@ struct BoardPlan {
   uint64_t psram_used = 0, sram_used = 0;
   uint64_t weight_bytes_per_token = 0;
   uint64_t link_bytes_per_token = 0;  // bytes this board sends per generated token
-  double compute_s = 0, link_s = 0;   // estimated per token
+  BoardCost gen;                      // a generated token at the plan's estimate position
+  BoardCost prompt;                   // a prompt token (no classifier) at the same position
   bool fits_flash = false, fits_ram = false;
 };
 
@@ -74,7 +72,10 @@ struct Plan {
   KvType kv = KvType::kF32;
   uint32_t max_seq = 0;           // largest seq this split fits at (0: none)
   std::vector<BoardPlan> boards;  // indexed by stage
-  double token_s = 0;             // estimated time per generated token, whole ring
+  uint32_t estimate_pos = 0;      // position the per-token estimates are for (seq / 2: the mean)
+  double token_s = 0;             // estimated critical path of a generated token, whole ring
+  double prompt_token_s = 0;      // estimated time per prompt token, streamed (steady state)
+  uint32_t prompt_window = 0;     // positions in flight while streaming a prompt
   double link_share = 0;          // fraction of token_s spent on the wires
   std::string advice;             // when nothing fits: what would
 };
@@ -94,8 +95,5 @@ std::string layer_range_text(uint32_t layer_begin, uint32_t layer_end);
 // the last range is the head's (stage 0), the others stages 1.. in order.
 bool parse_layer_ranges(const std::string& text, uint32_t n_layers,
                         std::vector<std::pair<uint32_t, uint32_t>>* out, std::string* err);
-
-// Bytes of one ACTIVATION frame carrying a dim-float vector (framing + fields + CRC).
-uint64_t activation_frame_bytes(uint32_t dim);
 
 }  // namespace llmwire

@@ -1,0 +1,164 @@
+#include "tools/cost_model.h"
+
+#include <algorithm>
+
+#include "engine/kv_cache.h"
+
+namespace llmwire {
+
+const char* kernel_name(Kernel k) {
+  switch (k) {
+    case Kernel::kMatmulQ4:
+      return "matmul q4";
+    case Kernel::kMatmulQ8:
+      return "matmul q8";
+    case Kernel::kMatmulF32:
+      return "matmul f32";
+    case Kernel::kAttentionF32:
+      return "attention f32 KV";
+    case Kernel::kAttentionF16:
+      return "attention f16 KV";
+    default:
+      return "?";
+  }
+}
+
+CostFigures esp32s3_scalar_figures() {
+  // Sources: ../shared/design/hardware-facts.md ("hw-facts") and the instruction counts of
+  // the emulated LX7 core quoted there and in issue 9. An instruction is counted as one cycle
+  // (the LX7 issues at most one per cycle; memory stalls are counted separately as memory
+  // time), so these cycle figures are lower bounds on compute.
+  CostFigures f;
+  f.clock_hz = {240e6, "ESP32-S3 datasheet: LX7 at up to 240 MHz (firmware sets 240)"};
+  f.cores = {2, "two LX7 cores: the stage on core 1, the matmul helper on core 0 (firmware)"};
+  f.flash_bw = {25e6,
+                "measured: random 512-byte row read from mapped QIO 80 MHz flash in "
+                "20.3 us (R-457, hw-facts)"};
+  f.psram_bw = {85e6,
+                "measured: octal PSRAM 80 MHz with 64-byte cache lines, 84-86 MB/s "
+                "(two projects, hw-facts); the firmware sets 64-byte lines"};
+  f.sram_bw = {230e6, "internal SRAM hot in cache, ~230 MB/s scalar (hw-facts)"};
+  const int q4 = (int)Kernel::kMatmulQ4, q8 = (int)Kernel::kMatmulQ8, f32 = (int)Kernel::kMatmulF32,
+            a32 = (int)Kernel::kAttentionF32, a16 = (int)Kernel::kAttentionF16;
+  f.cycles_per_mac[q4] = {12.1,
+                          "emulated LX7 (instruction-accurate): the scalar q4 matmul alone, "
+                          "12.1 instructions per MAC (hw-facts)"};
+  f.cycles_per_mac[q8] = {10.6,
+                          "derived: LX7 q4 figure 12.1 x (q8 / q4 on the emulated rv32 "
+                          "MCU: 11.0 / 12.6 instructions per MAC, bench/emulated_mcu.sh)"};
+  f.cycles_per_mac[f32] = {50,
+                           "emulated LX7: f32 path, 50 instructions per MAC (hw-facts; an "
+                           "out-of-line memcpy per unaligned weight load)"};
+  f.cycles_per_mac[a32] = {6,
+                           "estimate, not measured: the attention loop's instructions per MAC "
+                           "(2 float loads, mul, add, 2 increments) on aligned PSRAM data"};
+  f.cycles_per_mac[a16] = {16,
+                           "estimate, not measured: the f32 loop plus a software "
+                           "half-to-float conversion (~10 instructions)"};
+  f.handoff_s = {34e-6,
+                 "measured: FreeRTOS task-notification round trip between the cores "
+                 "(hw-facts)"};
+  f.min_parallel_macs = {65536, "RunOptions::min_parallel_macs: smaller calls stay on one core"};
+  return f;
+}
+
+uint64_t BoardCost::total_macs() const {
+  uint64_t t = 0;
+  for (uint64_t m : macs) t += m;
+  return t;
+}
+
+uint64_t activation_frame_bytes(uint32_t dim) {
+  // sync 2 + version 1 + type 1 + seq 2 + len 2 + (session 4, pos 4, epoch 2, dest 1, flags 1)
+  // + dim floats + CRC-32C 4 (docs/PROTOCOL.md).
+  return 8 + 12 + 4ull * dim + 4;
+}
+
+double wire_seconds(uint64_t bytes, uint32_t baud) {
+  return baud ? bytes * 10.0 / baud : 0.0;
+}
+
+namespace {
+
+// Accumulates one kernel call: its MACs, and its cycles on one core or split over the cores.
+struct Compute {
+  const CostFigures& f;
+  BoardCost* c;
+  double cycles_one = 0, cycles_split = 0;
+  void call(Kernel k, uint64_t macs) {
+    c->macs[(int)k] += macs;
+    const double cycles = macs * f.cycles_per_mac[(int)k].value;
+    if (f.cores.value > 1 && macs >= f.min_parallel_macs.value) {
+      cycles_split += cycles;
+      c->split_calls++;
+    } else {
+      cycles_one += cycles;
+    }
+  }
+};
+
+Kernel matmul_kernel(WeightType w) {
+  return w == WeightType::kQ4   ? Kernel::kMatmulQ4
+         : w == WeightType::kQ8 ? Kernel::kMatmulQ8
+                                : Kernel::kMatmulF32;
+}
+
+}  // namespace
+
+BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& in) {
+  const ModelConfig& c = s.config;
+  BoardCost b;
+  Compute comp{f, &b};
+  const Kernel mk = matmul_kernel(s.weights);
+  const uint64_t dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim;
+  const uint64_t elem = KvCache::element_bytes(in.kv);
+  const uint64_t positions = (uint64_t)in.pos + 1;
+  // Weights are memory-mapped from flash; nothing is placed in PSRAM or SRAM yet.
+  if (in.head) b.weight_flash += s.embedding_row;
+  for (uint32_t l = in.layer_begin; l < in.layer_end; l++) {
+    for (uint64_t t : s.layer_tensors[l]) b.weight_flash += t;
+    for (uint64_t rows : {dim, kv_dim, kv_dim, dim}) comp.call(mk, rows * dim);  // q k v o
+    // Every query head reads its KV head's keys and values at positions 0..pos.
+    const uint64_t att_macs = 2 * dim * positions;
+    comp.call(in.kv == KvType::kF16 ? Kernel::kAttentionF16 : Kernel::kAttentionF32, att_macs);
+    b.kv_read += 2 * dim * positions * elem;
+    b.kv_written += 2 * kv_dim * elem;
+    comp.call(mk, hidden * dim);  // w1
+    comp.call(mk, dim * hidden);  // w2
+    comp.call(mk, hidden * dim);  // w3
+  }
+  if (in.head && in.classifier) {
+    b.weight_flash += s.rms_final + s.classifier;
+    comp.call(mk, (uint64_t)c.vocab_size * dim);
+    // Logits (vocab floats, larger than the data cache) are written, then read by sampling.
+    if (in.scratch_in_psram) b.scratch_psram += 2ull * 4 * c.vocab_size;
+  }
+  if (in.stages > 1) {
+    b.link_bytes = activation_frame_bytes(c.dim);
+    b.link_frames = 1;
+  }
+  b.flash_s = b.weight_flash / f.flash_bw.value;
+  b.psram_s = b.psram_bytes() / f.psram_bw.value;
+  b.sram_s = b.weight_sram / f.sram_bw.value;
+  b.compute_s =
+      (comp.cycles_one + comp.cycles_split / std::max(1.0, f.cores.value)) / f.clock_hz.value;
+  b.handoff_s = b.split_calls * f.handoff_s.value;
+  b.link_s = wire_seconds(b.link_bytes, in.baud);
+  return b;
+}
+
+double generation_path_s(const std::vector<BoardCost>& boards) {
+  double t = 0;
+  for (const BoardCost& b : boards) t += b.board_s() + b.link_s;
+  return t;
+}
+
+double prompt_token_s(const std::vector<BoardCost>& boards, uint32_t window) {
+  // A board's UART driver sends from its TX buffer while the board computes the next position,
+  // so a busy board is limited by the slower of its work and its wire.
+  double slowest = 0;
+  for (const BoardCost& b : boards) slowest = std::max(slowest, std::max(b.board_s(), b.link_s));
+  return std::max(slowest, generation_path_s(boards) / std::max(1u, window));
+}
+
+}  // namespace llmwire

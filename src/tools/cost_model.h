@@ -1,0 +1,91 @@
+// The cost model, in one place: what one board reads, computes and sends per token, and the
+// time that takes on a board profile. The planner, `plan` and `bench` all use it. Every
+// constant carries its source; docs/PLANNER.md explains the model.
+#pragma once
+
+#include <stdint.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/image.h"
+
+namespace llmwire {
+
+// A figure of a board profile and where it comes from.
+struct Figure {
+  double value = 0;
+  const char* source = "";
+};
+
+// The kernels whose multiply-accumulates the model counts separately.
+enum class Kernel { kMatmulQ4, kMatmulQ8, kMatmulF32, kAttentionF32, kAttentionF16, kCount };
+constexpr int kKernelCount = (int)Kernel::kCount;
+const char* kernel_name(Kernel k);
+
+// Speeds of one board type (bytes per second, cycles per multiply-accumulate, ...).
+struct CostFigures {
+  Figure clock_hz, cores, flash_bw, psram_bw, sram_bw;
+  Figure cycles_per_mac[kKernelCount];
+  Figure handoff_s;          // waking the second core for one split kernel call and joining
+  Figure min_parallel_macs;  // smaller calls stay on one core (RunOptions::min_parallel_macs)
+};
+// The ESP32-S3 figures (hardware-facts.md and the emulated-MCU counts), scalar kernels.
+CostFigures esp32s3_scalar_figures();
+
+// The shape-dependent quantities the model needs (filled by the planner's ModelSizes).
+struct CostShape {
+  ModelConfig config;
+  WeightType weights = WeightType::kQ4;
+  std::vector<std::vector<uint64_t>> layer_tensors;           // bytes of each tensor of each layer
+  uint64_t embedding_row = 0, rms_final = 0, classifier = 0;  // classifier: embedding if shared
+};
+
+// One board's work for one token at position `pos`.
+struct CostInput {
+  uint32_t layer_begin = 0, layer_end = 0;
+  bool head = false;       // embeds the token; with `classifier`, also the final norm + logits
+  bool classifier = true;  // false for a prompt token that is not the last
+  uint32_t pos = 0;        // attention reads positions 0..pos
+  KvType kv = KvType::kF32;
+  uint32_t stages = 1;  // boards in the ring: > 1 means this board sends one frame
+  uint32_t baud = 460800;
+  bool scratch_in_psram = true;  // logits and attention scores (the model's big region)
+};
+
+// Counted quantities and the time they take, per token, on one board.
+struct BoardCost {
+  // Weight bytes read by memory region (every weight byte is read once per token).
+  uint64_t weight_flash = 0, weight_psram = 0, weight_sram = 0;
+  uint64_t kv_read = 0, kv_written = 0;  // KV cache (PSRAM)
+  uint64_t scratch_psram = 0;            // logits and attention scores read + written in PSRAM
+  uint64_t macs[kKernelCount] = {};
+  uint32_t split_calls = 0;  // kernel calls split over the cores
+  uint64_t link_bytes = 0;   // sent by this board
+  uint32_t link_frames = 0;
+  // Seconds.
+  double flash_s = 0, psram_s = 0, sram_s = 0, compute_s = 0, handoff_s = 0, link_s = 0;
+
+  uint64_t total_macs() const;
+  uint64_t psram_bytes() const { return weight_psram + kv_read + kv_written + scratch_psram; }
+  double memory_s() const { return flash_s + psram_s + sram_s; }
+  // The board's own work: memory and compute add (docs/PLANNER.md says why), then the hop.
+  double board_s() const { return memory_s() + compute_s + handoff_s; }
+};
+
+BoardCost board_cost(const CostShape& shape, const CostFigures& f, const CostInput& in);
+
+// Bytes of one ACTIVATION frame carrying a dim-float vector (framing + fields + CRC).
+uint64_t activation_frame_bytes(uint32_t dim);
+// Seconds on the wire for `bytes` at `baud`, 8N1 (10 bit times per byte).
+double wire_seconds(uint64_t bytes, uint32_t baud);
+
+// Across the ring, per token. A generated token goes round the ring once, each stage after the
+// previous one: the critical path is the sum of every board's time and every hop. Prompt
+// tokens stream with `window` positions in flight, so stages work at the same time and the
+// steady-state time per prompt token is the slowest of: the busiest board (its work and its
+// send), and one trip round the ring divided by the window.
+double generation_path_s(const std::vector<BoardCost>& boards);
+double prompt_token_s(const std::vector<BoardCost>& boards, uint32_t window);
+
+}  // namespace llmwire
