@@ -74,9 +74,14 @@ Status Model::init(const Image& image, const RunOptions& opts, void* arena, size
   if (opts.seq_len > info.config.seq_len) return Status::kBadArgument;
   const size_t need = arena_bytes(info, opts);
   if (arena == nullptr || arena_len < need) return Status::kArenaTooSmall;
+  const Kernel* kernel = opts.reference_kernels ? find_kernel("reference")
+                         : opts.kernel          ? find_kernel(opts.kernel)
+                                                : best_kernel();
+  if (kernel == nullptr) return Status::kBadArgument;  // unknown, or this CPU cannot run it
   image_ = &image;
   exec_ = executor;
-  matmul_fn_ = opts.reference_kernels ? matmul_reference : matmul_optimized;
+  matmul_fn_ = kernel->matmul;
+  kernel_name_ = kernel->name;
   config_ = info.config;
   group_ = info.group_size;
   quantized_ = info.weight_type != WeightType::kF32;
@@ -183,8 +188,13 @@ struct MatmulJob {
 };
 void run_matmul_job(void* ctx, uint32_t worker, uint32_t workers) {
   const MatmulJob* job = static_cast<const MatmulJob*>(ctx);
+  // Whole blocks of kRowBlock rows per worker, so SIMD kernels rarely meet a ragged tail.
+  constexpr uint32_t kRowBlock = 8;
+  const uint32_t rows = job->w->rows, blocks = (rows + kRowBlock - 1) / kRowBlock;
   uint32_t r0, r1;
-  split_range(job->w->rows, worker, workers, &r0, &r1);
+  split_range(blocks, worker, workers, &r0, &r1);
+  r0 *= kRowBlock;
+  r1 = r1 * kRowBlock < rows ? r1 * kRowBlock : rows;
   if (r0 < r1) job->fn(*job->w, job->group, job->in, job->out, job->w->rows, r0, r1);
 }
 }  // namespace

@@ -18,6 +18,8 @@ struct RunOptions {
   bool kv_override = false;  // use kv_type instead of the image's default
   KvType kv_type = KvType::kF32;
   bool reference_kernels = false;  // scalar reference kernels (tests, /selftest)
+  // A matmul kernel by name (kernel_table()); nullptr: the best one this CPU runs.
+  const char* kernel = nullptr;
   // Matmuls and attention steps smaller than this many MACs stay on the calling core
   // (waking other cores costs tens of microseconds). 0 splits everything (tests).
   uint64_t min_parallel_macs = 65536;
@@ -48,6 +50,7 @@ class Model {
   const ImageInfo& info() const { return image_->info(); }
   uint32_t seq_len() const { return seq_len_; }
   KvType kv_type() const { return kv_.type(); }
+  const char* kernel_name() const { return kernel_name_; }
   float* x() { return buf_.x; }            // residual stream buffer [dim]
   float* logits() { return buf_.logits; }  // [vocab] (head images)
   // Bytes of weights read so far (counted as the kernels are called).
@@ -64,6 +67,7 @@ class Model {
   const Image* image_ = nullptr;
   Executor* exec_ = nullptr;
   MatmulFn matmul_fn_ = nullptr;
+  const char* kernel_name_ = "";
   ModelConfig config_;
   uint32_t group_ = 0;
   bool quantized_ = false;

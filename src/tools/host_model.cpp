@@ -1,5 +1,7 @@
 #include "tools/host_model.h"
 
+#include <cstdlib>
+
 namespace llmwire {
 
 std::string describe_image_error(const std::string& path, Status s, const Image& image) {
@@ -31,7 +33,21 @@ bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t t
   }
   arena_.assign(Model::arena_bytes(info, opts), 0);
   exec_ = std::make_unique<ThreadExecutor>(threads);
-  s = model_.init(image_, opts, arena_.data(), arena_.size(), exec_.get());
+  // LLMWIRE_KERNEL=<name> forces a kernel (tests, benchmarks, bug reports).
+  RunOptions run = opts;
+  const char* forced = std::getenv("LLMWIRE_KERNEL");
+  if (run.kernel == nullptr && forced != nullptr && forced[0] != '\0') run.kernel = forced;
+  if (run.kernel != nullptr && !run.reference_kernels && find_kernel(run.kernel) == nullptr) {
+    *err = std::string("kernel '") + run.kernel + "' is not built in or this CPU cannot run it";
+    *hint = "kernels here:";
+    uint32_t n = 0;
+    const Kernel* table = kernel_table(&n);
+    for (uint32_t i = 0; i < n; i++) {
+      if (table[i].available()) *hint += std::string(" ") + table[i].name;
+    }
+    return false;
+  }
+  s = model_.init(image_, run, arena_.data(), arena_.size(), exec_.get());
   if (s != Status::kOk) {
     *err = path + ": " + status_message(s);
     *hint = status_hint(s);
