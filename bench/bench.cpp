@@ -5,14 +5,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/generator.h"
+#include "engine/kernels.h"
 #include "tools/convert.h"
 #include "tools/host_model.h"
 #include "tools/synth.h"
@@ -103,25 +106,134 @@ bool convert(const std::string& ckpt, const std::string& tok, const std::string&
   return true;
 }
 
+// --kernels: every runnable kernel (and 2 threads on the best) side by side on one image,
+// alternating rounds so a busy machine slows all configurations alike; medians and ratios.
+struct KernelRun {
+  std::string label;
+  const char* kernel;
+  uint32_t threads;
+  std::unique_ptr<HostModel> hm;
+  std::vector<double> gen, prompt;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+bool one_round(KernelRun* k, uint32_t np, uint32_t ng) {
+  HostModel& hm = *k->hm;
+  const uint32_t vocab = hm.model().config().vocab_size;
+  std::vector<int32_t> prompt(np);
+  for (uint32_t i = 0; i < np; i++) prompt[i] = i == 0 ? 1 : (int32_t)((i * 7919u) % vocab);
+  double t0 = now_s();
+  if (hm.feed_prompt(prompt.data(), np) != Status::kOk) return false;
+  k->prompt.push_back(np / (now_s() - t0));
+  int32_t tok = prompt[np - 1];
+  t0 = now_s();
+  for (uint32_t i = 0; i < ng; i++) {
+    const float* logits = nullptr;
+    if (hm.forward(tok, np - 1 + i, true, &logits) != Status::kOk) return false;
+    tok = argmax(logits, vocab);
+  }
+  k->gen.push_back(ng / (now_s() - t0));
+  return true;
+}
+
+bool compare_kernels(const std::string& name, const std::string& img, uint32_t tokens,
+                     uint32_t rounds, bool with_reference, std::string* json) {
+  std::vector<KernelRun> runs;
+  uint32_t n = 0;
+  const Kernel* table = kernel_table(&n);
+  for (uint32_t i = 0; i < n; i++) {
+    if (!table[i].available()) continue;
+    if (!with_reference && std::strcmp(table[i].name, "reference") == 0) continue;
+    runs.push_back(KernelRun{table[i].name, table[i].name, 1, nullptr, {}, {}});
+  }
+  const char* best = best_kernel()->name;
+  runs.push_back(KernelRun{std::string(best) + " x2 threads", best, 2, nullptr, {}, {}});
+  for (KernelRun& k : runs) {
+    k.hm = std::make_unique<HostModel>();
+    RunOptions o;
+    o.kernel = k.kernel;
+    std::string err, hint;
+    if (!k.hm->load(img, o, k.threads, &err, &hint)) {
+      std::fprintf(stderr, "bench: %s\n", err.c_str());
+      return false;
+    }
+  }
+  const uint32_t seq = runs[0].hm->seq_len();
+  const uint32_t np = std::min<uint32_t>(32, seq / 4);
+  const uint32_t ng = std::min<uint32_t>(tokens, seq - np - 1);
+  for (uint32_t r = 0; r < rounds; r++) {
+    for (size_t i = 0; i < runs.size(); i++) {
+      // Alternate the order too, so no configuration always runs right after another.
+      KernelRun& k = runs[r % 2 ? runs.size() - 1 - i : i];
+      if (!one_round(&k, np, ng)) return false;
+    }
+  }
+  double base = 0;
+  for (const KernelRun& k : runs) {
+    if (k.label == "scalar32") base = median(k.gen);
+  }
+  double one_thread_best = 0;
+  for (const KernelRun& k : runs) {
+    if (k.threads == 1 && k.label == best) one_thread_best = median(k.gen);
+  }
+  std::printf("\n%s: %u prompt tokens (token by token), %u generated, %u rounds, medians\n",
+              name.c_str(), np, ng, rounds);
+  std::printf("  %-22s %10s %12s %14s %12s\n", "kernel", "tok/s", "vs scalar32", "vs 1 thread",
+              "prompt tok/s");
+  for (const KernelRun& k : runs) {
+    const double g = median(k.gen), p = median(k.prompt);
+    char vs1[32] = "";
+    if (k.threads > 1 && one_thread_best > 0)
+      std::snprintf(vs1, sizeof vs1, "%.2fx", g / one_thread_best);
+    std::printf("  %-22s %10.1f %11.2fx %14s %12.1f\n", k.label.c_str(), g, base > 0 ? g / base : 0,
+                vs1, p);
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "  {\"model\": \"%s\", \"kernel\": \"%s\", \"threads\": %u, \"tok_s\": %.2f, "
+                  "\"prompt_tok_s\": %.2f, \"rounds\": %u},\n",
+                  name.c_str(), k.kernel, k.threads, g, p, rounds);
+    *json += buf;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string json_path, cache = "build/bench-cache";
-  uint32_t tokens = 48;
+  uint32_t tokens = 48, rounds = 5;
+  bool kernels_mode = false, with_reference = false;
+  std::string quants = "q4,q8";
   for (int i = 1; i < argc; i++) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc)
       json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--kernels"))
+      kernels_mode = true;
+    else if (!std::strcmp(argv[i], "--with-reference"))
+      with_reference = true;
+    else if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc)
+      rounds = (uint32_t)std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--quants") && i + 1 < argc)
+      quants = argv[++i];
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc)
       tokens = (uint32_t)std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--cache") && i + 1 < argc)
       cache = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--json FILE] [--tokens N] [--cache DIR]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--json FILE] [--tokens N] [--cache DIR]\n"
+                   "       %s --kernels [--rounds N] [--quants q4,q8,f32] [--with-reference]\n",
+                   argv[0], argv[0]);
       return 2;
     }
   }
   mkdir(cache.c_str(), 0755);
   std::vector<Row> rows;
+  std::string kernel_json;
   const char* env = std::getenv("LLMWIRE_MODELS");
   const std::string models = env ? env : "";
   std::string err;
@@ -140,9 +252,34 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "bench: %s\n", err.c_str());
       return 1;
     }
+    if (kernels_mode) {
+      for (auto [q, qn] : {std::pair{WeightType::kQ4, "q4"}, std::pair{WeightType::kQ8, "q8"},
+                           std::pair{WeightType::kF32, "f32"}}) {
+        if (("," + quants + ",").find(std::string(",") + qn + ",") == std::string::npos) continue;
+        const std::string img = cache + "/" + shape + "-synth-" + qn + ".img";
+        if (!convert(ckpt, tok, img, q)) return 1;
+        if (!compare_kernels(std::string(shape) + " " + qn, img, tokens, rounds, with_reference,
+                             &kernel_json))
+          return 1;
+      }
+      continue;
+    }
     const std::string img = cache + "/" + shape + "-synth-q4.img";
     if (!convert(ckpt, tok, img, WeightType::kQ4)) return 1;
     bench_image(std::string(shape) + " (synthetic)", "q4", img, tokens, &rows);
+  }
+  if (kernels_mode) {
+    if (kernel_json.size() >= 2) kernel_json.erase(kernel_json.size() - 2, 1);  // last comma
+    kernel_json = "[\n" + kernel_json + "]\n";
+    std::printf("\n%s", kernel_json.c_str());
+    if (!json_path.empty()) {
+      FILE* f = std::fopen(json_path.c_str(), "w");
+      if (f) {
+        std::fputs(kernel_json.c_str(), f);
+        std::fclose(f);
+      }
+    }
+    return 0;
   }
   if (!models.empty() && exists(models + "/stories260K.bin") && exists(models + "/tok512.bin")) {
     std::fprintf(stderr, "bench: stories260K (real weights)\n");
