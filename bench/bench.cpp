@@ -24,6 +24,9 @@ using namespace llmwire;
 
 namespace {
 
+// Prompt positions per batched pass through the layers (RunOptions::prompt_batch).
+constexpr uint32_t kPromptBatch = 32;
+
 struct Row {
   std::string model, quant;
   uint64_t image_bytes = 0, weight_bytes_per_token = 0;
@@ -44,7 +47,9 @@ bool measure(const std::string& img, uint32_t threads, uint32_t tokens, Row* row
              double* prompt_tok_s) {
   HostModel hm;
   std::string err, hint;
-  if (!hm.load(img, RunOptions{}, threads, &err, &hint)) {
+  RunOptions opts;
+  opts.prompt_batch = kPromptBatch;
+  if (!hm.load(img, opts, threads, &err, &hint)) {
     std::fprintf(stderr, "bench: %s\n", err.c_str());
     return false;
   }
@@ -156,6 +161,7 @@ bool compare_kernels(const std::string& name, const std::string& img, uint32_t t
     k.hm = std::make_unique<HostModel>();
     RunOptions o;
     o.kernel = k.kernel;
+    o.prompt_batch = kPromptBatch;
     std::string err, hint;
     if (!k.hm->load(img, o, k.threads, &err, &hint)) {
       std::fprintf(stderr, "bench: %s\n", err.c_str());
@@ -180,8 +186,8 @@ bool compare_kernels(const std::string& name, const std::string& img, uint32_t t
   for (const KernelRun& k : runs) {
     if (k.threads == 1 && k.label == best) one_thread_best = median(k.gen);
   }
-  std::printf("\n%s: %u prompt tokens (token by token), %u generated, %u rounds, medians\n",
-              name.c_str(), np, ng, rounds);
+  std::printf("\n%s: %u prompt tokens (batched), %u generated, %u rounds, medians\n", name.c_str(),
+              np, ng, rounds);
   std::printf("  %-22s %10s %12s %14s %12s\n", "kernel", "tok/s", "vs scalar32", "vs 1 thread",
               "prompt tok/s");
   for (const KernelRun& k : runs) {

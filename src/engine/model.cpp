@@ -29,7 +29,8 @@ uint32_t groups_of(uint32_t n, uint32_t group) {
 
 struct Model::Layout {
   // Lays out every buffer; shared by arena_bytes() and init() so they cannot disagree.
-  static size_t apply(const ImageInfo& info, const RunOptions& opts, Buffers* t, uint8_t* base) {
+  static size_t apply(const ImageInfo& info, const RunOptions& opts, Buffers* t, BatchBuffers* bt,
+                      uint8_t* base) {
     const ModelConfig& c = info.config;
     const uint32_t seq = opts.seq_len ? opts.seq_len : c.seq_len;
     const KvType kv = opts.kv_override ? opts.kv_type : info.kv_type;
@@ -58,13 +59,38 @@ struct Model::Layout {
       t->hq_sum = b.take<int32_t>(hg);
     }
     t->kv = b.take<uint8_t>(KvCache::bytes(kv, layers, seq, c.kv_dim()));
+    *bt = BatchBuffers{};
+    const uint32_t n = opts.prompt_batch;
+    if (n > 1) {
+      bt->x = b.take<float>((size_t)n * c.dim);
+      bt->xb = b.take<float>((size_t)n * c.dim);
+      bt->xb2 = b.take<float>((size_t)n * c.dim);
+      bt->q = b.take<float>((size_t)n * c.dim);
+      bt->k = b.take<float>((size_t)n * c.kv_dim());
+      bt->v = b.take<float>((size_t)n * c.kv_dim());
+      bt->hb = b.take<float>((size_t)n * c.hidden_dim);
+      bt->hb2 = b.take<float>((size_t)n * c.hidden_dim);
+      bt->rope_cs = b.take<float>((size_t)n * c.head_size());
+      if (group) {
+        const uint32_t xg = groups_of(c.dim, group), hg = groups_of(c.hidden_dim, group);
+        bt->xq_q = b.take<int8_t>((size_t)n * xg * group);
+        bt->xq_s = b.take<float>((size_t)n * xg);
+        bt->xq_sum = b.take<int32_t>((size_t)n * xg);
+        bt->hq_q = b.take<int8_t>((size_t)n * hg * group);
+        bt->hq_s = b.take<float>((size_t)n * hg);
+        bt->hq_sum = b.take<int32_t>((size_t)n * hg);
+        bt->xq = b.take<QuantizedInput>(n);
+        bt->hq = b.take<QuantizedInput>(n);
+      }
+    }
     return b.used + 16;  // slack for aligning the arena start
   }
 };
 
 size_t Model::arena_bytes(const ImageInfo& info, const RunOptions& opts) {
   Buffers unused;
-  return Layout::apply(info, opts, &unused, nullptr);
+  BatchBuffers unused_batch;
+  return Layout::apply(info, opts, &unused, &unused_batch, nullptr);
 }
 
 Status Model::init(const Image& image, const RunOptions& opts, void* arena, size_t arena_len,
@@ -72,6 +98,7 @@ Status Model::init(const Image& image, const RunOptions& opts, void* arena, size
   const ImageInfo& info = image.info();
   if (image.data() == nullptr || executor == nullptr) return Status::kBadArgument;
   if (opts.seq_len > info.config.seq_len) return Status::kBadArgument;
+  if (opts.prompt_batch > kMaxPromptBatch) return Status::kBadArgument;
   const size_t need = arena_bytes(info, opts);
   if (arena == nullptr || arena_len < need) return Status::kArenaTooSmall;
   const Kernel* kernel = opts.reference_kernels ? find_kernel("reference")
@@ -92,7 +119,8 @@ Status Model::init(const Image& image, const RunOptions& opts, void* arena, size
   min_parallel_macs_ = opts.min_parallel_macs;
   uint8_t* base = static_cast<uint8_t*>(arena);
   base += (16u - ((uintptr_t)base & 15u)) & 15u;
-  Layout::apply(info, opts, &buf_, base);
+  Layout::apply(info, opts, &buf_, &bat_, base);
+  prompt_batch_ = opts.prompt_batch > 1 ? opts.prompt_batch : 1;
   kv_.init(opts.kv_override ? opts.kv_type : info.kv_type, layer_end_ - layer_begin_, seq_len_,
            config_.kv_dim(), buf_.kv);
 
@@ -199,15 +227,16 @@ void run_matmul_job(void* ctx, uint32_t worker, uint32_t workers) {
 }
 }  // namespace
 
-void Model::matmul(const TensorView& w, const float* x_f32, const QuantizedInput* xq, float* out) {
+void Model::matmul(const TensorView& w, const float* x_f32, const QuantizedInput* xq, float* out,
+                   uint32_t batch) {
   MatmulJob job{matmul_fn_, &w, group_, MatmulInput{}, out};
   job.in.x = x_f32;
   job.in.x_stride = w.cols;
   job.in.xq = xq;
-  job.in.batch = 1;
+  job.in.batch = batch;
   // Small matrices run on this core alone (RunOptions::min_parallel_macs). Either way each
   // row is computed whole by one worker, so the result is the same.
-  if ((uint64_t)w.rows * w.cols < min_parallel_macs_) {
+  if ((uint64_t)w.rows * w.cols * batch < min_parallel_macs_) {
     run_matmul_job(&job, 0, 1);
   } else {
     exec_->run(run_matmul_job, &job);
@@ -273,7 +302,7 @@ static void run_attention_job(void* ctx, uint32_t worker, uint32_t workers) {
   }
 }
 
-void Model::attention(uint32_t local_layer, uint32_t pos) {
+void Model::attention(uint32_t local_layer, uint32_t pos, const float* q, float* out) {
   AttentionArgs args{&kv_,
                      local_layer,
                      pos,
@@ -281,9 +310,9 @@ void Model::attention(uint32_t local_layer, uint32_t pos) {
                      config_.n_heads / config_.n_kv_heads,
                      config_.head_size(),
                      seq_len_,
-                     buf_.q,
+                     q,
                      buf_.att,
-                     buf_.xb};
+                     out};
   if ((uint64_t)config_.n_heads * (pos + 1) * config_.head_size() * 2 < min_parallel_macs_) {
     run_attention_job(&args, 0, 1);
   } else {
@@ -295,14 +324,10 @@ Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {
   if (begin > end || begin < layer_begin_ || end > layer_end_) return Status::kNotInImage;
   if (pos >= seq_len_) return Status::kSequenceFull;
   const ModelConfig& c = config_;
-  const uint32_t dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim, hs = c.head_size();
+  const uint32_t dim = c.dim, hidden = c.hidden_dim;
   QuantizedInput xq, hq;
 
-  // RoPE rotation for this position, shared by every head and layer.
-  for (uint32_t i = 0; i < hs / 2; i++) {
-    const float angle = (float)pos * buf_.rope_freq[i];
-    sincos_f32(angle, &buf_.rope_cs[2 * i + 1], &buf_.rope_cs[2 * i]);
-  }
+  rope_table(pos, buf_.rope_cs);  // shared by every head and layer
 
   for (uint32_t l = begin; l < end; l++) {
     const LayerWeights& w = layers_[l];
@@ -313,19 +338,9 @@ Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {
     matmul(w.wq, buf_.xb, &xq, buf_.q);
     matmul(w.wk, buf_.xb, &xq, buf_.k);
     matmul(w.wv, buf_.xb, &xq, buf_.v);
-    for (uint32_t i = 0; i < dim; i += 2) {
-      const float c0 = buf_.rope_cs[(i % hs)], s0 = buf_.rope_cs[(i % hs) + 1];
-      const float q0 = buf_.q[i], q1 = buf_.q[i + 1];
-      buf_.q[i] = q0 * c0 - q1 * s0;
-      buf_.q[i + 1] = q0 * s0 + q1 * c0;
-      if (i < kv_dim) {
-        const float k0 = buf_.k[i], k1 = buf_.k[i + 1];
-        buf_.k[i] = k0 * c0 - k1 * s0;
-        buf_.k[i + 1] = k0 * s0 + k1 * c0;
-      }
-    }
+    rope(buf_.rope_cs, buf_.q, buf_.k);
     kv_.store(l - layer_begin_, pos, buf_.k, buf_.v);
-    attention(l - layer_begin_, pos);
+    attention(l - layer_begin_, pos, buf_.q, buf_.xb);
     quantize(buf_.xb, dim, &xq, buf_.xq_q, buf_.xq_s, buf_.xq_sum);
     matmul(w.wo, buf_.xb, &xq, buf_.xb2);
     for (uint32_t i = 0; i < dim; i++) x[i] = x[i] + buf_.xb2[i];
@@ -342,6 +357,91 @@ Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {
     quantize(buf_.hb, hidden, &hq, buf_.hq_q, buf_.hq_s, buf_.hq_sum);
     matmul(w.w2, buf_.hb, &hq, buf_.xb);
     for (uint32_t i = 0; i < dim; i++) x[i] = x[i] + buf_.xb[i];
+  }
+  return Status::kOk;
+}
+
+void Model::rope_table(uint32_t pos, float* cs) const {
+  for (uint32_t i = 0; i < config_.head_size() / 2; i++) {
+    const float angle = (float)pos * buf_.rope_freq[i];
+    sincos_f32(angle, &cs[2 * i + 1], &cs[2 * i]);
+  }
+}
+
+void Model::rope(const float* cs, float* q, float* k) const {
+  const uint32_t dim = config_.dim, kv_dim = config_.kv_dim(), hs = config_.head_size();
+  for (uint32_t i = 0; i < dim; i += 2) {
+    const float c0 = cs[(i % hs)], s0 = cs[(i % hs) + 1];
+    const float q0 = q[i], q1 = q[i + 1];
+    q[i] = q0 * c0 - q1 * s0;
+    q[i + 1] = q0 * s0 + q1 * c0;
+    if (i < kv_dim) {
+      const float k0 = k[i], k1 = k[i + 1];
+      k[i] = k0 * c0 - k1 * s0;
+      k[i + 1] = k0 * s0 + k1 * c0;
+    }
+  }
+}
+
+// run_layers for n positions at once: the same steps in the same order per position; each
+// matmul reads a weight row once for all n (MatmulInput::batch). Every position's K and V are
+// stored before any attends, and position pos+i attends only to t <= pos+i, as token by token.
+Status Model::run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint32_t n, float* x) {
+  if (begin > end || begin < layer_begin_ || end > layer_end_) return Status::kNotInImage;
+  if (n == 0 || n > prompt_batch_ || (n > 1 && bat_.x == nullptr)) return Status::kBadArgument;
+  if (pos + n > seq_len_) return Status::kSequenceFull;
+  if (n == 1) return run_layers(begin, end, pos, x);
+  const ModelConfig& c = config_;
+  const uint32_t dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim, hs = c.head_size();
+  const uint32_t xg = groups_of(dim, group_), hg = groups_of(hidden, group_);
+  BatchBuffers& b = bat_;
+  // Quantizes rows [n][len] of src into the batch's quantized inputs.
+  auto quantize_rows = [&](const float* src, uint32_t len, bool hidden_side) {
+    for (uint32_t i = 0; i < n; i++) {
+      if (hidden_side) {
+        quantize(src + (size_t)i * len, len, &b.hq[i], b.hq_q + (size_t)i * hg * group_,
+                 b.hq_s + (size_t)i * hg, b.hq_sum + (size_t)i * hg);
+      } else {
+        quantize(src + (size_t)i * len, len, &b.xq[i], b.xq_q + (size_t)i * xg * group_,
+                 b.xq_s + (size_t)i * xg, b.xq_sum + (size_t)i * xg);
+      }
+    }
+  };
+  for (uint32_t i = 0; i < n; i++) rope_table(pos + i, b.rope_cs + (size_t)i * hs);
+
+  for (uint32_t l = begin; l < end; l++) {
+    const LayerWeights& w = layers_[l];
+    const uint32_t ll = l - layer_begin_;
+    weight_bytes_read_ += w.rms_att.bytes() + w.rms_ffn.bytes();
+    for (uint32_t i = 0; i < n; i++)
+      rmsnorm(b.xb + (size_t)i * dim, x + (size_t)i * dim, w.rms_att);
+    quantize_rows(b.xb, dim, false);
+    matmul(w.wq, b.xb, b.xq, b.q, n);
+    matmul(w.wk, b.xb, b.xq, b.k, n);
+    matmul(w.wv, b.xb, b.xq, b.v, n);
+    for (uint32_t i = 0; i < n; i++) {
+      rope(b.rope_cs + (size_t)i * hs, b.q + (size_t)i * dim, b.k + (size_t)i * kv_dim);
+      kv_.store(ll, pos + i, b.k + (size_t)i * kv_dim, b.v + (size_t)i * kv_dim);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+      attention(ll, pos + i, b.q + (size_t)i * dim, b.xb + (size_t)i * dim);
+    }
+    quantize_rows(b.xb, dim, false);
+    matmul(w.wo, b.xb, b.xq, b.xb2, n);
+    for (size_t i = 0; i < (size_t)n * dim; i++) x[i] = x[i] + b.xb2[i];
+
+    for (uint32_t i = 0; i < n; i++)
+      rmsnorm(b.xb + (size_t)i * dim, x + (size_t)i * dim, w.rms_ffn);
+    quantize_rows(b.xb, dim, false);
+    matmul(w.w1, b.xb, b.xq, b.hb, n);
+    matmul(w.w3, b.xb, b.xq, b.hb2, n);
+    for (size_t i = 0; i < (size_t)n * hidden; i++) {
+      const float h1 = b.hb[i];
+      b.hb[i] = (h1 * (1.0f / (1.0f + exp_f32(-h1)))) * b.hb2[i];
+    }
+    quantize_rows(b.hb, hidden, true);
+    matmul(w.w2, b.hb, b.hq, b.xb, n);
+    for (size_t i = 0; i < (size_t)n * dim; i++) x[i] = x[i] + b.xb[i];
   }
   return Status::kOk;
 }

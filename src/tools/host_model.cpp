@@ -76,4 +76,22 @@ Status HostModel::forward(int32_t token, uint32_t pos, bool need_logits, const f
   return s;
 }
 
+Status HostModel::feed_prompt(const int32_t* tokens, uint32_t n) {
+  Model& m = model_;
+  const uint32_t chunk = m.prompt_batch();
+  if (chunk <= 1) return Forwarder::feed_prompt(tokens, n);
+  const uint32_t dim = m.config().dim;
+  for (uint32_t p = 0; p < n; p += chunk) {
+    const uint32_t k = n - p < chunk ? n - p : chunk;
+    for (uint32_t i = 0; i < k; i++) {
+      const Status s = m.embed(tokens[p + i], m.batch_x() + (size_t)i * dim);
+      if (s != Status::kOk) return s;
+    }
+    const Status s =
+        m.run_layers_batch(m.info().layer_begin, m.info().layer_end, p, k, m.batch_x());
+    if (s != Status::kOk) return s;
+  }
+  return Status::kOk;
+}
+
 }  // namespace llmwire
