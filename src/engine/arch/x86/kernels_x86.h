@@ -133,6 +133,48 @@ void rows8(const TensorView& w, const Shape& s, const MatmulInput& in, float* ou
   }
 }
 
+// Groups of 32, the common case: each group's weights are unpacked and its scales converted
+// once for up to kBatchChunk input vectors (prompt positions), weight-stationary.
+constexpr uint32_t kBatchChunk = 16;
+template <bool kQ4>
+void rows8_g32(const TensorView& w, const Shape& s, const MatmulInput& in, float* out,
+               uint32_t out_stride, uint32_t r) {
+  const uint8_t* rows[8];
+  for (uint32_t i = 0; i < 8; i++) rows[i] = w.data + (size_t)(r + i) * w.row_stride;
+  for (uint32_t b0 = 0; b0 < in.batch; b0 += kBatchChunk) {
+    const uint32_t nb = in.batch - b0 < kBatchChunk ? in.batch - b0 : kBatchChunk;
+    const QuantizedInput* xqs = in.xq + b0;
+    __m256 acc[kBatchChunk];
+    for (uint32_t bi = 0; bi < nb; bi++) acc[bi] = _mm256_setzero_ps();
+    for (uint32_t g = 0; g < s.groups; g++) {
+      const size_t wo = s.scale_bytes + (size_t)g * s.gbytes;
+      __m256i wv[8];
+      for (uint32_t i = 0; i < 8; i++) {
+        wv[i] = kQ4 ? q4_unpack(rows[i] + wo) : load256(rows[i] + wo);
+      }
+      alignas(16) uint16_t h[8];
+      for (uint32_t i = 0; i < 8; i++) h[i] = load_half(rows[i] + 2 * g);
+      const __m256 ws = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
+      for (uint32_t bi = 0; bi < nb; bi++) {
+        const QuantizedInput& xq = xqs[bi];
+        const __m256i x = load256(xq.q + (size_t)g * 32);
+        __m256i d[8];
+        for (uint32_t i = 0; i < 8; i++) {
+          d[i] = kQ4 ? dot_u8s8(_mm256_setzero_si256(), wv[i], x)
+                     : dot_s8s8(_mm256_setzero_si256(), wv[i], x);
+        }
+        __m256i isum = hsum8(d);
+        if (s.offset) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(s.offset * xq.qsum[g]));
+        const __m256 p = _mm256_mul_ps(ws, _mm256_set1_ps(xq.scale[g]));
+        acc[bi] = _mm256_add_ps(acc[bi], _mm256_mul_ps(_mm256_cvtepi32_ps(isum), p));
+      }
+    }
+    for (uint32_t bi = 0; bi < nb; bi++) {
+      _mm256_storeu_ps(out + (size_t)(b0 + bi) * out_stride + r, acc[bi]);
+    }
+  }
+}
+
 template <bool kQ4, bool kG32>
 void row1(const TensorView& w, const Shape& s, const MatmulInput& in, float* out,
           uint32_t out_stride, uint32_t r) {
@@ -156,7 +198,13 @@ template <bool kQ4, bool kG32>
 void rows(const TensorView& w, const Shape& s, const MatmulInput& in, float* out,
           uint32_t out_stride, uint32_t r0, uint32_t r1) {
   uint32_t r = r0;
-  for (; r + 8 <= r1; r += 8) rows8<kQ4, kG32>(w, s, in, out, out_stride, r);
+  for (; r + 8 <= r1; r += 8) {
+    if constexpr (kG32) {
+      rows8_g32<kQ4>(w, s, in, out, out_stride, r);
+    } else {
+      rows8<kQ4, kG32>(w, s, in, out, out_stride, r);
+    }
+  }
   for (; r < r1; r++) row1<kQ4, kG32>(w, s, in, out, out_stride, r);
 }
 
