@@ -197,3 +197,51 @@ TEST(Kernels, EveryKernelBitIdenticalToReference) {
   }
   std::printf("%zu kernel x case comparisons\n", checked);
 }
+
+// The extremes the integer tricks must survive: every nibble 0 or 15 (weights -8 or 7), every
+// Q8 weight -128 or 127, activations all +127, all -127 or alternating; large groups.
+TEST(Kernels, ExtremeValuesBitIdentical) {
+  const auto kernels = runnable_kernels();
+  for (DType dt : {DType::kQ4, DType::kQ8}) {
+    for (uint32_t group : {8u, 32u, 256u}) {
+      const uint32_t rows = 11, cols = 2 * group + 8;
+      const uint32_t groups = (cols + group - 1) / group;
+      const uint32_t stride = row_stride_bytes(dt, cols, group);
+      for (uint8_t fill : {(uint8_t)0x00, (uint8_t)0xFF, (uint8_t)0x80, (uint8_t)0x7F}) {
+        std::vector<uint8_t> w((size_t)rows * stride, fill);
+        for (uint32_t r = 0; r < rows; r++) {
+          for (uint32_t g = 0; g < groups; g++) {
+            w[(size_t)r * stride + 2 * g] = 0x00;  // scale 1.0 (0x3C00)
+            w[(size_t)r * stride + 2 * g + 1] = 0x3C;
+          }
+        }
+        TensorView tv;
+        tv.dtype = dt;
+        tv.rows = rows;
+        tv.cols = cols;
+        tv.row_stride = stride;
+        tv.data = w.data();
+        for (int pattern = 0; pattern < 3; pattern++) {
+          std::vector<int8_t> q((size_t)groups * group, 0);
+          std::vector<float> s(groups, 0.5f);
+          std::vector<int32_t> qs(groups, 0);
+          for (uint32_t c = 0; c < cols; c++) {
+            q[c] = (int8_t)(pattern == 0 ? 127 : pattern == 1 ? -127 : (c % 2 ? 127 : -127));
+            qs[c / group] += q[c];
+          }
+          QuantizedInput qi{q.data(), s.data(), qs.data(), groups};
+          MatmulInput in;
+          in.xq = &qi;
+          std::vector<float> want(rows), got(rows);
+          matmul_reference(tv, group, in, want.data(), rows, 0, rows);
+          for (const Kernel* k : kernels) {
+            k->matmul(tv, group, in, got.data(), rows, 0, rows);
+            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), rows * 4))
+                << k->name << " " << dtype_name(dt) << " g" << group << " fill " << (int)fill
+                << " pattern " << pattern;
+          }
+        }
+      }
+    }
+  }
+}

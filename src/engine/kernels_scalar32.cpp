@@ -4,7 +4,8 @@
 // through the group's qsum); the float accumulation over groups keeps the reference order.
 //  - rows are 4-byte aligned (docs/FORMAT.md), so weights are read as aligned words, never
 //    through memcpy (GCC for Xtensa does not inline a small fixed-size memcpy);
-//  - a Q4 word holds 8 nibbles; two masks unpack them all (SWAR) before the byte extracts;
+//  - a Q4 word holds 8 nibbles; masks lift them out in pairs (SWAR) and one 32-bit multiply
+//    does two MACs (q4_group_x2);
 //  - two rows are computed together so each activation byte is loaded once for both, and
 //    their two float chains overlap;
 //  - fp16 scales are converted without data-dependent branches;
@@ -30,23 +31,53 @@ inline float scale_of(const uint8_t* row, uint32_t g) {
   return half_to_float_fast(reinterpret_cast<const aligned_u16*>(row)[g]);
 }
 
-// Products of the four bytes of `w` (unsigned nibbles, one per byte) with x[0..3].
-inline int32_t dot4_u8(uint32_t w, const int8_t* x) {
-  return (int32_t)(w & 0xFFu) * x[0] + (int32_t)((w >> 8) & 0xFFu) * x[1] +
-         (int32_t)((w >> 16) & 0xFFu) * x[2] + (int32_t)(w >> 24) * x[3];
+// Q4 with one 32-bit multiply per two MACs. A nibble pair in 16-bit lanes, N = n0 + n1*2^16,
+// times X = x1 + x0*2^16 is n0*x1 + (n0*x0 + n1*x1)*2^16 (mod 2^32): the wanted two-term dot
+// product sits in the upper half, the stray n0*x1 in the lower. Summing up to 8 such products
+// keeps |lower| <= 8*15*128 < 2^15 and |upper| <= 8*2*15*128 < 2^15, so both come back
+// exactly: lower = the low 16 bits sign-extended, upper = (sum - lower) >> 16.
+// The pairs come straight out of a weight word (byte k = column j+k low nibble, column
+// j+half+k high nibble): w & 0x000F000F holds columns j and j+2, (w >> 8) & ... j+1 and j+3,
+// (w >> 4) & ... j+half and j+half+2, (w >> 12) & ... j+half+1 and j+half+3.
+inline uint32_t pack_x(const int8_t* x, uint32_t lo, uint32_t hi) {  // x[lo] + x[hi] * 2^16
+  return (uint32_t)(int32_t)x[lo] + ((uint32_t)(int32_t)x[hi] << 16);
+}
+inline int32_t unpack_upper(uint32_t acc) {
+  const int32_t lower = (int16_t)(uint16_t)(acc & 0xFFFFu);
+  return (int32_t)(acc - (uint32_t)lower) >> 16;  // exact: the difference is a multiple of 2^16
 }
 
-// Two rows' unsigned-nibble sums for one Q4 group: byte j of a group holds column j in its low
-// nibble and column j + half in its high nibble.
+// One weight word of two rows (columns k..k+3 and half+k..half+k+3): 4 multiplies per row.
+inline void q4_word_x2(const uint8_t* wa, const uint8_t* wb, const int8_t* x, uint32_t half,
+                       uint32_t k, uint32_t* pa, uint32_t* pb) {
+  const int8_t* xl = x + k;
+  const int8_t* xh = x + half + k;
+  const uint32_t x02 = pack_x(xl, 2, 0), x13 = pack_x(xl, 3, 1);
+  const uint32_t y02 = pack_x(xh, 2, 0), y13 = pack_x(xh, 3, 1);
+  const uint32_t va = word(wa + k), vb = word(wb + k);
+  *pa += (va & 0x000F000Fu) * x02 + ((va >> 8) & 0x000F000Fu) * x13 +
+         ((va >> 4) & 0x000F000Fu) * y02 + ((va >> 12) & 0x000F000Fu) * y13;
+  *pb += (vb & 0x000F000Fu) * x02 + ((vb >> 8) & 0x000F000Fu) * x13 +
+         ((vb >> 4) & 0x000F000Fu) * y02 + ((vb >> 12) & 0x000F000Fu) * y13;
+}
+
+// Two rows' unsigned-nibble sums for one Q4 group (half = group / 2, a multiple of 4).
 inline void q4_group_x2(const uint8_t* wa, const uint8_t* wb, const int8_t* x, uint32_t half,
                         int32_t* sa, int32_t* sb) {
   int32_t a = 0, b = 0;
-  for (uint32_t j = 0; j < half; j += 4) {
-    const uint32_t va = word(wa + j), vb = word(wb + j);
-    const int8_t* xl = x + j;
-    const int8_t* xh = x + half + j;
-    a += dot4_u8(va & 0x0F0F0F0Fu, xl) + dot4_u8((va >> 4) & 0x0F0F0F0Fu, xh);
-    b += dot4_u8(vb & 0x0F0F0F0Fu, xl) + dot4_u8((vb >> 4) & 0x0F0F0F0Fu, xh);
+  uint32_t j = 0;
+  for (; j + 8 <= half; j += 8) {  // two words: 8 products per row, then decode
+    uint32_t pa = 0, pb = 0;
+    q4_word_x2(wa, wb, x, half, j, &pa, &pb);
+    q4_word_x2(wa, wb, x, half, j + 4, &pa, &pb);
+    a += unpack_upper(pa);
+    b += unpack_upper(pb);
+  }
+  if (j < half) {  // groups of 8 or 24: one word left
+    uint32_t pa = 0, pb = 0;
+    q4_word_x2(wa, wb, x, half, j, &pa, &pb);
+    a += unpack_upper(pa);
+    b += unpack_upper(pb);
   }
   *sa = a;
   *sb = b;
