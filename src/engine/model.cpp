@@ -256,6 +256,13 @@ inline float kv_elem<uint16_t>(const void* p, uint32_t i) {
   return half_to_float_fast(static_cast<const uint16_t*>(p)[i]);
 }
 
+inline float kv_f32(float v) {
+  return v;
+}
+inline float kv_f32(uint16_t h) {
+  return half_to_float_fast(h);
+}
+
 // One head of causal attention at position `pos`, in the order of docs/NUMERICS.md.
 template <typename T>
 void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, uint32_t hs,
@@ -289,11 +296,20 @@ void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, 
     att[t] = score / sqrt_hs;  // a division, as llama2.c does
   }
   softmax(att, pos + 1);
-  for (uint32_t i = 0; i < hs; i++) out[i] = 0.0f;
-  for (uint32_t t = 0; t <= pos; t++) {
-    const void* v = kv.value(l, t);
+  // out[i] accumulates over t ascending; the i lanes are independent (vectorisable).
+  float* __restrict o = out;
+  for (uint32_t i = 0; i < hs; i++) o[i] = 0.0f;
+  uint32_t t = 0;
+  for (; t + 2 <= pos + 1; t += 2) {
+    const T* __restrict v0 = static_cast<const T*>(kv.value(l, t)) + off;
+    const T* __restrict v1 = static_cast<const T*>(kv.value(l, t + 1)) + off;
+    const float a0 = att[t], a1 = att[t + 1];
+    for (uint32_t i = 0; i < hs; i++) o[i] = (o[i] + a0 * kv_f32(v0[i])) + a1 * kv_f32(v1[i]);
+  }
+  if (t <= pos) {
+    const T* __restrict v = static_cast<const T*>(kv.value(l, t)) + off;
     const float a = att[t];
-    for (uint32_t i = 0; i < hs; i++) out[i] = out[i] + a * kv_elem<T>(v, off + i);
+    for (uint32_t i = 0; i < hs; i++) o[i] = o[i] + a * kv_f32(v[i]);
   }
 }
 }  // namespace
