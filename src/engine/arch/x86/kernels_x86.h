@@ -200,7 +200,11 @@ void rows(const TensorView& w, const Shape& s, const MatmulInput& in, float* out
   uint32_t r = r0;
   for (; r + 8 <= r1; r += 8) {
     if constexpr (kG32) {
-      rows8_g32<kQ4>(w, s, in, out, out_stride, r);
+      if (in.batch == 1) {
+        rows8<kQ4, true>(w, s, in, out, out_stride, r);  // the accumulator stays in a register
+      } else {
+        rows8_g32<kQ4>(w, s, in, out, out_stride, r);
+      }
     } else {
       rows8<kQ4, kG32>(w, s, in, out, out_stride, r);
     }
