@@ -206,40 +206,23 @@ void Model::quantize(const float* x, uint32_t n, QuantizedInput* out, int8_t* q,
   out->groups = groups_of(n, group_);
 }
 
-namespace {
-struct MatmulJob {
-  MatmulFn fn;
-  const TensorView* w;
-  uint32_t group;
-  MatmulInput in;
-  float* out;
-};
-void run_matmul_job(void* ctx, uint32_t worker, uint32_t workers) {
-  const MatmulJob* job = static_cast<const MatmulJob*>(ctx);
-  // Whole blocks of kRowBlock rows per worker, so SIMD kernels rarely meet a ragged tail.
-  constexpr uint32_t kRowBlock = 8;
-  const uint32_t rows = job->w->rows, blocks = (rows + kRowBlock - 1) / kRowBlock;
-  uint32_t r0, r1;
-  split_range(blocks, worker, workers, &r0, &r1);
-  r0 *= kRowBlock;
-  r1 = r1 * kRowBlock < rows ? r1 * kRowBlock : rows;
-  if (r0 < r1) job->fn(*job->w, job->group, job->in, job->out, job->w->rows, r0, r1);
-}
-}  // namespace
-
 void Model::matmul(const TensorView& w, const float* x_f32, const QuantizedInput* xq, float* out,
                    uint32_t batch) {
-  MatmulJob job{matmul_fn_, &w, group_, MatmulInput{}, out};
-  job.in.x = x_f32;
-  job.in.x_stride = w.cols;
-  job.in.xq = xq;
-  job.in.batch = batch;
+  MatmulInput in;
+  in.x = x_f32;
+  in.x_stride = w.cols;
+  in.xq = xq;
+  in.batch = batch;
+  const MatmulFn fn = matmul_fn_;
+  const uint32_t group = group_;
+  auto rows = [&](uint32_t r0, uint32_t r1) { fn(w, group, in, out, w.rows, r0, r1); };
   // Small matrices run on this core alone (RunOptions::min_parallel_macs). Either way each
-  // row is computed whole by one worker, so the result is the same.
+  // row is computed whole by one worker, so the result is the same. Rows go out in blocks
+  // of 8, the SIMD kernels' interleave.
   if ((uint64_t)w.rows * w.cols * batch < min_parallel_macs_) {
-    run_matmul_job(&job, 0, 1);
+    rows(0, w.rows);
   } else {
-    exec_->run(run_matmul_job, &job);
+    parallel_for(exec_, w.rows, 8, rows);
   }
   weight_bytes_read_ += w.bytes();
 }
