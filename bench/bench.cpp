@@ -157,13 +157,17 @@ bool one_round(KernelRun* k, uint32_t np, uint32_t ng) {
 }
 
 bool compare_kernels(const std::string& name, const std::string& img, uint32_t tokens,
-                     uint32_t rounds, bool with_reference, std::string* json) {
+                     uint32_t rounds, bool with_reference, const std::string& only,
+                     std::string* json) {
   std::vector<KernelRun> runs;
   uint32_t n = 0;
   const Kernel* table = kernel_table(&n);
   for (uint32_t i = 0; i < n; i++) {
     if (!table[i].available()) continue;
     if (!with_reference && std::strcmp(table[i].name, "reference") == 0) continue;
+    if (!only.empty() &&
+        ("," + only + ",").find(std::string(",") + table[i].name + ",") == std::string::npos)
+      continue;
     runs.push_back(KernelRun{table[i].name, table[i].name, 1, nullptr, {}, {}, {}, {}});
   }
   const char* best = best_kernel()->name;
@@ -224,7 +228,7 @@ int main(int argc, char** argv) {
   std::string json_path, cache = "build/bench-cache";
   uint32_t tokens = 48, rounds = 5;
   bool kernels_mode = false, with_reference = false;
-  std::string quants = "q4,q8";
+  std::string quants = "q4,q8", only, shapes = "stories15M,stories42M";
   for (int i = 1; i < argc; i++) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc)
       json_path = argv[++i];
@@ -236,6 +240,10 @@ int main(int argc, char** argv) {
       rounds = (uint32_t)std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--quants") && i + 1 < argc)
       quants = argv[++i];
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc)
+      only = argv[++i];
+    else if (!std::strcmp(argv[i], "--shapes") && i + 1 < argc)
+      shapes = argv[++i];
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc)
       tokens = (uint32_t)std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--cache") && i + 1 < argc)
@@ -243,7 +251,8 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--json FILE] [--tokens N] [--cache DIR]\n"
-                   "       %s --kernels [--rounds N] [--quants q4,q8,f32] [--with-reference]\n",
+                   "       %s --kernels [--rounds N] [--quants q4,q8,f32] [--with-reference]\n"
+                   "         [--only kernel,...] [--shapes stories15M,stories42M]\n",
                    argv[0], argv[0]);
       return 2;
     }
@@ -256,6 +265,7 @@ int main(int argc, char** argv) {
   std::string err;
 
   for (const char* shape : {"stories15M", "stories42M"}) {
+    if (("," + shapes + ",").find(std::string(",") + shape + ",") == std::string::npos) continue;
     ModelConfig c;
     shape_config(shape, &c);
     const std::string ckpt = cache + "/" + shape + "-synth.bin";
@@ -276,7 +286,7 @@ int main(int argc, char** argv) {
         const std::string img = cache + "/" + shape + "-synth-" + qn + ".img";
         if (!convert(ckpt, tok, img, q)) return 1;
         if (!compare_kernels(std::string(shape) + " " + qn, img, tokens, rounds, with_reference,
-                             &kernel_json))
+                             only, &kernel_json))
           return 1;
       }
       continue;
