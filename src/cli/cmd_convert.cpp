@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "tools/convert.h"
 #include "tools/planner.h"
+#include "tools/selftest_digest.h"
 
 namespace llmwire::cli {
 namespace {
@@ -64,6 +65,8 @@ void run(const Args& a) {
     if (tty) std::fprintf(stderr, "\n");
     fail(err);
   }
+  uint32_t digest = 0;  // what a one-board head's /selftest compares with
+  if (!stamp_selftest_digest(a.output, &digest, &err)) fail(err);
 
   std::printf("wrote %s (%s, group %u, model id %016" PRIx64 ")\n", a.output.c_str(),
               a.quant.c_str(), o.quant == WeightType::kF32 ? 0 : o.group, r.model_id);

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/sim_args.h"
+#include "engine/crc32c.h"
 #include "platform/host/mapped_file.h"
 #include "tools/convert.h"
 #include "tools/planner.h"
@@ -27,34 +28,47 @@ bool exists(const std::string& p) {
   return access(p.c_str(), R_OK) == 0;
 }
 
-time_t mtime(const std::string& p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0 ? st.st_mtime : 0;
+// CRC-32C of a file's bytes, as 8 hex digits ("" if it cannot be read). The demo's cache is
+// keyed by what the checkpoint and tokenizer contain, not by their names or times.
+std::string content_key(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return "";
+  std::vector<uint8_t> buf(1 << 20);
+  uint32_t crc = 0;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0)
+    crc = crc32c_update(crc, buf.data(), n);
+  const bool ok = !std::ferror(f);
+  std::fclose(f);
+  if (!ok) return "";
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%08x", crc);
+  return hex;
 }
 
-// Best real weights: $LLMWIRE_MODELS, then ./models, then models/ beside the build.
+// Best real weights: the biggest model found in $LLMWIRE_MODELS, ./models or models/ beside
+// the build (stories42M > stories15M > stories260K); the repository ships stories260K.
 bool find_weights(std::string* ckpt, std::string* tok, std::string* name, std::string* looked) {
   std::vector<std::string> dirs;
-  if (const char* e = std::getenv("LLMWIRE_MODELS")) dirs.push_back(e);
+  if (const char* e = std::getenv("LLMWIRE_MODELS")) {
+    if (*e) dirs.push_back(e);
+  }
   dirs.push_back("models");
   const std::string exe = self_exe();
   const size_t slash = exe.find_last_of('/');
   if (slash != std::string::npos) dirs.push_back(exe.substr(0, slash) + "/../models");
-  for (const std::string& d : dirs) {
-    *looked += (looked->empty() ? "" : ", ") + d;
-    for (const char* m : {"stories42M", "stories15M"}) {
-      if (exists(d + "/" + m + ".bin") && exists(d + "/tokenizer.bin")) {
-        *ckpt = d + "/" + m + ".bin";
-        *tok = d + "/tokenizer.bin";
-        *name = m;
+  for (const std::string& d : dirs) *looked += (looked->empty() ? "" : ", ") + d;
+  const std::pair<const char*, const char*> models[] = {{"stories42M", "tokenizer.bin"},
+                                                        {"stories15M", "tokenizer.bin"},
+                                                        {"stories260K", "tok512.bin"}};
+  for (const auto& m : models) {
+    for (const std::string& d : dirs) {
+      if (exists(d + "/" + m.first + ".bin") && exists(d + "/" + m.second)) {
+        *ckpt = d + "/" + m.first + ".bin";
+        *tok = d + "/" + m.second;
+        *name = m.first;
         return true;
       }
-    }
-    if (exists(d + "/stories260K.bin") && exists(d + "/tok512.bin")) {
-      *ckpt = d + "/stories260K.bin";
-      *tok = d + "/tok512.bin";
-      *name = "stories260K";
-      return true;
     }
   }
   return false;
@@ -80,9 +94,12 @@ void run(Args& a) {
     a.cache = exe.substr(0, exe.find_last_of('/')) + "/demo-cache";
   }
   mkdir(a.cache.c_str(), 0755);
-  const std::string img = a.cache + "/" + name + "-" + a.quant + ".img";
+  const std::string ck_key = content_key(a.checkpoint), tok_key = content_key(a.tokenizer);
+  if (ck_key.empty()) fail("cannot read " + a.checkpoint, "check the path");
+  if (tok_key.empty()) fail("cannot read " + a.tokenizer, "check the path");
+  const std::string img = a.cache + "/" + name + "-" + a.quant + "-" + ck_key + tok_key + ".img";
   std::fprintf(stderr, "== model: %s (%s)\n", a.checkpoint.c_str(), a.quant.c_str());
-  if (!exists(img) || mtime(img) < mtime(a.checkpoint)) {
+  if (!exists(img)) {
     ConvertOptions co;
     co.checkpoint_path = a.checkpoint;
     co.tokenizer_path = a.tokenizer;
@@ -105,6 +122,13 @@ void run(Args& a) {
   if (!sizes_from_image(image, &sizes, &err)) fail(err);
   BoardProfile board;
   if (!find_profile(a.board, &board)) fail("unknown board profile " + a.board);
+  const uint32_t layers = image.info().config.n_layers;
+  if (a.boards > layers + 1) {
+    fail(std::to_string(a.boards) + " boards are more than " + name + " can use: it has " +
+             std::to_string(layers) + " layers, so at most " + std::to_string(layers + 1) +
+             " boards (one layer each and a head)",
+         "use --boards " + std::to_string(layers + 1) + " or fewer");
+  }
   PlanRequest req;
   req.boards = a.boards;
   req.kv = image.info().kv_type;
@@ -117,10 +141,10 @@ void run(Args& a) {
   std::vector<std::string> paths;
   for (const BoardPlan& b : plan.boards) {
     ranges.push_back({b.layer_begin, b.layer_end});
-    paths.push_back(a.cache + "/" + name + "-" + a.quant + "-" +
-                    std::to_string(plan.boards.size()) + "b.stage" + std::to_string(b.stage) +
-                    ".img");
-    std::fprintf(stderr, " stage %u layers %u-%u;", b.stage, b.layer_begin, b.layer_end);
+    paths.push_back(img.substr(0, img.size() - 4) + "-" + std::to_string(plan.boards.size()) +
+                    "b.stage" + std::to_string(b.stage) + ".img");
+    std::fprintf(stderr, " stage %u layers %s;", b.stage,
+                 layer_range_text(b.layer_begin, b.layer_end).c_str());
   }
   std::fprintf(stderr, "\n");
   std::vector<uint64_t> written;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "engine/generator.h"
 #include "tools/host_model.h"
 
@@ -74,13 +75,13 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-p,--prompt", a.prompt, "story opening (default: empty)");
   cmd->add_option("-n,--steps", a.steps, "maximum tokens to generate after the prompt")
       ->default_val(256)
-      ->check(CLI::Range(1u, 1u << 20));
+      ->check(CLI::Range(1u, kMaxSteps));
   cmd->add_option("--temp", a.temperature, "temperature; 0 = greedy")
       ->default_val(1.0f)
-      ->check(CLI::Range(0.0f, 100.0f));
+      ->check(finite_range(0, 100));
   cmd->add_option("--topp", a.topp, "top-p (nucleus) cutoff; 1 = off")
       ->default_val(0.9f)
-      ->check(CLI::Range(0.0f, 1.0f));
+      ->check(finite_range(0, 1));
   cmd->add_option_function<uint64_t>(
          "--seed",
          [](const uint64_t& s) {
@@ -88,7 +89,7 @@ void add_generate_command(CLI::App& app) {
            a.seed_set = true;
          },
          "random seed, 1 or more (default: time)")
-      ->check(CLI::PositiveNumber);
+      ->check(seed_range());
   cmd->add_option("--threads", a.threads, "worker threads for matmul rows and attention heads")
       ->default_val(1)
       ->check(CLI::Range(1u, 64u));

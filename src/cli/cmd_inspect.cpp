@@ -8,9 +8,27 @@
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "platform/host/mapped_file.h"
+#include "tools/planner.h"
 
 namespace llmwire::cli {
 namespace {
+
+// The name comes from the file: printable ASCII passes, anything else (terminal escape
+// sequences, other control bytes, 8-bit bytes) is shown as \xNN.
+std::string printable_name(const char* name) {
+  std::string out;
+  for (const char* p = name; *p; p++) {
+    const unsigned char c = (unsigned char)*p;
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += (char)c;
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
 
 void print_ram(const ImageInfo& info, KvType kv) {
   RunOptions o;
@@ -18,10 +36,11 @@ void print_ram(const ImageInfo& info, KvType kv) {
   o.kv_type = kv;
   const uint32_t layers = info.layer_end - info.layer_begin;
   const size_t kv_bytes = KvCache::bytes(kv, layers, info.config.seq_len, info.config.kv_dim());
-  const size_t total = Model::arena_bytes(info, o);
+  const MemoryNeeds need = Model::memory_needs(info, o);
   std::printf(
-      "  KV cache %s: %10zu bytes (%.2f MB)  activations+scratch: %zu bytes  total: %zu bytes\n",
-      kv_type_name(kv), kv_bytes, kv_bytes / 1e6, total - kv_bytes, total);
+      "  KV cache %s: %10zu bytes (%.2f MB)  fast RAM (activations, scratch): %zu bytes  big RAM "
+      "(KV, logits, attention): %zu bytes\n",
+      kv_type_name(kv), kv_bytes, kv_bytes / 1e6, need.fast, need.big);
 }
 
 void run(const std::string& path) {
@@ -37,7 +56,8 @@ void run(const std::string& path) {
   std::printf("  format version %u, %zu bytes on disk (header says %" PRIu64 ")\n", info.version,
               file.size(), info.file_size);
   std::printf("  model: %s  id %016" PRIx64 "\n",
-              info.model_name[0] ? info.model_name : "(unnamed)", info.model_id);
+              info.model_name[0] ? printable_name(info.model_name).c_str() : "(unnamed)",
+              info.model_id);
   std::printf(
       "  dim %u  hidden %u  layers %u  heads %u  kv_heads %u  vocab %u  seq %u  head_size %u\n",
       c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len,
@@ -46,8 +66,9 @@ void run(const std::string& path) {
               weight_type_name(info.weight_type), info.group_size, kv_type_name(info.kv_type),
               (double)info.norm_eps, (double)info.rope_theta);
   std::printf("  classifier: %s\n", c.shared_classifier ? "shared with the embedding" : "separate");
-  std::printf("  stage %u of %u, layers [%u, %u)%s%s%s\n", info.stage_index, info.stage_count,
-              info.layer_begin, info.layer_end, info.has(kFlagHasTokenizer) ? ", tokenizer" : "",
+  std::printf("  stage %u of %u, layers %s%s%s%s\n", info.stage_index, info.stage_count,
+              layer_range_text(info.layer_begin, info.layer_end).c_str(),
+              info.has(kFlagHasTokenizer) ? ", tokenizer" : "",
               info.has(kFlagHasEmbedding) ? ", embedding" : "",
               info.has(kFlagHasClassifier) ? ", classifier" : "");
   if (info.has(kFlagHasTokenizer)) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "platform/host/output_file.h"
 #include "tools/host_model.h"
 
 namespace llmwire::cli {
@@ -20,25 +21,29 @@ void run(Args& a) {
   HostModel hm;
   load_model(a.image, a.kv, 0, a.threads, a.reference, &hm);
   const uint32_t vocab = hm.model().config().vocab_size;
-  if (a.tokens.size() > hm.seq_len())
-    fail("more tokens than the sequence length", "pass fewer tokens");
-  FILE* f = std::fopen(a.out.c_str(), "wb");
-  if (!f) fail("cannot create " + a.out);
-  for (size_t i = 0; i < a.tokens.size(); i++) {
-    if (a.tokens[i] < 0 || (uint32_t)a.tokens[i] >= vocab) {
-      std::fclose(f);
-      fail("token " + std::to_string(a.tokens[i]) + " is outside the vocabulary (0.." +
-           std::to_string(vocab - 1) + ")");
+  if (a.tokens.size() > hm.seq_len()) {
+    fail(std::to_string(a.tokens.size()) + " tokens are more than the image's sequence length " +
+             std::to_string(hm.seq_len()),
+         "pass at most " + std::to_string(hm.seq_len()) + " tokens");
+  }
+  // Every token is checked before the output is created, so a bad one leaves no file behind.
+  for (const int32_t t : a.tokens) {
+    if (t < 0 || (uint32_t)t >= vocab) {
+      fail("token " + std::to_string(t) + " is outside the vocabulary (0.." +
+               std::to_string(vocab - 1) + ")",
+           "pass token ids from the image's tokenizer");
     }
+  }
+  OutputFile out;
+  std::string err;
+  if (!out.open(a.out, {a.image}, &err)) fail(err);
+  for (size_t i = 0; i < a.tokens.size(); i++) {
     const float* logits = nullptr;
     const Status s = hm.forward(a.tokens[i], (uint32_t)i, true, &logits);
-    if (s != Status::kOk) {
-      std::fclose(f);
-      fail(status_message(s), status_hint(s));
-    }
-    std::fwrite(logits, sizeof(float), vocab, f);
+    if (s != Status::kOk) fail(status_message(s), status_hint(s));  // `out` removes the temp
+    out.write(logits, sizeof(float) * vocab);
   }
-  if (std::fclose(f) != 0) fail("cannot write " + a.out);
+  if (!out.commit(&err)) fail(err);
 }
 
 }  // namespace

@@ -14,7 +14,7 @@ void run() {
   std::string source;
   load_plan_model(g_args, &sizes, &source);
   BoardProfile board = resolve_board(g_args);
-  PlanRequest req = plan_request(g_args);
+  PlanRequest req = plan_request(g_args, sizes);
   const Plan plan = make_plan(sizes, board, req);
   print_plan(sizes, board, req, plan, source);
   if (!plan.fits) throw CLI::RuntimeError(3);

@@ -24,17 +24,31 @@ void run() {
   if (!sizes_from_image(image, &sizes, &err))
     fail(err, "split the whole-model image from 'llmwire convert'");
   const BoardProfile board = resolve_board(g_args);
-  PlanRequest req = plan_request(g_args);
-  if (g_args.kv.empty()) req.kv = image.info().kv_type;
+  PlanRequest req = plan_request(g_args, sizes);
   if (!g_args.layers.empty()) {
     if (!parse_layer_ranges(g_args.layers, image.info().config.n_layers, &req.forced, &err)) {
       fail(err,
            "example for 6 layers on 2 boards: --layers 0-2,3-5 (the last range runs on the head)");
     }
+    if (g_args.boards != 0 && g_args.boards != req.forced.size()) {
+      fail("--boards " + std::to_string(g_args.boards) + " and --layers " + g_args.layers + " (" +
+               std::to_string(req.forced.size()) + " boards) disagree",
+           "give --layers alone (one range per board), or --boards alone");
+    }
   } else if (g_args.boards == 0) {
     fail("say how to split: --boards N (the planner picks the layers) or --layers 0-2,3-5");
   }
-  const Plan plan = make_plan(sizes, board, req);
+  Plan plan = make_plan(sizes, board, req);
+  if (plan.boards.empty() && g_force && req.forced.empty()) {
+    // --force: the planner's layer choice for these boards ignoring the board's limits, then
+    // the plan on the real board (marked OVER where it does not fit).
+    BoardProfile unlimited = board;
+    unlimited.partition_bytes = unlimited.psram_bytes = unlimited.sram_bytes = 1ull << 62;
+    const Plan any = make_plan(sizes, unlimited, req);
+    PlanRequest forced = req;
+    for (const BoardPlan& b : any.boards) forced.forced.push_back({b.layer_begin, b.layer_end});
+    if (!forced.forced.empty()) plan = make_plan(sizes, board, forced);
+  }
   print_plan(sizes, board, req, plan, g_image);
   if (plan.boards.empty() || (!plan.fits && !g_force)) {
     fail("refusing to write stage images that do not fit " + board.name,

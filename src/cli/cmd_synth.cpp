@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "platform/host/output_file.h"
 #include "tools/checkpoint.h"
 #include "tools/synth.h"
 
@@ -62,6 +63,12 @@ void run(const Args& a) {
          "kv-heads must divide heads (grouped-query attention)");
   }
   std::string err;
+  if (!a.tokenizer_out.empty() &&
+      (a.tokenizer_out == a.output || !check_output_path(a.tokenizer_out, {a.output}, &err))) {
+    fail("-o and --tokenizer-out name the same file (" + a.tokenizer_out +
+             "): the tokenizer would overwrite the checkpoint",
+         "give the tokenizer its own file, e.g. --tokenizer-out tok.bin");
+  }
   if (!synth_checkpoint(c, a.seed, a.output, &err)) fail(err);
   std::printf(
       "wrote %s: random weights (seed %llu), dim %u hidden %u layers %u heads %u "

@@ -19,6 +19,7 @@ void add_split_command(CLI::App& app);
 void add_stage_command(CLI::App& app);
 void add_sim_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
+void add_flash_plan_command(CLI::App& app);
 
 // Loads a whole-model image for `generate`, `logits` and `perplexity`: --kv ("" keeps the
 // image's), --seq (0 keeps the image's), fails with the reader's message and hint.

@@ -22,6 +22,16 @@ void load_model(const std::string& image, const std::string& kv, uint32_t seq, u
   }
   std::string err, hint;
   if (!out->load(image, opts, threads, &err, &hint)) fail(err, hint);
+  // A head stage image has the tokenizer and classifier but only the last layers: run alone it
+  // would print garbage.
+  const ImageInfo& info = out->model().info();
+  if (info.stage_count != 1) {
+    fail(image + " is the image of stage " + std::to_string(info.stage_index) + " of " +
+             std::to_string(info.stage_count) + " of a split model (" +
+             (info.stage_index == 0 ? "the head, holding only the last layers" : "a worker") + ")",
+         "run the whole-model image from 'llmwire convert', or all stage images with 'llmwire "
+         "sim --images'");
+  }
 }
 
 }  // namespace llmwire::cli
@@ -41,6 +51,7 @@ int main(int argc, char** argv) {
   llmwire::cli::add_stage_command(app);
   llmwire::cli::add_sim_command(app);
   llmwire::cli::add_demo_command(app);
+  llmwire::cli::add_flash_plan_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -23,11 +23,17 @@ void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan) {
   std::string names;
   for (const BoardProfile& p : board_profiles()) names += (names.empty() ? "" : ", ") + p.name;
   cmd->add_option("--board", a->board, "board profile: " + names)->default_val("esp32s3-16mb");
+  constexpr uint64_t kMaxBytes = 1ull << 32;  // 4 GB: far beyond any ESP32-S3 memory
   cmd->add_option("--partition", a->partition,
-                  "custom: model partition bytes (overrides the profile)");
-  cmd->add_option("--psram", a->psram, "custom: usable PSRAM bytes (overrides the profile)");
-  cmd->add_option("--sram", a->sram, "custom: usable internal SRAM bytes (overrides the profile)");
-  cmd->add_option("--seq", a->seq, "sequence length (default: the model's)");
+                  "custom: model partition bytes, 1 to 4 GB (overrides the profile)")
+      ->check(CLI::Range((uint64_t)1, kMaxBytes));
+  cmd->add_option("--psram", a->psram,
+                  "custom: usable PSRAM bytes, 0 (none) to 4 GB (overrides the profile)")
+      ->check(CLI::Range((uint64_t)0, kMaxBytes));
+  cmd->add_option("--sram", a->sram,
+                  "custom: usable internal SRAM bytes, 0 to 4 GB (overrides the profile)")
+      ->check(CLI::Range((uint64_t)0, kMaxBytes));
+  cmd->add_option("--seq", a->seq, "sequence length, at most the model's (default: the model's)");
   cmd->add_option("--kv", a->kv, "KV cache type (default: the image's)")
       ->check(CLI::IsMember({"f32", "f16"}));
   cmd->add_option("--baud", a->baud, "link baud rate for the estimate")
@@ -74,10 +80,12 @@ BoardProfile resolve_board(const PlanArgs& a) {
     fail("unknown board profile '" + a.board + "'",
          "known profiles:" + names + " (or give --partition/--psram/--sram)");
   }
-  if (a.partition) b.partition_bytes = a.partition;
-  if (a.psram) b.psram_bytes = a.psram;
-  if (a.sram) b.sram_bytes = a.sram;
-  if (a.partition || a.psram || a.sram) {
+  const bool custom =
+      a.partition != PlanArgs::kUnset || a.psram != PlanArgs::kUnset || a.sram != PlanArgs::kUnset;
+  if (a.partition != PlanArgs::kUnset) b.partition_bytes = a.partition;
+  if (a.psram != PlanArgs::kUnset) b.psram_bytes = a.psram;
+  if (a.sram != PlanArgs::kUnset) b.sram_bytes = a.sram;
+  if (custom) {
     b.name += " (custom)";
     b.description = "custom: partition " + std::to_string(b.partition_bytes) + " B, PSRAM " +
                     std::to_string(b.psram_bytes) + " B, SRAM " + std::to_string(b.sram_bytes) +
@@ -86,11 +94,25 @@ BoardProfile resolve_board(const PlanArgs& a) {
   return b;
 }
 
-PlanRequest plan_request(const PlanArgs& a) {
+PlanRequest plan_request(const PlanArgs& a, const ModelSizes& m) {
+  const ModelConfig& c = m.info.config;
+  if (a.seq > c.seq_len) {
+    fail("--seq " + std::to_string(a.seq) + " is longer than the " + std::to_string(c.seq_len) +
+             " positions the model was built for",
+         "use --seq " + std::to_string(c.seq_len) +
+             " or less (re-convert with a longer --seq "
+             "only if the checkpoint was trained for it)");
+  }
+  if (a.boards > c.n_layers + 1) {
+    fail(std::to_string(a.boards) + " boards are more than this model can use: it has " +
+             std::to_string(c.n_layers) + " layers, so at most " + std::to_string(c.n_layers + 1) +
+             " boards (one layer each and a head)",
+         "use --boards " + std::to_string(c.n_layers + 1) + " or fewer");
+  }
   PlanRequest r;
   r.boards = a.boards;
   r.seq_len = a.seq;
-  r.kv = a.kv == "f16" ? KvType::kF16 : KvType::kF32;
+  r.kv = a.kv.empty() ? m.info.kv_type : a.kv == "f16" ? KvType::kF16 : KvType::kF32;
   r.baud = a.baud;
   return r;
 }
@@ -122,15 +144,12 @@ void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanReques
               "image / partition", "PSRAM used / usable", "SRAM used", "weights/tok", "link B/tok",
               "compute", "link");
   for (const BoardPlan& b : plan.boards) {
-    char layers[24], img[40], ram[40];
-    if (b.layer_end > b.layer_begin)
-      std::snprintf(layers, sizeof layers, "%u-%u", b.layer_begin, b.layer_end - 1);
-    else
-      std::snprintf(layers, sizeof layers, "none");
+    char img[40], ram[40];
+    const std::string layers = layer_range_text(b.layer_begin, b.layer_end);
     std::snprintf(img, sizeof img, "%s%s", mb(b.image_bytes).c_str(), b.fits_flash ? "" : " OVER");
     std::snprintf(ram, sizeof ram, "%s%s", mb(b.psram_used).c_str(), b.fits_ram ? "" : " OVER");
     std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12llu %6.0f ms %6.1f ms\n",
-                (std::to_string(b.stage) + (b.head ? "*" : "")).c_str(), layers, img, ram,
+                (std::to_string(b.stage) + (b.head ? "*" : "")).c_str(), layers.c_str(), img, ram,
                 mb(b.sram_used).c_str(), mb(b.weight_bytes_per_token).c_str(),
                 (unsigned long long)b.link_bytes_per_token, b.compute_s * 1e3, b.link_s * 1e3);
     std::printf("       KV cache %s, activations+scratch %llu B, link buffers %llu B\n",

@@ -1,6 +1,8 @@
 // Options and printing shared by `plan` and `split` (both go through the one planner).
 #pragma once
 
+#include <stdint.h>
+
 #include <string>
 
 #include "cli/commands.h"
@@ -12,7 +14,8 @@ struct PlanArgs {
   std::string model;  // image or checkpoint
   uint32_t boards = 0;
   std::string board = "esp32s3-16mb";
-  uint64_t partition = 0, psram = 0, sram = 0;
+  static constexpr uint64_t kUnset = UINT64_MAX;  // --partition/--psram/--sram not given
+  uint64_t partition = kUnset, psram = kUnset, sram = kUnset;
   uint32_t seq = 0;
   std::string kv;
   uint32_t baud = 460800;
@@ -25,7 +28,9 @@ void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan);
 // Reads sizes from an image, or from a checkpoint's header (+ --quant/--group).
 void load_plan_model(const PlanArgs& a, ModelSizes* sizes, std::string* source);
 BoardProfile resolve_board(const PlanArgs& a);
-PlanRequest plan_request(const PlanArgs& a);
+// --seq, --kv (default: the model's) and --boards checked against the model: refuses what the
+// model cannot have (a longer context than it was built for, more boards than layers + 1).
+PlanRequest plan_request(const PlanArgs& a, const ModelSizes& m);
 void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,
                 const Plan& plan, const std::string& source);
 

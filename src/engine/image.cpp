@@ -112,8 +112,15 @@ Status Image::check_config() const {
       info_.layer_end > c.n_layers) {
     return Status::kBadConfig;
   }
-  // Stage 0 owns the tokenizer, embedding and classifier; a whole model is stage 0 of 1.
+  // Stage 0 owns the tokenizer, embedding and classifier; a whole model is stage 0 of 1 and
+  // holds every layer; a split model's head runs the last layers.
   if (info_.flags & ~(uint32_t)0xF) return Status::kBadConfig;
+  if (info_.stage_count == 1 && (info_.layer_begin != 0 || info_.layer_end != c.n_layers)) {
+    return Status::kBadConfig;
+  }
+  if (info_.stage_index == 0 && info_.layer_end != c.n_layers) {
+    return Status::kBadConfig;
+  }
   if (!(info_.norm_eps > 0.0f && info_.norm_eps < 1.0f) ||
       !(info_.rope_theta > 1.0f && info_.rope_theta < 1e12f)) {
     return Status::kBadConfig;

@@ -40,7 +40,8 @@ constexpr uint32_t kTokMaxLen = 112;   // u32 longest token piece in bytes
 constexpr uint32_t kBosId = 116;       // u32
 constexpr uint32_t kEosId = 120;       // u32
 constexpr uint32_t kModelName = 124;   // char[32], NUL padded
-constexpr uint32_t kHeaderCrc = 252;   // u32 CRC-32C of bytes [0, 252)
+constexpr uint32_t kSelftestDigest = 248;  // u32 /selftest story digest (head images; 0: none)
+constexpr uint32_t kHeaderCrc = 252;       // u32 CRC-32C of bytes [0, 252)
 }  // namespace hdr
 
 enum ImageFlags : uint32_t {

@@ -38,6 +38,7 @@ void encode_header(const ImageInfo& info, uint8_t out[kHeaderSize]) {
   store_u32(out + hdr::kEosId, info.eos_id);
   memcpy(out + hdr::kModelName, info.model_name, sizeof(info.model_name));
   out[hdr::kModelName + 31] = 0;
+  store_u32(out + hdr::kSelftestDigest, info.selftest_digest);
   store_u32(out + hdr::kHeaderCrc, crc32c(out, hdr::kHeaderCrc));
 }
 
@@ -80,6 +81,7 @@ Status decode_header(const uint8_t* data, size_t len, ImageInfo* info) {
   info->eos_id = load_u32(data + hdr::kEosId);
   memcpy(info->model_name, data + hdr::kModelName, sizeof(info->model_name));
   info->model_name[31] = 0;
+  info->selftest_digest = load_u32(data + hdr::kSelftestDigest);
   return Status::kOk;
 }
 

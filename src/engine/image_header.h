@@ -34,6 +34,9 @@ struct ImageInfo {
   uint32_t bos_id = 1;
   uint32_t eos_id = 2;
   char model_name[32] = {};
+  // CRC-32C of the token ids of the /selftest story as the PC tells it with this image's
+  // settings (runtime/head_console.h); 0 when not computed. Written by convert and split.
+  uint32_t selftest_digest = 0;
 
   bool has(ImageFlags f) const { return (flags & f) != 0; }
 };

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "engine/image_format.h"
+#include "platform/host/output_file.h"
 
 namespace llmwire {
 namespace {
@@ -299,22 +300,19 @@ bool write_checkpoint(const std::string& path, const ModelConfig& c, const std::
            " floats given, the shape needs " + std::to_string(l.total);
     return false;
   }
-  FILE* f = fopen(path.c_str(), "wb");
-  if (f == nullptr) {
-    *err = "cannot create " + path + ": " + strerror(errno);
-    return false;
-  }
+  OutputFile f;
+  if (!f.open(path, {}, err)) return false;
   uint8_t hb[kHeaderBytes];
   for (int i = 0; i < 7; i++) {
     uint32_t u;
     memcpy(&u, &h[i], 4);
     for (int b = 0; b < 4; b++) hb[4 * i + b] = (uint8_t)(u >> (8 * b));
   }
-  bool ok = fwrite(hb, 1, sizeof hb, f) == sizeof hb;
+  f.write(hb, sizeof hb);
   // Little-endian floats, written in chunks.
   std::vector<uint8_t> buf;
   const size_t chunk = 1 << 20;
-  for (size_t i = 0; ok && i < data.size(); i += chunk) {
+  for (size_t i = 0; i < data.size(); i += chunk) {
     const size_t n = data.size() - i < chunk ? data.size() - i : chunk;
     buf.resize(n * 4);
     for (size_t j = 0; j < n; j++) {
@@ -322,18 +320,9 @@ bool write_checkpoint(const std::string& path, const ModelConfig& c, const std::
       memcpy(&u, &data[i + j], 4);
       for (int b = 0; b < 4; b++) buf[4 * j + b] = (uint8_t)(u >> (8 * b));
     }
-    ok = fwrite(buf.data(), 1, buf.size(), f) == buf.size();
+    f.write(buf.data(), buf.size());
   }
-  const int werr = ok ? 0 : errno;
-  if (fclose(f) != 0 && ok) {
-    ok = false;
-  }
-  if (!ok) {
-    *err = "cannot write " + path + ": " + (werr ? strerror(werr) : "write failed (disk full?)");
-    remove(path.c_str());
-    return false;
-  }
-  return true;
+  return f.commit(err);
 }
 
 }  // namespace llmwire

@@ -16,6 +16,7 @@
 #include "engine/fp16.h"
 #include "engine/image_header.h"
 #include "engine/tokenizer.h"
+#include "platform/host/output_file.h"
 #include "tools/checkpoint.h"
 #include "tools/image_writer.h"
 #include "tools/tokenizer_file.h"
@@ -81,16 +82,12 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
   }
 
   {
-    // Fail before the (possibly long) conversion when the output cannot be created.
-    const std::string tmp = opts.output_path + ".tmp";
-    FILE* f = fopen(tmp.c_str(), "wb");
-    if (f == nullptr) {
-      *err = "cannot create " + tmp + ": " + strerror(errno) +
-             " (check that the folder exists and is writable)";
+    // Fail before the (possibly long) conversion when the output cannot be created, is not a
+    // regular file, or is one of the inputs (the rename would destroy it).
+    OutputFile probe;
+    if (!probe.open(opts.output_path, {opts.checkpoint_path, opts.tokenizer_path}, err)) {
       return false;
     }
-    fclose(f);
-    remove(tmp.c_str());
   }
 
   Checkpoint ck;

@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "platform/host/host_memory.h"
+
 namespace llmwire {
 
 std::string describe_image_error(const std::string& path, Status s, const Image& image) {
@@ -31,7 +33,10 @@ bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t t
             " or re-convert with a longer --seq";
     return false;
   }
-  arena_.assign(Model::arena_bytes(info, opts), 0);
+  if (!check_host_memory(path, info, opts, file_.size(), err, hint)) return false;
+  const MemoryNeeds need = Model::memory_needs(info, opts);
+  fast_.assign(region_bytes_for(need.fast), 0);
+  big_.assign(region_bytes_for(need.big), 0);
   exec_ = std::make_unique<ThreadExecutor>(threads);
   // LLMWIRE_KERNEL=<name> forces a kernel (tests, benchmarks, bug reports).
   RunOptions run = opts;
@@ -47,7 +52,9 @@ bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t t
     }
     return false;
   }
-  s = model_.init(image_, run, arena_.data(), arena_.size(), exec_.get());
+  Arena fast(MemoryRegion{fast_.data(), fast_.size()});
+  Arena big(MemoryRegion{big_.data(), big_.size()});
+  s = model_.init(image_, run, &fast, &big, exec_.get());
   if (s != Status::kOk) {
     *err = path + ": " + status_message(s);
     *hint = status_hint(s);

@@ -3,13 +3,11 @@
 // tensor ends.
 #include "tools/image_writer.h"
 
-#include <errno.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "engine/crc32c.h"
 #include "engine/fp16.h"
+#include "platform/host/output_file.h"
 #include "tools/quantize.h"
 
 namespace llmwire {
@@ -126,39 +124,11 @@ std::vector<uint8_t> ImageWriter::finish() {
 }
 
 bool ImageWriter::write(const std::string& path, std::string* err) {
+  OutputFile out;
+  if (!out.open(path, {}, err)) return false;
   const std::vector<uint8_t> bytes = finish();
-  const std::string tmp = path + ".tmp";
-  FILE* f = fopen(tmp.c_str(), "wb");
-  if (f == nullptr) {
-    *err = "cannot create " + tmp + ": " + strerror(errno) +
-           " (check that the folder exists and is writable)";
-    return false;
-  }
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const size_t n = fwrite(bytes.data() + done, 1, bytes.size() - done, f);
-    if (n == 0) break;
-    done += n;
-  }
-  int werr = done == bytes.size() ? 0 : (errno ? errno : EIO);
-  if (werr == 0 && fflush(f) != 0) werr = errno ? errno : EIO;
-  if (werr == 0 && fsync(fileno(f)) != 0 && errno != EINVAL) werr = errno;
-  if (fclose(f) != 0 && werr == 0) werr = errno ? errno : EIO;
-  if (werr != 0) {
-    remove(tmp.c_str());
-    *err = "cannot write " + tmp + ": " + strerror(werr) +
-           (werr == ENOSPC ? std::string(" (the image needs ") + std::to_string(bytes.size()) +
-                                 " bytes; free some space)"
-                           : std::string());
-    return false;
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    remove(tmp.c_str());
-    *err = "cannot rename " + tmp + " to " + path + ": " + strerror(e);
-    return false;
-  }
-  return true;
+  out.write(bytes.data(), bytes.size());
+  return out.commit(err);
 }
 
 }  // namespace llmwire

@@ -1,5 +1,7 @@
 #include "tools/planner.h"
 
+#include "runtime/stage.h"
+
 #include <stdio.h>
 
 #include <algorithm>
@@ -168,24 +170,25 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   for (uint64_t p : parts) pos = align64(pos) + p;
   b.image_bytes = pos;
 
-  // RAM: exactly what the engine's arena will ask for.
+  // RAM: exactly what the stage runtime takes from each region at boot.
   ImageInfo si = m.info;
   si.config.seq_len = seq;
   si.layer_begin = lb;
   si.layer_end = le;
+  si.stage_index = b.head ? 0 : 1;
   si.flags = b.head ? (kFlagHasTokenizer | kFlagHasEmbedding | kFlagHasClassifier) : 0;
-  RunOptions ro;
-  ro.kv_override = true;
-  ro.kv_type = kv;
-  const uint64_t arena = Model::arena_bytes(si, ro);
+  StageOptions so;
+  so.run.kv_override = true;
+  so.run.kv_type = kv;
+  const MemoryNeeds need = Stage::memory_needs(si, so);
   b.kv_bytes = KvCache::bytes(kv, le - lb, seq, c.kv_dim());
-  const uint64_t logits = b.head ? 4ull * c.vocab_size : 0;
-  const uint64_t att = 4ull * c.n_heads * seq;
-  b.link_buffer_bytes = 2 * activation_frame_bytes(c.dim) + 4096;
-  b.activation_bytes = arena - b.kv_bytes;
-  // KV cache, logits and attention scores live in PSRAM; the rest in SRAM if it fits.
-  uint64_t sram = b.activation_bytes - logits - att + b.link_buffer_bytes;
-  uint64_t psram = b.kv_bytes + logits + att;
+  // The frame receiver's buffer lives in the runtime object itself (internal RAM).
+  b.link_buffer_bytes = kMaxFrameSize;
+  b.activation_bytes = need.fast;
+  // The big region (KV cache, logits, attention scores) is PSRAM; the fast one internal SRAM
+  // when it fits, else PSRAM too.
+  uint64_t sram = need.fast + b.link_buffer_bytes;
+  uint64_t psram = need.big;
   if (sram > board.sram_bytes) {
     psram += sram;
     sram = 0;
@@ -344,12 +347,40 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
         return p;
       }
     }
+    // Nothing fits at this length: plan the longest seq that fits on any number of boards
+    // (one layer per board gives the most room), on the fewest boards that hold it.
+    uint32_t lo = 0, hi = seq;
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      std::vector<std::pair<uint32_t, uint32_t>> r;
+      if (best_split(m, board, max_boards, mid, req.kv, req.baud, &r)) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
     Plan p;
-    p.seq_len = seq;
+    if (lo > 0) {
+      for (uint32_t n = 1; n <= max_boards; n++) {
+        if (best_split(m, board, n, lo, req.kv, req.baud, &ranges)) {
+          p = evaluate_split(m, board, lo, req.kv, req.baud, ranges);
+          break;
+        }
+      }
+      p.fits = false;  // not at the requested seq
+    }
+    p.seq_len = lo;
     p.kv = req.kv;
     p.advice = "no number of " + board.name + " boards holds this model at seq " +
-               std::to_string(seq) + " with " + kv_name(req.kv) +
-               " KV: a single layer or the head's embedding + classifier is larger than one board";
+               std::to_string(seq) + " with " + kv_name(req.kv) + " KV.";
+    if (lo > 0) {
+      p.advice += " Longest seq that fits: " + std::to_string(lo) + " on " +
+                  std::to_string(p.boards.size()) + " boards (use --seq " + std::to_string(lo) +
+                  ").";
+      if (req.kv == KvType::kF32) p.advice += " --kv f16 halves the KV cache.";
+    } else {
+      p.advice += " A single layer or the head's embedding + classifier is larger than one board.";
+    }
     return p;
   }
   if (best_split(m, board, req.boards, seq, req.kv, req.baud, &ranges)) {
@@ -395,6 +426,11 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
   }
   p.advice = advice;
   return p;
+}
+
+std::string layer_range_text(uint32_t layer_begin, uint32_t layer_end) {
+  if (layer_end <= layer_begin) return "none";
+  return std::to_string(layer_begin) + "-" + std::to_string(layer_end - 1);
 }
 
 bool parse_layer_ranges(const std::string& text, uint32_t n_layers,

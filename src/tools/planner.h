@@ -86,6 +86,10 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
 Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq, KvType kv,
                     uint32_t baud, const std::vector<std::pair<uint32_t, uint32_t>>& ranges);
 
+// How every command prints a stage's layers: inclusive, "3-4" for layers 3 and 4 (the form
+// --layers takes), "none" for a head without layers. Ranges are half-open [begin, end) inside.
+std::string layer_range_text(uint32_t layer_begin, uint32_t layer_end);
+
 // "0-2,3-5,6-7" in layer order ('-' = a board with no layers) -> ranges indexed by stage:
 // the last range is the head's (stage 0), the others stages 1.. in order.
 bool parse_layer_ranges(const std::string& text, uint32_t n_layers,

@@ -6,6 +6,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,13 +37,42 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-void sleep_until(double t) {
-  const double d = t - now_s();
-  if (d <= 0) return;
-  struct timespec ts;
-  ts.tv_sec = (time_t)d;
-  ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
-  nanosleep(&ts, nullptr);
+// Sleeps until `t` in slices of at most 20 ms, returning early once *stop is set (a wire
+// stalled for seconds must not hold the simulator after the head has finished).
+void sleep_until(double t, const std::atomic<bool>* stop) {
+  for (;;) {
+    double d = t - now_s();
+    if (d <= 0 || (stop && stop->load())) return;
+    if (d > 0.02) d = 0.02;
+    struct timespec ts;
+    ts.tv_sec = (time_t)d;
+    ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
+    nanosleep(&ts, nullptr);
+  }
+}
+
+// What a SIGTERM/SIGINT/SIGHUP handler may touch: the stats temp file and the stage processes.
+// Written before the handlers are installed (and pids as stages are spawned); read only there.
+char g_stats_path[256];
+volatile pid_t g_stage_pids[kMaxStages];
+volatile sig_atomic_t g_stage_count = 0;
+
+extern "C" void on_fatal_signal(int sig) {
+  if (g_stats_path[0]) unlink(g_stats_path);
+  for (sig_atomic_t k = 0; k < g_stage_count; k++) {
+    if (g_stage_pids[k] > 0) kill(g_stage_pids[k], SIGKILL);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+// "signal 7 (Bus error)" for a wait status, or "status 4".
+std::string describe_exit(int status) {
+  if (WIFSIGNALED(status)) {
+    return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ")";
+  }
+  return "stopped with status " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 struct StageProc {
@@ -47,6 +80,11 @@ struct StageProc {
   int fd_in = -1, fd_out = -1;  // the child's ends
   uint32_t boot_id = 0;
   std::vector<std::string> args;
+  // Emulated boards: the relays' end of the qemu's UART socket (kept at one fd number across
+  // reboots), the socket path, the padded flash file, and the head's console input.
+  int link_fd = -1;
+  std::string sock, flash;
+  int console_in = -1;
 };
 
 struct Sim;
@@ -76,12 +114,110 @@ struct Sim {
   bool rebooted = false;
   uint32_t reboots = 0;
   std::string stats_path;
+  uint32_t emu_timeout_ms = 0;
 
   bool spawn(size_t k, std::string* err);
+  bool spawn_qemu(size_t k, std::string* err);
   void reboot(size_t k);
 };
 
+// The qemu command line of emulated board k (see docs/ARCHITECTURE.md, "Emulated boards").
+// LLMWIRE_EMU_MONITOR=PREFIX gives each board a QEMU monitor socket PREFIX<boot id> (debugging:
+// `info registers` shows where a board is).
+std::vector<std::string> qemu_args(const SimOptions& o, const StageProc& p, uint32_t timeout_ms) {
+  const char* mon = getenv("LLMWIRE_EMU_MONITOR");
+  const std::string monitor =
+      mon ? "unix:" + std::string(mon) + std::to_string(p.boot_id) + ",server=on,wait=off" : "none";
+  std::vector<std::string> a = {
+      o.qemu,
+      "-M",
+      "virt",
+      "-bios",
+      "none",
+      "-m",
+      "16M",
+      "-display",
+      "none",
+      "-monitor",
+      monitor,
+      "-chardev",
+      "socket,id=link,path=" + p.sock + ",server=on,wait=on",
+      "-serial",
+      "chardev:link",
+      "-semihosting-config",
+      "enable=on,target=native,arg=llmwire,arg=boot=" + std::to_string(p.boot_id) +
+          ",arg=timeout=" + std::to_string(timeout_ms) + ",arg=window=" + std::to_string(o.window),
+      "-device",
+      "loader,file=" + o.emulate_elf + ",cpu-num=0",
+      "-drive",
+      "if=pflash,format=raw,unit=0,readonly=on,file=" + p.flash};
+  if (o.icount) {
+    a.push_back("-icount");
+    a.push_back("shift=0");
+  }
+  return a;
+}
+
+// Connects to a qemu's UART socket (qemu listens once it has started) and puts the
+// connection at fd `at` if given, so relays keep using the same number after a reboot.
+int connect_uart(const std::string& path, pid_t pid, int at, std::string* err) {
+  for (int tries = 0; tries < 1000; tries++) {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    struct sockaddr_un sa {};
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+    if (connect(fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof sa) == 0) {
+      fcntl(fd, F_SETFL, O_NONBLOCK);
+      if (at < 0) return fd;
+      dup3(fd, at, O_CLOEXEC);
+      close(fd);
+      return at;
+    }
+    close(fd);
+    if (waitpid(pid, nullptr, WNOHANG) == pid) {
+      *err = "qemu exited before opening its UART socket (see its message above)";
+      return -1;
+    }
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+  }
+  *err = "qemu did not open its UART socket " + path + " within 10 s";
+  return -1;
+}
+
+bool Sim::spawn_qemu(size_t k, std::string* err) {
+  StageProc& p = procs[k];
+  if ((int)k == opts.absent_stage) return true;  // never powered on
+  unlink(p.sock.c_str());
+  std::vector<std::string> args = qemu_args(opts, p, emu_timeout_ms);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    *err = std::string("fork failed: ") + strerror(errno);
+    return false;
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // no emulated board outlives the simulator
+    // The head's console is stdin (semihosting); a worker has none.
+    const int in = k == 0 && p.console_in >= 0 ? p.console_in : open("/dev/null", O_RDONLY);
+    if (in >= 0) dup2(in, 0);
+    execvp(opts.qemu.c_str(), argv.data());
+    static const char kMsg[] = "llmwire sim --emulate: cannot run qemu-system-riscv32\n";
+    (void)!write(2, kMsg, sizeof kMsg - 1);  // only async-signal-safe calls after fork
+    _exit(127);
+  }
+  p.pid = pid;
+  const int fd = connect_uart(p.sock, pid, p.link_fd, err);
+  if (fd < 0) return false;
+  p.link_fd = fd;
+  return true;
+}
+
 bool Sim::spawn(size_t k, std::string* err) {
+  if (!opts.emulate_elf.empty()) return spawn_qemu(k, err);
   StageProc& p = procs[k];
   std::vector<std::string> args = p.args;
   args.push_back("--boot-id");
@@ -102,6 +238,7 @@ bool Sim::spawn(size_t k, std::string* err) {
     _exit(127);
   }
   p.pid = pid;
+  if (k < kMaxStages) g_stage_pids[k] = pid;
   return true;
 }
 
@@ -128,7 +265,8 @@ void Relay::send_paced(const uint8_t* p, size_t n) {
     const double start = wire_free_at > now_s() ? wire_free_at : now_s();
     wire_free_at = start + piece * byte_s;
     wire_s += piece * byte_s;
-    sleep_until(wire_free_at);
+    sleep_until(wire_free_at, &sim->stop);
+    if (sim->stop) return;
     size_t done = 0;
     while (done < piece) {
       const ssize_t w = write(to_fd, p + off + done, piece - done);
@@ -153,6 +291,13 @@ void Relay::send_paced(const uint8_t* p, size_t n) {
 
 void Relay::on_frame(const Frame& f) {
   frames++;
+  if (getenv("LLMWIRE_SIM_TRACE")) {  // debugging: every frame on every wire
+    ActivationView a;
+    const bool act = f.type == (uint8_t)MsgType::kActivation &&
+                     decode_activation(f.payload, f.len, &a) == MsgStatus::kOk;
+    fprintf(stderr, "wire %u: %s len %u%s%u epoch %u\n", hop, msg_type_name(f.type),
+            (unsigned)f.len, act ? " pos " : "", act ? a.h.pos : 0u, act ? a.h.epoch : 0u);
+  }
   const uint32_t dest = (hop + 1) % (uint32_t)sim->procs.size();
   if (sim->opts.reboot_stage == (int)dest && !sim->rebooted &&
       f.type == (uint8_t)MsgType::kActivation) {
@@ -208,27 +353,185 @@ uint64_t num(const std::map<std::string, std::string>& m, const char* k) {
   return it == m.end() ? 0 : std::stoull(it->second);
 }
 
+// A float as the console's /temp and /topp read it (shortest text that reads back exactly).
+std::string float_text(float v) {
+  char buf[32];
+  for (int prec = 1; prec <= 9; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
+    if (strtof(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+// pflash wants a file of exactly 32 MiB: the image, then zeros (sparse).
+bool make_flash(const std::string& image, const std::string& flash, std::string* err) {
+  constexpr off_t kFlashBytes = 32 << 20;
+  std::ifstream in(image, std::ios::binary);
+  std::ofstream out(flash, std::ios::binary);
+  out << in.rdbuf();
+  out.close();
+  struct stat st;
+  if (!in || !out || stat(flash.c_str(), &st) != 0) {
+    *err = "cannot copy " + image + " to " + flash;
+    return false;
+  }
+  if (st.st_size > kFlashBytes) {
+    *err = image + " is larger than the emulated board's 32 MiB flash";
+    return false;
+  }
+  if (truncate(flash.c_str(), kFlashBytes) != 0) {
+    *err = "cannot size " + flash + ": " + strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+// The ring on emulated boards: one qemu per stage, the relays between their UART sockets,
+// the console script on the head's semihosting stdin, the story on its stdout.
+int run_emulated(Sim* sim, std::string* err) {
+  const SimOptions& o = sim->opts;
+  const size_t n = o.images.size();
+  if (o.prompt.empty() || o.prompt[0] == '/' ||
+      o.prompt.find_first_of("\r\n") != std::string::npos) {
+    *err =
+        "--emulate types -p on the head's console: give one line of text that does not start "
+        "with '/'";
+    return 2;
+  }
+  if (access(o.emulate_elf.c_str(), R_OK) != 0) {
+    *err = "no emulated-board firmware at " + o.emulate_elf +
+           ": build it with scripts/build_rv32.sh (or give --firmware)";
+    return 2;
+  }
+  if (o.absent_stage == 0) {
+    *err = "the head cannot be absent";
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);  // a rebooting board's socket closes under its relay
+  char dir_tmpl[] = "/tmp/llmwire-emu-XXXXXX";
+  if (!mkdtemp(dir_tmpl)) {
+    *err = std::string("mkdtemp failed: ") + strerror(errno);
+    return 2;
+  }
+  const std::string dir = dir_tmpl;
+  int console[2] = {-1, -1};
+  if (pipe2(console, O_CLOEXEC) != 0) {
+    *err = std::string("pipe failed: ") + strerror(errno);
+    return 2;
+  }
+  sim->procs.resize(n);
+  int rc = 2;
+  bool ok = true;
+  for (size_t k = 0; k < n && ok; k++) {
+    StageProc& p = sim->procs[k];
+    p.boot_id = (uint32_t)(getpid() & 0xFFFF) * 64 + (uint32_t)k + 1;
+    p.sock = dir + "/uart" + std::to_string(k);
+    p.flash = dir + "/flash" + std::to_string(k) + ".bin";
+    if (k == 0) p.console_in = console[0];
+    if ((int)k != o.absent_stage) ok = make_flash(o.images[k], p.flash, err);
+  }
+  for (size_t k = 1; k <= n && ok; k++) ok = sim->spawn(k % n, err);  // workers first
+  const double t_start = now_s();
+  std::vector<std::thread> threads;
+  if (ok) {
+    for (size_t k = 0; k < n; k++) {
+      auto r = std::make_unique<Relay>();
+      r->sim = sim;
+      r->hop = (uint32_t)k;
+      r->from_fd = sim->procs[k].link_fd;
+      r->to_fd = sim->procs[(k + 1) % n].link_fd;
+      WireFaultConfig fc = o.faults;
+      fc.seed = o.faults.seed * 1000003ull + k + 1;
+      r->faults = std::make_unique<WireFaults>(fc);
+      sim->relays.push_back(std::move(r));
+    }
+    for (auto& r : sim->relays) threads.emplace_back([&r] { r->run(); });
+    // What a user types: the settings, the opening, then any further lines.
+    std::string script = "/temp " + float_text(o.temperature) + "\n/topp " + float_text(o.topp) +
+                         "\n/seed " + std::to_string(o.seed) + "\n/len " + std::to_string(o.steps) +
+                         "\n" + o.prompt + "\n";
+    for (const std::string& l : o.console_after) script += l + "\n";
+    if (write(console[1], script.data(), script.size()) != (ssize_t)script.size()) {
+      *err = "cannot type on the head's console";
+    }
+    close(console[1]);
+    console[1] = -1;
+    int status = 0;
+    for (;;) {
+      const pid_t w = waitpid(sim->procs[0].pid, &status, 0);
+      if (w == sim->procs[0].pid || (w < 0 && errno != EINTR)) break;
+    }
+    rc = WIFEXITED(status) ? WEXITSTATUS(status)
+                           : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    sim->procs[0].pid = -1;
+  }
+  const double elapsed = now_s() - t_start;
+  sim->stop = true;
+  for (auto& t : threads) t.join();
+  for (StageProc& p : sim->procs) {
+    if (p.pid > 0) {
+      kill(p.pid, SIGKILL);
+      waitpid(p.pid, nullptr, 0);
+    }
+    if (p.link_fd >= 0) close(p.link_fd);
+    unlink(p.sock.c_str());
+    unlink(p.flash.c_str());
+  }
+  for (int fd : console) {
+    if (fd >= 0) close(fd);
+  }
+  rmdir(dir.c_str());
+  if (!ok) return 2;
+  std::printf(
+      "\n--- emulated ring: %zu boards (qemu rv32imafc), %u baud, %.1f s wall clock, %u reboots\n",
+      n, o.baud, elapsed, sim->reboots);
+  for (size_t k = 0; k < n; k++) {
+    const Relay& r = *sim->relays[k];
+    const WireFaultCounters& c = r.faults->counters();
+    std::printf(
+        "  wire %zu->%zu: %llu frames, %llu bytes; faults: %llu bits flipped in %llu frames, %llu "
+        "dropped, %llu duplicated, %llu stalls\n",
+        k, (k + 1) % n, (unsigned long long)c.frames, (unsigned long long)r.bytes,
+        (unsigned long long)c.bits_flipped, (unsigned long long)c.corrupted,
+        (unsigned long long)c.dropped, (unsigned long long)c.duplicated,
+        (unsigned long long)c.stalls);
+  }
+  std::fflush(stdout);
+  if (rc != 0) *err = "the emulated head stopped with status " + std::to_string(rc);
+  return rc;
+}
+
 }  // namespace
 
 int run_sim(const SimOptions& o, std::string* err) {
   const size_t n = o.images.size();
-  if (n == 0) {
-    *err = "no stage images given";
+  if (n == 0 || n > kMaxStages) {
+    *err = n == 0 ? "no stage images given"
+                  : "a ring has at most " + std::to_string(kMaxStages) + " boards";
     return 2;
   }
   // Read the head image: model size for the timeout, the prompt's length for --reboot.
+  // Emulated boards check their own images (a bad one is reported on the board's console).
+  const bool emu = !o.emulate_elf.empty();
   MappedFile head_file;
   if (!head_file.open(o.images[0], err)) return 2;
   Image head_img;
-  Status s = head_img.open(head_file.data(), head_file.size(), true);
-  if (s != Status::kOk) {
+  Status s = head_img.open(head_file.data(), head_file.size(), !emu);
+  if (s != Status::kOk && !emu) {
     *err = o.images[0] + ": " + status_message(s);
     return 2;
   }
-  if (head_img.info().stage_index != 0) {
+  const bool head_ok = s == Status::kOk;
+  if (head_ok && head_img.info().stage_index != 0) {
     *err = o.images[0] + " is the image of stage " + std::to_string(head_img.info().stage_index) +
            " of " + std::to_string(head_img.info().stage_count) +
            ", not the head's: list the stage 0 image first (ring order: stage 0, 1, 2, ...)";
+    return 2;
+  }
+  if (head_img.info().stage_count == 1 && n > 1) {
+    *err = o.images[0] + " is a whole-model image, but " + std::to_string(n) +
+           " images were listed: the ring would run it alone while the other boards idle; give "
+           "the stage images from 'llmwire split' (stage 0 first), or only the whole image";
     return 2;
   }
   for (size_t k = 1; k < n; k++) {
@@ -237,6 +540,7 @@ int run_sim(const SimOptions& o, std::string* err) {
     if (!f.open(o.images[k], err)) return 2;
     const Status st = im.open(f.data(), f.size(), false);
     if (st != Status::kOk) {
+      if (emu) continue;
       *err = o.images[k] + ": " + status_message(st);
       return 2;
     }
@@ -248,15 +552,39 @@ int run_sim(const SimOptions& o, std::string* err) {
   }
   auto sim = std::make_unique<Sim>();
   sim->opts = o;
-  const uint32_t dim = head_img.info().config.dim;
+  const uint32_t dim = head_ok ? head_img.info().config.dim : 0;
   const double ring_s = (double)n * activation_frame_bytes(dim) * 10.0 / o.baud;
   uint32_t timeout_ms = o.timeout_ms;
-  if (!timeout_ms) {
-    timeout_ms = (uint32_t)(4000 * ring_s) + 300 + 2 * o.faults.stall_ms;
+  const uint32_t default_timeout_ms = (uint32_t)(4000 * ring_s) + 300 + 2 * o.faults.stall_ms;
+  if (!timeout_ms) timeout_ms = default_timeout_ms;
+  // A position cannot come back sooner than its activation takes to cross every wire; a
+  // shorter timeout would fail discovery and be blamed on the wiring.
+  const uint32_t trip_ms = (uint32_t)(ring_s * 1000) + 1;
+  if (timeout_ms < 2 * trip_ms) {
+    *err = "--timeout-ms " + std::to_string(timeout_ms) + " is shorter than two trips around " +
+           "the ring (one trip is about " + std::to_string(trip_ms) + " ms for an activation " +
+           "frame over " + std::to_string(n) + " wires at " + std::to_string(o.baud) +
+           " baud): use at least " + std::to_string(2 * trip_ms) + ", or leave it out (default " +
+           std::to_string(default_timeout_ms) + " ms)";
+    return 2;
   }
+  if (emu) timeout_ms = o.timeout_ms ? o.timeout_ms : timeout_ms + 200;  // slower compute
   if (o.reboot_stage >= 0) {
+    if (!head_ok) {
+      *err = o.images[0] + ": " + status_message(s);
+      return 2;
+    }
     if (o.reboot_stage == 0 || (size_t)o.reboot_stage >= n) {
-      *err = "--reboot must name a worker stage (1.." + std::to_string(n - 1) + ")";
+      *err = n > 1 ? "--reboot " + std::to_string(o.reboot_stage) + "@" +
+                         std::to_string(o.reboot_token) + " must name a worker stage (1.." +
+                         std::to_string(n - 1) + ")"
+                   : "--reboot needs a worker to reboot, and this ring has only the head";
+      return 2;
+    }
+    if (o.reboot_token >= o.steps) {
+      *err = "--reboot " + std::to_string(o.reboot_stage) + "@" + std::to_string(o.reboot_token) +
+             " is at or after the last generated token (-n " + std::to_string(o.steps) +
+             " generates tokens 0.." + std::to_string(o.steps - 1) + ")";
       return 2;
     }
     // Position of generated token t = prompt tokens - 1 + t (BOS and dummy prefix included).
@@ -267,10 +595,38 @@ int run_sim(const SimOptions& o, std::string* err) {
     tok.encode(o.prompt.data(), o.prompt.size(), true, false, ids.data(), ids.size(), &nt);
     sim->reboot_pos = (uint32_t)(nt - 1 + o.reboot_token);
   }
-  char tmpl[] = "/tmp/llmwire-sim-XXXXXX";
-  const int sfd = mkstemp(tmpl);
-  if (sfd >= 0) close(sfd);
+  if (emu) {
+    sim->emu_timeout_ms = timeout_ms;
+    return run_emulated(sim.get(), err);
+  }
+  const char* tmpdir = getenv("TMPDIR");
+  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/llmwire-sim-XXXXXX";
+  const int sfd = tmpl.size() < sizeof g_stats_path ? mkstemp(&tmpl[0]) : -1;
+  if (sfd < 0) {
+    *err = "cannot create a temp file in " + std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") +
+           ": " + strerror(errno) + " (set TMPDIR to a writable folder)";
+    return 2;
+  }
+  close(sfd);
   sim->stats_path = tmpl;
+  // Killed by the user: remove the temp file and the stage processes, then die as asked.
+  memcpy(g_stats_path, tmpl.c_str(), tmpl.size() + 1);
+  g_stage_count = 0;
+  struct sigaction sa = {}, old_sa[3];
+  sa.sa_handler = on_fatal_signal;
+  sigemptyset(&sa.sa_mask);
+  const int fatal[3] = {SIGTERM, SIGINT, SIGHUP};
+  for (int i = 0; i < 3; i++) sigaction(fatal[i], &sa, &old_sa[i]);
+  struct Restore {
+    const int* sigs;
+    struct sigaction* old;
+    ~Restore() {
+      for (int i = 0; i < 3; i++) sigaction(sigs[i], &old[i], nullptr);
+      if (g_stats_path[0]) unlink(g_stats_path);
+      g_stats_path[0] = 0;
+      g_stage_count = 0;
+    }
+  } restore{fatal, old_sa};
 
   // Pipes: stage k writes tx[k][1]; relay k reads tx[k][0] and writes rx[k+1][1];
   // stage k+1 reads rx[k+1][0].
@@ -283,6 +639,8 @@ int run_sim(const SimOptions& o, std::string* err) {
     fcntl(rx[k][1], F_SETFL, O_NONBLOCK);
   }
   sim->procs.resize(n);
+  for (size_t k = 0; k < n; k++) g_stage_pids[k] = -1;
+  g_stage_count = (sig_atomic_t)n;
   for (size_t k = 0; k < n; k++) {
     StageProc& p = sim->procs[k];
     p.fd_in = rx[k][0];
@@ -343,12 +701,18 @@ int run_sim(const SimOptions& o, std::string* err) {
   const double elapsed = now_s() - t_start;
   sim->stop = true;
   for (auto& t : threads) t.join();
+  std::string dead;  // workers that died on their own (not killed by us)
   {
     std::lock_guard<std::mutex> lock(sim->mu);
     for (size_t k = 1; k < n; k++) {
       if (sim->procs[k].pid > 0) {
-        kill(sim->procs[k].pid, SIGKILL);
-        waitpid(sim->procs[k].pid, nullptr, 0);
+        int ws = 0;
+        if (waitpid(sim->procs[k].pid, &ws, WNOHANG) == sim->procs[k].pid) {
+          dead += "; stage " + std::to_string(k) + " (" + o.images[k] + ") " + describe_exit(ws);
+        } else {
+          kill(sim->procs[k].pid, SIGKILL);
+          waitpid(sim->procs[k].pid, nullptr, 0);
+        }
       }
     }
   }
@@ -371,7 +735,6 @@ int run_sim(const SimOptions& o, std::string* err) {
     if (m["_kind"] == "head") head = m;
     if (m["_kind"] == "stage") stages[num(m, "index")] = m;
   }
-  unlink(sim->stats_path.c_str());
   const uint64_t positions = num(head, "completed");
   const double per = positions ? 1.0 / positions : 0;
   std::printf(
@@ -430,7 +793,14 @@ int run_sim(const SimOptions& o, std::string* err) {
       (unsigned long long)crc_total, (unsigned long long)num(head, "retransmissions"),
       (unsigned long long)num(head, "replays"), sim->reboots,
       (unsigned long long)num(head, "timeouts"));
-  if (head_rc != 0) *err = "the head stopped with status " + std::to_string(head_rc);
+  if (o.reboot_stage >= 0 && !sim->rebooted) {
+    std::printf("note: --reboot %d@%u did not happen: the story ended after %llu tokens\n",
+                o.reboot_stage, o.reboot_token, (unsigned long long)num(head, "generated"));
+  }
+  if (head_rc != 0) {
+    *err = "the head (stage 0) " + describe_exit(status) + dead;
+    if (!dead.empty()) *err += ": a stage that dies leaves the ring without an answer";
+  }
   return head_rc;
 }
 

@@ -25,6 +25,13 @@ struct SimOptions {
   uint32_t reboot_token = 0;  // ...when the head sends the position of this generated token
   std::string exe;            // path of the llmwire binary to run stages with
   bool quiet = false;         // no story streaming (tests read the summary)
+  // Emulated boards (--emulate): every stage is a qemu-system-riscv32 running this firmware
+  // ELF (scripts/build_rv32.sh) with its image in pflash; the relays join the qemus' UARTs.
+  std::string emulate_elf;  // empty: host stage processes
+  std::string qemu = "qemu-system-riscv32";
+  bool icount = false;                     // -icount shift=0: exact instruction counts
+  std::vector<std::string> console_after;  // lines typed on the head's console after the story
+  int absent_stage = -1;                   // tests: this worker is never powered on
 };
 
 // Runs the simulation, streaming the story to stdout and then printing the per-stage table.

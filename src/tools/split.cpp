@@ -1,6 +1,7 @@
 #include "tools/split.h"
 
 #include "tools/image_writer.h"
+#include "tools/selftest_digest.h"
 
 namespace llmwire {
 
@@ -35,6 +36,15 @@ bool split_image(const Image& full, const std::vector<std::pair<uint32_t, uint32
   }
   sizes->clear();
   const uint32_t n = (uint32_t)ranges.size();
+  // The head's /selftest compares its story with the PC's, told with the stages' settings.
+  uint32_t digest = 0;
+  if (src.has(kFlagHasTokenizer)) {
+    RunOptions run;
+    run.seq_len = seq_len;
+    run.kv_override = true;
+    run.kv_type = kv;
+    if (!compute_selftest_digest(full, run, &digest, err)) return false;
+  }
   for (uint32_t s = 0; s < n; s++) {
     ImageInfo info = src;
     info.stage_index = s;
@@ -45,6 +55,7 @@ bool split_image(const Image& full, const std::vector<std::pair<uint32_t, uint32
     info.model_id = src.model_id;  // every stage carries the whole model's id
     if (seq_len) info.config.seq_len = seq_len;
     info.kv_type = kv;
+    info.selftest_digest = s == 0 ? digest : 0;
     ImageWriter w(info);
     for (uint32_t i = 0; i < full.tensor_count(); i++) {
       const TensorView t = full.tensor(i);

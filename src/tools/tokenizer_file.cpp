@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "platform/host/output_file.h"
+
 namespace llmwire {
 
 namespace {
@@ -221,15 +223,10 @@ bool write_tokenizer_file(const std::string& path, const std::vector<std::string
     put_u32(&buf, (uint32_t)pieces[i].size());
     buf += pieces[i];
   }
-  FILE* f = fopen(path.c_str(), "wb");
-  if (!f) {
-    return fail(err, path + ": cannot create (" + strerror(errno) +
-                         "): check that the folder exists and is writable");
-  }
-  const bool ok = fwrite(buf.data(), 1, buf.size(), f) == buf.size();
-  const bool closed = fclose(f) == 0;
-  if (!ok || !closed) return fail(err, path + ": write failed (disk full?)");
-  return true;
+  OutputFile f;
+  if (!f.open(path, {}, err)) return false;
+  f.write(buf.data(), buf.size());
+  return f.commit(err);
 }
 
 }  // namespace llmwire

@@ -293,7 +293,7 @@ def read_image(path, verify_payload=True):
     if hcrc != cfg["header_crc"]:
         raise FormatError("header CRC mismatch: stored %08x computed %08x"
                           % (cfg["header_crc"], hcrc))
-    if any(raw[156:252]):
+    if any(raw[156:248]):  # 248..252: the /selftest digest (any value)
         raise FormatError("reserved header bytes not zero")
     if cfg["file_size"] != len(raw):
         raise FormatError("file_size %d != actual %d" % (cfg["file_size"], len(raw)))

@@ -9,48 +9,84 @@
 
 namespace llmwire {
 
+namespace {
+
+const char* file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a folder";
+  if (S_ISFIFO(m)) return "a named pipe";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+}  // namespace
+
 MappedFile::~MappedFile() {
   close();
 }
 
 bool MappedFile::open(const std::string& path, std::string* err) {
   close();
-  const int fd = ::open(path.c_str(), O_RDONLY);
+  // O_NONBLOCK: opening a FIFO with no writer would otherwise block forever.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     *err = "cannot open " + path + ": " + strerror(errno);
     return false;
   }
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    *err = path + " is not a regular file";
+    *err = path + " is " + file_kind(st.st_mode) + ", not a regular file: give an image file";
     ::close(fd);
     return false;
   }
-  size_ = (size_t)st.st_size;
-  if (size_ == 0) {
-    // mmap of 0 bytes fails; an empty file is still a (too small) image to report on.
+  const size_t size = (size_t)st.st_size;
+  if (size == 0) {
+    // An empty file is still a (too small) image to report on.
     static const uint32_t kEmpty = 0;
     data_ = (uint8_t*)&kEmpty;
     ::close(fd);
     return true;
   }
-  void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
-    *err = "cannot map " + path + ": " + strerror(errno);
-    size_ = 0;
+    *err = "cannot load " + path + " (" + std::to_string(size) + " bytes): " + strerror(errno) +
+           "; free some memory";
+    ::close(fd);
     return false;
   }
-  data_ = static_cast<uint8_t*>(p);
-  mapped_ = true;
+  uint8_t* buf = static_cast<uint8_t*>(p);
+  size_t got = 0;
+  while (got < size) {
+    const ssize_t n = pread(fd, buf + got, size - got, (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  const int read_errno = errno;
+  struct stat after;
+  const bool changed = fstat(fd, &after) != 0 || (size_t)after.st_size != size;
+  ::close(fd);
+  if (got != size || changed) {
+    munmap(p, size);
+    *err = got != size && !changed && read_errno
+               ? "cannot read " + path + ": " + strerror(read_errno)
+               : path + " changed size while being read (another program is writing it): " +
+                     "wait until it is complete and try again";
+    return false;
+  }
+  mprotect(p, size, PROT_READ);
+  data_ = buf;
+  size_ = size;
+  mapped_bytes_ = size;
   return true;
 }
 
 void MappedFile::close() {
-  if (mapped_) munmap(data_, size_);
+  if (mapped_bytes_) munmap(data_, mapped_bytes_);
   data_ = nullptr;
   size_ = 0;
-  mapped_ = false;
+  mapped_bytes_ = 0;
 }
 
 }  // namespace llmwire
