@@ -250,3 +250,97 @@ TEST(Engine, ArenaTooSmallIsRefused) {
   EXPECT_LT(less.big, need.big);
   EXPECT_EQ(less.fast, need.fast);
 }
+
+TEST(Engine, EveryKernelGivesTheReferenceLogits) {
+  TempDir dir;
+  uint32_t n = 0;
+  const Kernel* table = kernel_table(&n);
+  for (const Case& c : cases()) {
+    const std::string img =
+        llmwire::test::make_image(dir, c.cfg, c.quant, 32, 13, KvType::kF32, c.name);
+    const auto toks = some_tokens(c.cfg.vocab_size, 9, 4);
+    const auto want = run_logits(img, 1, toks, true);
+    for (uint32_t i = 0; i < n; i++) {
+      if (!table[i].available()) continue;
+      for (uint32_t threads : {1u, 3u}) {
+        HostModel hm;
+        RunOptions o;
+        o.kernel = table[i].name;
+        o.min_parallel_macs = 0;
+        std::string err, hint;
+        ASSERT_TRUE(hm.load(img, o, threads, &err, &hint)) << err;
+        EXPECT_STREQ(hm.model().kernel_name(), table[i].name);
+        std::vector<float> got;
+        for (size_t t = 0; t < toks.size(); t++) {
+          const float* l = nullptr;
+          ASSERT_EQ(hm.forward(toks[t], (uint32_t)t, true, &l), Status::kOk);
+          got.insert(got.end(), l, l + c.cfg.vocab_size);
+        }
+        EXPECT_TRUE(bit_equal(want, got))
+            << c.name << " kernel " << table[i].name << " threads " << threads;
+      }
+    }
+  }
+}
+
+TEST(Engine, UnknownKernelIsRefused) {
+  TempDir dir;
+  const std::string img =
+      llmwire::test::make_image(dir, llmwire::test::small_config(), WeightType::kQ4);
+  HostModel hm;
+  RunOptions o;
+  o.kernel = "no-such-kernel";
+  std::string err, hint;
+  EXPECT_FALSE(hm.load(img, o, 1, &err, &hint));
+  EXPECT_NE(err.find("no-such-kernel"), std::string::npos) << err;
+  EXPECT_NE(hint.find("reference"), std::string::npos) << hint;
+}
+
+// The batched prompt path (run_layers_batch) against token by token, position by position:
+// chunk sizes that do and do not divide the prompt, 1 and 3 threads, every weight type.
+TEST(Engine, BatchedPromptEqualsTokenByToken) {
+  TempDir dir;
+  for (const Case& c : cases()) {
+    const std::string img =
+        llmwire::test::make_image(dir, c.cfg, c.quant, 32, 17, KvType::kF32, c.name);
+    const uint32_t np = 20;
+    const auto toks = some_tokens(c.cfg.vocab_size, np, 6);
+    const auto want = run_logits(img, 1, toks, true);
+    for (uint32_t chunk : {2u, 7u, 32u}) {
+      for (uint32_t threads : {1u, 3u}) {
+        HostModel hm;
+        RunOptions o;
+        o.prompt_batch = chunk;
+        o.min_parallel_macs = 0;
+        std::string err, hint;
+        ASSERT_TRUE(hm.load(img, o, threads, &err, &hint)) << err;
+        Model& m = hm.model();
+        const uint32_t dim = c.cfg.dim, vocab = c.cfg.vocab_size;
+        std::vector<float> got;
+        for (uint32_t p = 0; p < np; p += chunk) {
+          const uint32_t k = std::min(chunk, np - p);
+          for (uint32_t i = 0; i < k; i++) {
+            ASSERT_EQ(m.embed(toks[p + i], m.batch_x() + (size_t)i * dim), Status::kOk);
+          }
+          ASSERT_EQ(m.run_layers_batch(0, c.cfg.n_layers, p, k, m.batch_x()), Status::kOk);
+          for (uint32_t i = 0; i < k; i++) {
+            ASSERT_EQ(m.head(m.batch_x() + (size_t)i * dim, 0, vocab, m.logits()), Status::kOk);
+            got.insert(got.end(), m.logits(), m.logits() + vocab);
+          }
+        }
+        EXPECT_TRUE(bit_equal(want, got)) << c.name << " chunk " << chunk << " threads " << threads;
+      }
+    }
+    // And through feed_prompt, then token by token after it.
+    HostModel hm;
+    RunOptions o;
+    o.prompt_batch = 8;
+    std::string err, hint;
+    ASSERT_TRUE(hm.load(img, o, 2, &err, &hint)) << err;
+    ASSERT_EQ(hm.feed_prompt(toks.data(), np - 1), Status::kOk);
+    const float* l = nullptr;
+    ASSERT_EQ(hm.forward(toks[np - 1], np - 1, true, &l), Status::kOk);
+    const uint32_t vocab = c.cfg.vocab_size;
+    EXPECT_EQ(0, std::memcmp(l, want.data() + (size_t)(np - 1) * vocab, vocab * 4)) << c.name;
+  }
+}

@@ -130,8 +130,8 @@ CostFigures simple_figures() {
   CostFigures f = esp32s3_scalar_figures();
   f.cores.value = 1;
   f.clock_hz.value = 1e6;
-  f.cycles_per_mac[(int)Kernel::kMatmulQ4].value = 2;
-  f.cycles_per_mac[(int)Kernel::kAttentionF32].value = 3;
+  f.cycles_per_mac[(int)MacKind::kMatmulQ4].value = 2;
+  f.cycles_per_mac[(int)MacKind::kAttentionF32].value = 3;
   return f;
 }
 
@@ -151,9 +151,9 @@ TEST(CostModel, CountsByHand) {
   const BoardCost b = board_cost(shape_of(m), simple_figures(), whole_model_at(9));
   // Per layer: q 64x64, k 32x64, v 32x64, o 64x64, w1/w3 172x64, w2 64x172 = 45,312 MACs;
   // 3 layers + classifier 320x64 = 156,416.
-  EXPECT_EQ(b.macs[(int)Kernel::kMatmulQ4], 156416u);
+  EXPECT_EQ(b.macs[(int)MacKind::kMatmulQ4], 156416u);
   // Attention at position 9 reads 10 positions: q.k and att.v, 2 x 64 x 10 per layer.
-  EXPECT_EQ(b.macs[(int)Kernel::kAttentionF32], 3u * 1280);
+  EXPECT_EQ(b.macs[(int)MacKind::kAttentionF32], 3u * 1280);
   EXPECT_EQ(b.kv_read, 3u * 2 * 64 * 10 * 4);  // every query head reads its KV head's slice
   EXPECT_EQ(b.kv_written, 3u * 2 * 32 * 4);    // one key and one value of kv_dim floats
   EXPECT_EQ(b.scratch_psram, 2u * 4 * 320);    // logits written, then read by sampling
@@ -177,7 +177,7 @@ TEST(CostModel, CountsByHand) {
   CostInput p = whole_model_at(9);
   p.classifier = false;
   const BoardCost bp = board_cost(shape_of(m), simple_figures(), p);
-  EXPECT_EQ(bp.macs[(int)Kernel::kMatmulQ4], 3u * 45312);
+  EXPECT_EQ(bp.macs[(int)MacKind::kMatmulQ4], 3u * 45312);
   EXPECT_EQ(bp.scratch_psram, 0u);
   EXPECT_EQ(bp.weight_flash, b.weight_flash - m.rms_final - m.embedding);
 }
@@ -264,7 +264,7 @@ TEST(CostModel, MoreCyclesPerMacNeverMakesAPlanFaster) {
     BoardProfile b = board16();
     double prev_token = 0, prev_prompt = 0;
     for (double cpm : {0.14, 1.0, 4.0, 12.1, 30.0}) {
-      b.cost.cycles_per_mac[(int)Kernel::kMatmulQ4].value = cpm;
+      b.cost.cycles_per_mac[(int)MacKind::kMatmulQ4].value = cpm;
       const Plan p = make_plan(m, b, r);
       ASSERT_TRUE(p.fits);
       EXPECT_GT(p.token_s, prev_token) << n << " boards, " << cpm << " cycles/MAC";

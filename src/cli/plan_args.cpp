@@ -156,7 +156,7 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
     std::string macs;
     for (int k = 0; k < kKernelCount; k++) {
       if (!g.macs[k]) continue;
-      macs += (macs.empty() ? "" : ", ") + std::string(kernel_name((Kernel)k)) + " " +
+      macs += (macs.empty() ? "" : ", ") + std::string(kernel_name((MacKind)k)) + " " +
               std::to_string(g.macs[k]);
     }
     std::printf("    MACs: %s; %u calls split over %g cores\n", macs.c_str(), g.split_calls,
@@ -183,11 +183,11 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
       "figures: flash %.1f MB/s, PSRAM %.1f MB/s, %g x %.0f MHz, cycles/MAC q4 %.1f q8 %.1f f32 "
       "%.1f attention %.0f/%.0f (f32/f16 KV); memory and compute add\n",
       f.flash_bw.value / 1e6, f.psram_bw.value / 1e6, f.cores.value, f.clock_hz.value / 1e6,
-      f.cycles_per_mac[(int)Kernel::kMatmulQ4].value,
-      f.cycles_per_mac[(int)Kernel::kMatmulQ8].value,
-      f.cycles_per_mac[(int)Kernel::kMatmulF32].value,
-      f.cycles_per_mac[(int)Kernel::kAttentionF32].value,
-      f.cycles_per_mac[(int)Kernel::kAttentionF16].value);
+      f.cycles_per_mac[(int)MacKind::kMatmulQ4].value,
+      f.cycles_per_mac[(int)MacKind::kMatmulQ8].value,
+      f.cycles_per_mac[(int)MacKind::kMatmulF32].value,
+      f.cycles_per_mac[(int)MacKind::kAttentionF32].value,
+      f.cycles_per_mac[(int)MacKind::kAttentionF16].value);
 }
 
 void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,

@@ -30,4 +30,25 @@ inline void split_range(uint32_t n, uint32_t w, uint32_t workers, uint32_t* begi
   *end = (uint32_t)((uint64_t)n * (w + 1) / workers);
 }
 
+// run.c's `#pragma omp parallel for` as one line at the call site: fn(begin, end) on each
+// worker's share of [0, n), cut at multiples of `block` (e.g. a kernel's row interleave).
+// Each item is handled whole by one worker, so the split never changes a result.
+template <typename Fn>
+void parallel_for(Executor* ex, uint32_t n, uint32_t block, const Fn& fn) {
+  struct Ctx {
+    const Fn* fn;
+    uint32_t n, block;
+  };
+  Ctx ctx{&fn, n, block ? block : 1};
+  ex->run(
+      [](void* p, uint32_t w, uint32_t workers) {
+        const Ctx* c = static_cast<const Ctx*>(p);
+        uint32_t b0, b1;
+        split_range((c->n + c->block - 1) / c->block, w, workers, &b0, &b1);
+        const uint32_t begin = b0 * c->block, end = b1 * c->block < c->n ? b1 * c->block : c->n;
+        if (begin < end) (*c->fn)(begin, end);
+      },
+      &ctx);
+}
+
 }  // namespace llmwire

@@ -37,6 +37,22 @@ inline float half_to_float(uint16_t h) {
   return f32_from_bits(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
+// The same conversion without data-dependent branches (the kernels' hot path; half_to_float
+// keeps the plain statement). Normal: rebias the exponent. Zero/subnormal: float(mantissa) *
+// 2^-24, exact. Inf/NaN: all-ones exponent. The three are selected with masks.
+inline float half_to_float_fast(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  const uint32_t e = h & 0x7C00u;
+  const uint32_t normal = ((uint32_t)(h & 0x7FFFu) << 13) + (112u << 23);
+  const uint32_t special = 0x7F800000u | ((uint32_t)(h & 0x3FFu) << 13);
+  const uint32_t sub = bits_from_f32((float)(h & 0x3FFu) * 5.9604644775390625e-8f);  // 2^-24
+  const uint32_t is_zero_exp = (uint32_t)0 - (uint32_t)(e == 0);
+  const uint32_t is_max_exp = (uint32_t)0 - (uint32_t)(e == 0x7C00u);
+  uint32_t bits = (normal & ~is_zero_exp) | (sub & is_zero_exp);
+  bits = (bits & ~is_max_exp) | (special & is_max_exp);
+  return f32_from_bits(sign | bits);
+}
+
 inline uint16_t float_to_half(float f) {
   const uint32_t x = bits_from_f32(f);
   const uint32_t sign = (x >> 16) & 0x8000u;

@@ -37,7 +37,30 @@ using MatmulFn = void (*)(const TensorView& w, uint32_t group, const MatmulInput
 // The scalar reference kernel: the definition of the result.
 void matmul_reference(const TensorView& w, uint32_t group, const MatmulInput& in, float* out,
                       uint32_t out_stride, uint32_t r0, uint32_t r1);
-// The optimized kernel for this platform; bit-identical to the reference (tested).
+// Portable kernel tuned for in-order 32-bit cores (aligned word loads, SWAR nibble unpack,
+// two rows share each activation load, no 64-bit arithmetic). Any platform, any group size;
+// the fallback of every SIMD kernel for shapes it does not handle.
+void matmul_scalar32(const TensorView& w, uint32_t group, const MatmulInput& in, float* out,
+                     uint32_t out_stride, uint32_t r0, uint32_t r1);
+
+// Kernel selection, the ggml / TFLM way: the reference always ships and defines the result;
+// per-architecture kernels replace it by name. Every entry is bit-identical to the reference
+// (tests/test_kernels.cpp). On the host the widest kernel the CPU runs is chosen at run time;
+// on a board the table holds what the build targets (build-time choice).
+struct Kernel {
+  const char* name;  // "reference", "scalar32", "avx2", "avxvnni", "avx512vnni", ...
+  MatmulFn matmul;
+  bool (*available)();  // this CPU can run it
+};
+
+// Every kernel compiled into this build, preferred first; the reference is the last entry.
+const Kernel* kernel_table(uint32_t* count);
+// The named kernel if compiled in and runnable here, else nullptr.
+const Kernel* find_kernel(const char* name);
+// The first runnable kernel of the table.
+const Kernel* best_kernel();
+
+// The best kernel for this CPU; bit-identical to the reference (tested).
 void matmul_optimized(const TensorView& w, uint32_t group, const MatmulInput& in, float* out,
                       uint32_t out_stride, uint32_t r0, uint32_t r1);
 

@@ -4,14 +4,6 @@
 
 namespace llmwire {
 
-float rint_f32(float x) {
-  const float kMagic = 12582912.0f;  // 1.5 * 2^23: adding it drops the fraction bits
-  const float ax = x < 0 ? -x : x;
-  if (!(ax < 4194304.0f)) return x;  // already an integer (or NaN)
-  float t = x + kMagic;
-  return t - kMagic;
-}
-
 static float scale_by_pow2(float v, int n) {
   // v * 2^n for n in [-252, 254] without libm ldexp.
   while (n > 127) {

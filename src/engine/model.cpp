@@ -15,7 +15,7 @@ uint32_t groups_of(uint32_t n, uint32_t group) {
 }  // namespace
 
 void Model::layout(const ImageInfo& info, const RunOptions& opts, Arena* fast, Arena* big,
-                   Buffers* t) {
+                   Buffers* t, BatchBuffers* bt) {
   const ModelConfig& c = info.config;
   const uint32_t seq = opts.seq_len ? opts.seq_len : c.seq_len;
   const KvType kv = opts.kv_override ? opts.kv_type : info.kv_type;
@@ -46,12 +46,38 @@ void Model::layout(const ImageInfo& info, const RunOptions& opts, Arena* fast, A
   t->att = big->take<float>((size_t)c.n_heads * seq);
   t->logits = info.has(kFlagHasClassifier) ? big->take<float>(c.vocab_size) : nullptr;
   t->kv = big->take<uint8_t>(KvCache::bytes(kv, layers, seq, c.kv_dim()));
+  // Fast region, prompt batches (RunOptions::prompt_batch > 1): per-position copies.
+  *bt = BatchBuffers{};
+  const uint32_t n = opts.prompt_batch;
+  if (n > 1) {
+    bt->x = fast->take<float>((size_t)n * c.dim);
+    bt->xb = fast->take<float>((size_t)n * c.dim);
+    bt->xb2 = fast->take<float>((size_t)n * c.dim);
+    bt->q = fast->take<float>((size_t)n * c.dim);
+    bt->k = fast->take<float>((size_t)n * c.kv_dim());
+    bt->v = fast->take<float>((size_t)n * c.kv_dim());
+    bt->hb = fast->take<float>((size_t)n * c.hidden_dim);
+    bt->hb2 = fast->take<float>((size_t)n * c.hidden_dim);
+    bt->rope_cs = fast->take<float>((size_t)n * c.head_size());
+    if (group) {
+      const uint32_t xg = groups_of(c.dim, group), hg = groups_of(c.hidden_dim, group);
+      bt->xq_q = fast->take<int8_t>((size_t)n * xg * group);
+      bt->xq_s = fast->take<float>((size_t)n * xg);
+      bt->xq_sum = fast->take<int32_t>((size_t)n * xg);
+      bt->hq_q = fast->take<int8_t>((size_t)n * hg * group);
+      bt->hq_s = fast->take<float>((size_t)n * hg);
+      bt->hq_sum = fast->take<int32_t>((size_t)n * hg);
+      bt->xq = fast->take<QuantizedInput>(n);
+      bt->hq = fast->take<QuantizedInput>(n);
+    }
+  }
 }
 
 MemoryNeeds Model::memory_needs(const ImageInfo& info, const RunOptions& opts) {
   Arena fast, big;
   Buffers unused;
-  layout(info, opts, &fast, &big, &unused);
+  BatchBuffers unused_batch;
+  layout(info, opts, &fast, &big, &unused, &unused_batch);
   return MemoryNeeds{fast.used(), big.used()};
 }
 
@@ -60,12 +86,18 @@ Status Model::init(const Image& image, const RunOptions& opts, Arena* fast, Aren
   const ImageInfo& info = image.info();
   if (image.data() == nullptr || executor == nullptr || !fast || !big) return Status::kBadArgument;
   if (opts.seq_len > info.config.seq_len) return Status::kBadArgument;
+  if (opts.prompt_batch > kMaxPromptBatch) return Status::kBadArgument;
+  const Kernel* kernel = opts.reference_kernels ? find_kernel("reference")
+                         : opts.kernel          ? find_kernel(opts.kernel)
+                                                : best_kernel();
+  if (kernel == nullptr) return Status::kBadArgument;  // unknown, or this CPU cannot run it
   if (fast->counting() || big->counting()) return Status::kArenaTooSmall;
-  layout(info, opts, fast, big, &buf_);
+  layout(info, opts, fast, big, &buf_, &bat_);
   if (fast->overflowed() || big->overflowed()) return Status::kArenaTooSmall;
   image_ = &image;
   exec_ = executor;
-  matmul_fn_ = opts.reference_kernels ? matmul_reference : matmul_optimized;
+  matmul_fn_ = kernel->matmul;
+  kernel_name_ = kernel->name;
   config_ = info.config;
   group_ = info.group_size;
   quantized_ = info.weight_type != WeightType::kF32;
@@ -75,6 +107,7 @@ Status Model::init(const Image& image, const RunOptions& opts, Arena* fast, Aren
   norm_eps_ = info.norm_eps;
   min_parallel_macs_ = opts.min_parallel_macs;
   layers_ = buf_.layers;
+  prompt_batch_ = opts.prompt_batch > 1 ? opts.prompt_batch : 1;
   kv_.init(opts.kv_override ? opts.kv_type : info.kv_type, layer_end_ - layer_begin_, seq_len_,
            config_.kv_dim(), buf_.kv);
 
@@ -160,34 +193,23 @@ void Model::quantize(const float* x, uint32_t n, QuantizedInput* out, int8_t* q,
   out->groups = groups_of(n, group_);
 }
 
-namespace {
-struct MatmulJob {
-  MatmulFn fn;
-  const TensorView* w;
-  uint32_t group;
+void Model::matmul(const TensorView& w, const float* x_f32, const QuantizedInput* xq, float* out,
+                   uint32_t batch) {
   MatmulInput in;
-  float* out;
-};
-void run_matmul_job(void* ctx, uint32_t worker, uint32_t workers) {
-  const MatmulJob* job = static_cast<const MatmulJob*>(ctx);
-  uint32_t r0, r1;
-  split_range(job->w->rows, worker, workers, &r0, &r1);
-  if (r0 < r1) job->fn(*job->w, job->group, job->in, job->out, job->w->rows, r0, r1);
-}
-}  // namespace
-
-void Model::matmul(const TensorView& w, const float* x_f32, const QuantizedInput* xq, float* out) {
-  MatmulJob job{matmul_fn_, &w, group_, MatmulInput{}, out};
-  job.in.x = x_f32;
-  job.in.x_stride = w.cols;
-  job.in.xq = xq;
-  job.in.batch = 1;
+  in.x = x_f32;
+  in.x_stride = w.cols;
+  in.xq = xq;
+  in.batch = batch;
+  const MatmulFn fn = matmul_fn_;
+  const uint32_t group = group_;
+  auto rows = [&](uint32_t r0, uint32_t r1) { fn(w, group, in, out, w.rows, r0, r1); };
   // Small matrices run on this core alone (RunOptions::min_parallel_macs). Either way each
-  // row is computed whole by one worker, so the result is the same.
-  if ((uint64_t)w.rows * w.cols < min_parallel_macs_) {
-    run_matmul_job(&job, 0, 1);
+  // row is computed whole by one worker, so the result is the same. Rows go out in blocks
+  // of 8, the SIMD kernels' interleave.
+  if ((uint64_t)w.rows * w.cols * batch < min_parallel_macs_) {
+    rows(0, w.rows);
   } else {
-    exec_->run(run_matmul_job, &job);
+    parallel_for(exec_, w.rows, 8, rows);
   }
   weight_bytes_read_ += w.bytes();
 }
@@ -201,7 +223,14 @@ inline float kv_elem<float>(const void* p, uint32_t i) {
 }
 template <>
 inline float kv_elem<uint16_t>(const void* p, uint32_t i) {
-  return half_to_float(static_cast<const uint16_t*>(p)[i]);
+  return half_to_float_fast(static_cast<const uint16_t*>(p)[i]);
+}
+
+inline float kv_f32(float v) {
+  return v;
+}
+inline float kv_f32(uint16_t h) {
+  return half_to_float_fast(h);
 }
 
 // One head of causal attention at position `pos`, in the order of docs/NUMERICS.md.
@@ -210,18 +239,47 @@ void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, 
                  const float* q, float* att, float* out) {
   const float sqrt_hs = sqrt_f32((float)hs);
   const uint32_t off = kv_head * hs;
-  for (uint32_t t = 0; t <= pos; t++) {
+  // Four positions at a time: four independent chains, each in ascending i as below.
+  uint32_t t0 = 0;
+  for (; t0 + 4 <= pos + 1; t0 += 4) {
+    const void* k0 = kv.key(l, t0);
+    const void* k1 = kv.key(l, t0 + 1);
+    const void* k2 = kv.key(l, t0 + 2);
+    const void* k3 = kv.key(l, t0 + 3);
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (uint32_t i = 0; i < hs; i++) {
+      const float qi = q[i];
+      s0 = s0 + qi * kv_elem<T>(k0, off + i);
+      s1 = s1 + qi * kv_elem<T>(k1, off + i);
+      s2 = s2 + qi * kv_elem<T>(k2, off + i);
+      s3 = s3 + qi * kv_elem<T>(k3, off + i);
+    }
+    att[t0] = s0 / sqrt_hs;
+    att[t0 + 1] = s1 / sqrt_hs;
+    att[t0 + 2] = s2 / sqrt_hs;
+    att[t0 + 3] = s3 / sqrt_hs;
+  }
+  for (uint32_t t = t0; t <= pos; t++) {
     const void* k = kv.key(l, t);
     float score = 0.0f;
     for (uint32_t i = 0; i < hs; i++) score = score + q[i] * kv_elem<T>(k, off + i);
     att[t] = score / sqrt_hs;  // a division, as llama2.c does
   }
   softmax(att, pos + 1);
-  for (uint32_t i = 0; i < hs; i++) out[i] = 0.0f;
-  for (uint32_t t = 0; t <= pos; t++) {
-    const void* v = kv.value(l, t);
+  // out[i] accumulates over t ascending; the i lanes are independent (vectorisable).
+  float* __restrict o = out;
+  for (uint32_t i = 0; i < hs; i++) o[i] = 0.0f;
+  uint32_t t = 0;
+  for (; t + 2 <= pos + 1; t += 2) {
+    const T* __restrict v0 = static_cast<const T*>(kv.value(l, t)) + off;
+    const T* __restrict v1 = static_cast<const T*>(kv.value(l, t + 1)) + off;
+    const float a0 = att[t], a1 = att[t + 1];
+    for (uint32_t i = 0; i < hs; i++) o[i] = (o[i] + a0 * kv_f32(v0[i])) + a1 * kv_f32(v1[i]);
+  }
+  if (t <= pos) {
+    const T* __restrict v = static_cast<const T*>(kv.value(l, t)) + off;
     const float a = att[t];
-    for (uint32_t i = 0; i < hs; i++) out[i] = out[i] + a * kv_elem<T>(v, off + i);
+    for (uint32_t i = 0; i < hs; i++) o[i] = o[i] + a * kv_f32(v[i]);
   }
 }
 }  // namespace
@@ -250,7 +308,7 @@ static void run_attention_job(void* ctx, uint32_t worker, uint32_t workers) {
   }
 }
 
-void Model::attention(uint32_t local_layer, uint32_t pos) {
+void Model::attention(uint32_t local_layer, uint32_t pos, const float* q, float* out) {
   AttentionArgs args{&kv_,
                      local_layer,
                      pos,
@@ -258,9 +316,9 @@ void Model::attention(uint32_t local_layer, uint32_t pos) {
                      config_.n_heads / config_.n_kv_heads,
                      config_.head_size(),
                      seq_len_,
-                     buf_.q,
+                     q,
                      buf_.att,
-                     buf_.xb};
+                     out};
   if ((uint64_t)config_.n_heads * (pos + 1) * config_.head_size() * 2 < min_parallel_macs_) {
     run_attention_job(&args, 0, 1);
   } else {
@@ -272,14 +330,10 @@ Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {
   if (begin > end || begin < layer_begin_ || end > layer_end_) return Status::kNotInImage;
   if (pos >= seq_len_) return Status::kSequenceFull;
   const ModelConfig& c = config_;
-  const uint32_t dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim, hs = c.head_size();
+  const uint32_t dim = c.dim, hidden = c.hidden_dim;
   QuantizedInput xq, hq;
 
-  // RoPE rotation for this position, shared by every head and layer.
-  for (uint32_t i = 0; i < hs / 2; i++) {
-    const float angle = (float)pos * buf_.rope_freq[i];
-    sincos_f32(angle, &buf_.rope_cs[2 * i + 1], &buf_.rope_cs[2 * i]);
-  }
+  rope_table(pos, buf_.rope_cs);  // shared by every head and layer
 
   for (uint32_t l = begin; l < end; l++) {
     const LayerWeights& w = layers_[l - layer_begin_];
@@ -290,19 +344,9 @@ Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {
     matmul(w.wq, buf_.xb, &xq, buf_.q);
     matmul(w.wk, buf_.xb, &xq, buf_.k);
     matmul(w.wv, buf_.xb, &xq, buf_.v);
-    for (uint32_t i = 0; i < dim; i += 2) {
-      const float c0 = buf_.rope_cs[(i % hs)], s0 = buf_.rope_cs[(i % hs) + 1];
-      const float q0 = buf_.q[i], q1 = buf_.q[i + 1];
-      buf_.q[i] = q0 * c0 - q1 * s0;
-      buf_.q[i + 1] = q0 * s0 + q1 * c0;
-      if (i < kv_dim) {
-        const float k0 = buf_.k[i], k1 = buf_.k[i + 1];
-        buf_.k[i] = k0 * c0 - k1 * s0;
-        buf_.k[i + 1] = k0 * s0 + k1 * c0;
-      }
-    }
+    rope(buf_.rope_cs, buf_.q, buf_.k);
     kv_.store(l - layer_begin_, pos, buf_.k, buf_.v);
-    attention(l - layer_begin_, pos);
+    attention(l - layer_begin_, pos, buf_.q, buf_.xb);
     quantize(buf_.xb, dim, &xq, buf_.xq_q, buf_.xq_s, buf_.xq_sum);
     matmul(w.wo, buf_.xb, &xq, buf_.xb2);
     for (uint32_t i = 0; i < dim; i++) x[i] = x[i] + buf_.xb2[i];
@@ -319,6 +363,91 @@ Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {
     quantize(buf_.hb, hidden, &hq, buf_.hq_q, buf_.hq_s, buf_.hq_sum);
     matmul(w.w2, buf_.hb, &hq, buf_.xb);
     for (uint32_t i = 0; i < dim; i++) x[i] = x[i] + buf_.xb[i];
+  }
+  return Status::kOk;
+}
+
+void Model::rope_table(uint32_t pos, float* cs) const {
+  for (uint32_t i = 0; i < config_.head_size() / 2; i++) {
+    const float angle = (float)pos * buf_.rope_freq[i];
+    sincos_f32(angle, &cs[2 * i + 1], &cs[2 * i]);
+  }
+}
+
+void Model::rope(const float* cs, float* q, float* k) const {
+  const uint32_t dim = config_.dim, kv_dim = config_.kv_dim(), hs = config_.head_size();
+  for (uint32_t i = 0; i < dim; i += 2) {
+    const float c0 = cs[(i % hs)], s0 = cs[(i % hs) + 1];
+    const float q0 = q[i], q1 = q[i + 1];
+    q[i] = q0 * c0 - q1 * s0;
+    q[i + 1] = q0 * s0 + q1 * c0;
+    if (i < kv_dim) {
+      const float k0 = k[i], k1 = k[i + 1];
+      k[i] = k0 * c0 - k1 * s0;
+      k[i + 1] = k0 * s0 + k1 * c0;
+    }
+  }
+}
+
+// run_layers for n positions at once: the same steps in the same order per position; each
+// matmul reads a weight row once for all n (MatmulInput::batch). Every position's K and V are
+// stored before any attends, and position pos+i attends only to t <= pos+i, as token by token.
+Status Model::run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint32_t n, float* x) {
+  if (begin > end || begin < layer_begin_ || end > layer_end_) return Status::kNotInImage;
+  if (n == 0 || n > prompt_batch_ || (n > 1 && bat_.x == nullptr)) return Status::kBadArgument;
+  if (pos + n > seq_len_) return Status::kSequenceFull;
+  if (n == 1) return run_layers(begin, end, pos, x);
+  const ModelConfig& c = config_;
+  const uint32_t dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim, hs = c.head_size();
+  const uint32_t xg = groups_of(dim, group_), hg = groups_of(hidden, group_);
+  BatchBuffers& b = bat_;
+  // Quantizes rows [n][len] of src into the batch's quantized inputs.
+  auto quantize_rows = [&](const float* src, uint32_t len, bool hidden_side) {
+    for (uint32_t i = 0; i < n; i++) {
+      if (hidden_side) {
+        quantize(src + (size_t)i * len, len, &b.hq[i], b.hq_q + (size_t)i * hg * group_,
+                 b.hq_s + (size_t)i * hg, b.hq_sum + (size_t)i * hg);
+      } else {
+        quantize(src + (size_t)i * len, len, &b.xq[i], b.xq_q + (size_t)i * xg * group_,
+                 b.xq_s + (size_t)i * xg, b.xq_sum + (size_t)i * xg);
+      }
+    }
+  };
+  for (uint32_t i = 0; i < n; i++) rope_table(pos + i, b.rope_cs + (size_t)i * hs);
+
+  for (uint32_t l = begin; l < end; l++) {
+    const uint32_t ll = l - layer_begin_;
+    const LayerWeights& w = layers_[ll];
+    weight_bytes_read_ += w.rms_att.bytes() + w.rms_ffn.bytes();
+    for (uint32_t i = 0; i < n; i++)
+      rmsnorm(b.xb + (size_t)i * dim, x + (size_t)i * dim, w.rms_att);
+    quantize_rows(b.xb, dim, false);
+    matmul(w.wq, b.xb, b.xq, b.q, n);
+    matmul(w.wk, b.xb, b.xq, b.k, n);
+    matmul(w.wv, b.xb, b.xq, b.v, n);
+    for (uint32_t i = 0; i < n; i++) {
+      rope(b.rope_cs + (size_t)i * hs, b.q + (size_t)i * dim, b.k + (size_t)i * kv_dim);
+      kv_.store(ll, pos + i, b.k + (size_t)i * kv_dim, b.v + (size_t)i * kv_dim);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+      attention(ll, pos + i, b.q + (size_t)i * dim, b.xb + (size_t)i * dim);
+    }
+    quantize_rows(b.xb, dim, false);
+    matmul(w.wo, b.xb, b.xq, b.xb2, n);
+    for (size_t i = 0; i < (size_t)n * dim; i++) x[i] = x[i] + b.xb2[i];
+
+    for (uint32_t i = 0; i < n; i++)
+      rmsnorm(b.xb + (size_t)i * dim, x + (size_t)i * dim, w.rms_ffn);
+    quantize_rows(b.xb, dim, false);
+    matmul(w.w1, b.xb, b.xq, b.hb, n);
+    matmul(w.w3, b.xb, b.xq, b.hb2, n);
+    for (size_t i = 0; i < (size_t)n * hidden; i++) {
+      const float h1 = b.hb[i];
+      b.hb[i] = (h1 * (1.0f / (1.0f + exp_f32(-h1)))) * b.hb2[i];
+    }
+    quantize_rows(b.hb, hidden, true);
+    matmul(w.w2, b.hb, b.hq, b.xb, n);
+    for (size_t i = 0; i < (size_t)n * dim; i++) x[i] = x[i] + b.xb[i];
   }
   return Status::kOk;
 }

@@ -15,11 +15,19 @@
 
 namespace llmwire {
 
+// Upper bound of RunOptions::prompt_batch.
+constexpr uint32_t kMaxPromptBatch = 64;
+
 struct RunOptions {
   uint32_t seq_len = 0;      // 0: the image's
   bool kv_override = false;  // use kv_type instead of the image's default
   KvType kv_type = KvType::kF32;
   bool reference_kernels = false;  // scalar reference kernels (tests, /selftest)
+  // A matmul kernel by name (kernel_table()); nullptr: the best one this CPU runs.
+  const char* kernel = nullptr;
+  // Prompt positions run together through the layers (run_layers_batch): each weight row is
+  // read once for up to this many positions. 1: token by token, no extra arena.
+  uint32_t prompt_batch = 1;
   // Matmuls and attention steps smaller than this many MACs stay on the calling core
   // (waking other cores costs tens of microseconds). 0 splits everything (tests).
   uint64_t min_parallel_macs = 65536;
@@ -43,6 +51,10 @@ class Model {
   Status embed(int32_t token, float* x);
   // Runs layers [begin, end) (within this image's range) for position `pos` on x in place.
   Status run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x);
+  // Runs layers [begin, end) for the n positions pos .. pos+n-1 (n <= prompt_batch()) on
+  // x[n][dim] in place, with causal attention inside the chunk; bit-identical to n calls of
+  // run_layers.
+  Status run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint32_t n, float* x);
   // logits[r0..r1) of the classifier applied to final-norm(x) (images holding the classifier).
   Status head(const float* x, uint32_t r0, uint32_t r1, float* logits);
 
@@ -50,24 +62,33 @@ class Model {
   const ImageInfo& info() const { return image_->info(); }
   uint32_t seq_len() const { return seq_len_; }
   KvType kv_type() const { return kv_.type(); }
+  const char* kernel_name() const { return kernel_name_; }
   float* x() { return buf_.x; }            // residual stream buffer [dim]
   float* logits() { return buf_.logits; }  // [vocab] (head images)
+  float* batch_x() { return bat_.x; }      // [prompt_batch][dim] residual streams
+  uint32_t prompt_batch() const { return prompt_batch_; }
   // Bytes of weights read so far (counted as the kernels are called).
   uint64_t weight_bytes_read() const { return weight_bytes_read_; }
   void reset_counters() { weight_bytes_read_ = 0; }
 
  private:
   struct Buffers;
+  struct BatchBuffers;
   static void layout(const ImageInfo& info, const RunOptions& opts, Arena* fast, Arena* big,
-                     Buffers* t);
-  void matmul(const TensorView& w, const float* x_f32, const QuantizedInput* xq, float* out);
+                     Buffers* t, BatchBuffers* bt);
+  // out[b][w.rows] = W . input b, for b < batch (x_f32: [batch][w.cols]).
+  void matmul(const TensorView& w, const float* x_f32, const QuantizedInput* xq, float* out,
+              uint32_t batch = 1);
   void quantize(const float* x, uint32_t n, QuantizedInput* out, int8_t* q, float* s, int32_t* qs);
   void rmsnorm(float* out, const float* x, const TensorView& w) const;
-  void attention(uint32_t local_layer, uint32_t pos);
+  void attention(uint32_t local_layer, uint32_t pos, const float* q, float* out);
+  void rope_table(uint32_t pos, float* cs) const;
+  void rope(const float* cs, float* q, float* k) const;
 
   const Image* image_ = nullptr;
   Executor* exec_ = nullptr;
   MatmulFn matmul_fn_ = nullptr;
+  const char* kernel_name_ = "";
   ModelConfig config_;
   uint32_t group_ = 0;
   bool quantized_ = false;
@@ -91,6 +112,17 @@ class Model {
     void* kv;
   };
   Buffers buf_ = {};
+  // Per-position copies for run_layers_batch ([prompt_batch] rows each); null when it is 1.
+  struct BatchBuffers {
+    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2;
+    int8_t *xq_q, *hq_q;
+    float *xq_s, *hq_s;
+    int32_t *xq_sum, *hq_sum;
+    QuantizedInput *xq, *hq;
+    float* rope_cs;  // [prompt_batch][head_size]
+  };
+  BatchBuffers bat_ = {};
+  uint32_t prompt_batch_ = 1;
   KvCache kv_;
   uint64_t weight_bytes_read_ = 0;
 };

@@ -6,17 +6,17 @@
 
 namespace llmwire {
 
-const char* kernel_name(Kernel k) {
+const char* kernel_name(MacKind k) {
   switch (k) {
-    case Kernel::kMatmulQ4:
+    case MacKind::kMatmulQ4:
       return "matmul q4";
-    case Kernel::kMatmulQ8:
+    case MacKind::kMatmulQ8:
       return "matmul q8";
-    case Kernel::kMatmulF32:
+    case MacKind::kMatmulF32:
       return "matmul f32";
-    case Kernel::kAttentionF32:
+    case MacKind::kAttentionF32:
       return "attention f32 KV";
-    case Kernel::kAttentionF16:
+    case MacKind::kAttentionF16:
       return "attention f16 KV";
     default:
       return "?";
@@ -38,8 +38,8 @@ CostFigures esp32s3_scalar_figures() {
                 "measured: octal PSRAM 80 MHz with 64-byte cache lines, 84-86 MB/s "
                 "(two projects, hw-facts); the firmware sets 64-byte lines"};
   f.sram_bw = {230e6, "internal SRAM hot in cache, ~230 MB/s scalar (hw-facts)"};
-  const int q4 = (int)Kernel::kMatmulQ4, q8 = (int)Kernel::kMatmulQ8, f32 = (int)Kernel::kMatmulF32,
-            a32 = (int)Kernel::kAttentionF32, a16 = (int)Kernel::kAttentionF16;
+  const int q4 = (int)MacKind::kMatmulQ4, q8 = (int)MacKind::kMatmulQ8, f32 = (int)MacKind::kMatmulF32,
+            a32 = (int)MacKind::kAttentionF32, a16 = (int)MacKind::kAttentionF16;
   f.cycles_per_mac[q4] = {12.1,
                           "emulated LX7 (instruction-accurate): the scalar q4 matmul alone, "
                           "12.1 instructions per MAC (hw-facts)"};
@@ -85,7 +85,7 @@ struct Compute {
   const CostFigures& f;
   BoardCost* c;
   double cycles_one = 0, cycles_split = 0;
-  void call(Kernel k, uint64_t macs) {
+  void call(MacKind k, uint64_t macs) {
     c->macs[(int)k] += macs;
     const double cycles = macs * f.cycles_per_mac[(int)k].value;
     if (f.cores.value > 1 && macs >= f.min_parallel_macs.value) {
@@ -97,10 +97,10 @@ struct Compute {
   }
 };
 
-Kernel matmul_kernel(WeightType w) {
-  return w == WeightType::kQ4   ? Kernel::kMatmulQ4
-         : w == WeightType::kQ8 ? Kernel::kMatmulQ8
-                                : Kernel::kMatmulF32;
+MacKind matmul_kernel(WeightType w) {
+  return w == WeightType::kQ4   ? MacKind::kMatmulQ4
+         : w == WeightType::kQ8 ? MacKind::kMatmulQ8
+                                : MacKind::kMatmulF32;
 }
 
 }  // namespace
@@ -109,7 +109,7 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
   const ModelConfig& c = s.config;
   BoardCost b;
   Compute comp{f, &b};
-  const Kernel mk = matmul_kernel(s.weights);
+  const MacKind mk = matmul_kernel(s.weights);
   const uint64_t dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim;
   const uint64_t elem = KvCache::element_bytes(in.kv);
   const uint64_t positions = (uint64_t)in.pos + 1;
@@ -120,7 +120,7 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
     for (uint64_t rows : {dim, kv_dim, kv_dim, dim}) comp.call(mk, rows * dim);  // q k v o
     // Every query head reads its KV head's keys and values at positions 0..pos.
     const uint64_t att_macs = 2 * dim * positions;
-    comp.call(in.kv == KvType::kF16 ? Kernel::kAttentionF16 : Kernel::kAttentionF32, att_macs);
+    comp.call(in.kv == KvType::kF16 ? MacKind::kAttentionF16 : MacKind::kAttentionF32, att_macs);
     b.kv_read += 2 * dim * positions * elem;
     b.kv_written += 2 * kv_dim * elem;
     comp.call(mk, hidden * dim);  // w1

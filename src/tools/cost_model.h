@@ -19,9 +19,9 @@ struct Figure {
 };
 
 // The kernels whose multiply-accumulates the model counts separately.
-enum class Kernel { kMatmulQ4, kMatmulQ8, kMatmulF32, kAttentionF32, kAttentionF16, kCount };
-constexpr int kKernelCount = (int)Kernel::kCount;
-const char* kernel_name(Kernel k);
+enum class MacKind { kMatmulQ4, kMatmulQ8, kMatmulF32, kAttentionF32, kAttentionF16, kCount };
+constexpr int kKernelCount = (int)MacKind::kCount;
+const char* kernel_name(MacKind k);
 
 // Speeds of one board type (bytes per second, cycles per multiply-accumulate, ...).
 struct CostFigures {

@@ -1,5 +1,7 @@
 #include "tools/host_model.h"
 
+#include <cstdlib>
+
 #include "platform/host/host_memory.h"
 
 namespace llmwire {
@@ -36,9 +38,23 @@ bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t t
   fast_.assign(region_bytes_for(need.fast), 0);
   big_.assign(region_bytes_for(need.big), 0);
   exec_ = std::make_unique<ThreadExecutor>(threads);
+  // LLMWIRE_KERNEL=<name> forces a kernel (tests, benchmarks, bug reports).
+  RunOptions run = opts;
+  const char* forced = std::getenv("LLMWIRE_KERNEL");
+  if (run.kernel == nullptr && forced != nullptr && forced[0] != '\0') run.kernel = forced;
+  if (run.kernel != nullptr && !run.reference_kernels && find_kernel(run.kernel) == nullptr) {
+    *err = std::string("kernel '") + run.kernel + "' is not built in or this CPU cannot run it";
+    *hint = "kernels here:";
+    uint32_t n = 0;
+    const Kernel* table = kernel_table(&n);
+    for (uint32_t i = 0; i < n; i++) {
+      if (table[i].available()) *hint += std::string(" ") + table[i].name;
+    }
+    return false;
+  }
   Arena fast(MemoryRegion{fast_.data(), fast_.size()});
   Arena big(MemoryRegion{big_.data(), big_.size()});
-  s = model_.init(image_, opts, &fast, &big, exec_.get());
+  s = model_.init(image_, run, &fast, &big, exec_.get());
   if (s != Status::kOk) {
     *err = path + ": " + status_message(s);
     *hint = status_hint(s);
@@ -65,6 +81,24 @@ Status HostModel::forward(int32_t token, uint32_t pos, bool need_logits, const f
     if (logits) *logits = m.logits();
   }
   return s;
+}
+
+Status HostModel::feed_prompt(const int32_t* tokens, uint32_t n) {
+  Model& m = model_;
+  const uint32_t chunk = m.prompt_batch();
+  if (chunk <= 1) return Forwarder::feed_prompt(tokens, n);
+  const uint32_t dim = m.config().dim;
+  for (uint32_t p = 0; p < n; p += chunk) {
+    const uint32_t k = n - p < chunk ? n - p : chunk;
+    for (uint32_t i = 0; i < k; i++) {
+      const Status s = m.embed(tokens[p + i], m.batch_x() + (size_t)i * dim);
+      if (s != Status::kOk) return s;
+    }
+    const Status s =
+        m.run_layers_batch(m.info().layer_begin, m.info().layer_end, p, k, m.batch_x());
+    if (s != Status::kOk) return s;
+  }
+  return Status::kOk;
 }
 
 }  // namespace llmwire

@@ -21,6 +21,8 @@ class HostModel : public Forwarder {
             std::string* hint);
 
   Status forward(int32_t token, uint32_t pos, bool need_logits, const float** logits) override;
+  // Whole chunks of RunOptions::prompt_batch positions through the layers at once.
+  Status feed_prompt(const int32_t* tokens, uint32_t n) override;
   uint32_t seq_len() const override { return model_.seq_len(); }
 
   Model& model() { return model_; }

@@ -1,7 +1,11 @@
-// Executor on host threads: worker 0 is the calling thread, the others wait on a condition
-// variable for each job (the host's stand-in for the ESP32-S3's second core).
+// Executor on host threads: worker 0 is the calling thread; the others are a persistent pool.
+// A job is published by bumping an atomic generation; idle workers spin on it for a short
+// while (matmuls come every few microseconds during a token) and only then block on a
+// condition variable, so a token costs a handful of context switches, not one per matmul.
+// The host's stand-in for the ESP32-S3's second core (task notification there).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -23,13 +27,16 @@ class ThreadExecutor final : public Executor {
 
   uint32_t workers_;
   std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::condition_variable start_cv_, done_cv_;
+  // The job: written before generation_ is bumped (release), read after it is seen (acquire).
   void (*fn_)(void*, uint32_t, uint32_t) = nullptr;
   void* ctx_ = nullptr;
-  uint64_t generation_ = 0;
-  uint32_t pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint32_t> generation_{0};
+  std::atomic<uint32_t> pending_{0};   // helpers still running the current job
+  std::atomic<uint32_t> sleepers_{0};  // helpers blocked (or about to block) on start_cv_
+  std::atomic<bool> caller_sleeping_{false};
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable start_cv_, done_cv_;
 };
 
 }  // namespace llmwire
