@@ -29,11 +29,22 @@ using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
 // gets a bit flipped, every drop_every-th is lost. The hop layer must repair all of it.
 class FaultyLink final : public ByteLink {
  public:
-  FaultyLink(ByteLink* inner, uint32_t corrupt_every, uint32_t drop_every)
-      : inner_(inner), corrupt_every_(corrupt_every), drop_every_(drop_every) {}
+  FaultyLink(ByteLink* inner, uint32_t corrupt_every, uint32_t drop_every, double p_drop = 0,
+             uint64_t seed = 1)
+      : inner_(inner),
+        corrupt_every_(corrupt_every),
+        drop_every_(drop_every),
+        p_drop_(p_drop),
+        rng_(seed) {}
   bool write(const uint8_t* data, size_t len) override {
     n_++;
     if (drop_every_ && n_ % drop_every_ == 0) return true;
+    if (p_drop_ > 0) {  // splitmix64
+      uint64_t z = (rng_ += 0x9E3779B97F4A7C15ull);
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      if ((double)((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0) < p_drop_) return true;
+    }
     if (corrupt_every_ && n_ % corrupt_every_ == 0) {
       std::vector<uint8_t> c(data, data + len);
       c[(n_ * 7919u) % len] ^= (uint8_t)(1u << (n_ % 8));
@@ -49,6 +60,8 @@ class FaultyLink final : public ByteLink {
  private:
   ByteLink* inner_;
   uint32_t corrupt_every_, drop_every_, n_ = 0;
+  double p_drop_;
+  uint64_t rng_;
 };
 
 // A ring of in-process stages: workers on threads, the head driven by the test.
@@ -65,7 +78,8 @@ struct Ring {
   std::vector<uint8_t> scratch;
 
   bool start(const std::vector<std::string>& paths, const HeadOptions& ho, std::string* err,
-             int old_firmware_stage = -1, uint32_t corrupt_every = 0, uint32_t drop_every = 0) {
+             int old_firmware_stage = -1, uint32_t corrupt_every = 0, uint32_t drop_every = 0,
+             double p_drop = 0) {
     const size_t n = paths.size();
     std::vector<int> in(n), out(n);
     for (size_t k = 0; k < n; k++) {  // hop k: stage k -> stage (k+1) % n
@@ -77,7 +91,8 @@ struct Ring {
     for (size_t k = 0; k < n; k++) {
       rx.push_back(std::make_unique<FdLink>(in[k], true));
       tx.push_back(std::make_unique<FdLink>(out[k], true));
-      faulty.push_back(std::make_unique<FaultyLink>(tx[k].get(), corrupt_every, drop_every));
+      faulty.push_back(
+          std::make_unique<FaultyLink>(tx[k].get(), corrupt_every, drop_every, p_drop, k + 1));
       links.push_back(std::make_unique<SplitLink>(rx[k].get(), faulty[k].get()));
     }
     std::string hint;
@@ -325,6 +340,32 @@ TEST(Pipeline, HopLayerRepairsFaultsWithoutTheHead) {
     resent += ring.stages[k]->stage().worker().hop_counters().frames_resent;
   EXPECT_GT(resent, 10u);
   EXPECT_GT(ring.head.link_counters().crc_errors + ring.head.link_counters().resyncs, 0u);
+}
+
+// Half of all frames (marks and NAKs included) lost on each of 4 hops: discovery keeps trying
+// until the HELLO has been round and the ring checks out. (Generation at this loss rate
+// works but takes seconds per token: the sim tests cover generation under faults.)
+TEST(Pipeline, DiscoveryUnderHeavyLoss) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config(64, 100, 4, 8, 2, 300, 16);
+  const std::string img = llmwire::test::make_image(dir, c, WeightType::kQ4, 32, 6);
+  MappedFile f;
+  std::string err;
+  ASSERT_TRUE(f.open(img, &err));
+  Image full;
+  ASSERT_EQ(full.open(f.data(), f.size()), Status::kOk);
+  std::vector<std::string> paths;
+  for (int k = 0; k < 4; k++) paths.push_back(dir.file("d" + std::to_string(k) + ".img"));
+  std::vector<uint64_t> sizes;
+  ASSERT_TRUE(
+      split_image(full, {{3, 4}, {0, 1}, {1, 2}, {2, 3}}, 0, KvType::kF32, paths, &sizes, &err));
+  Ring ring;
+  HeadOptions ho;
+  ho.hello_timeout_ms = 100;  // retries come quickly; the deadline stays at 30 s
+  ASSERT_TRUE(ring.start(paths, ho, &err, -1, 0, 0, 0.5)) << err;
+  EXPECT_GE(ring.head.counters().hello_attempts, 1u);
+  std::printf("discovery: %u HELLO rounds\n", ring.head.counters().hello_attempts);
+  EXPECT_EQ(ring.head.stage_count(), 4u);
 }
 
 TEST(Pipeline, RingRefusesOldFirmware) {

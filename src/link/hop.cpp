@@ -23,7 +23,8 @@ void Hop::init(ByteLink* link, Clock* clock, FrameSink* up, uint8_t* frame_buf, 
   // first frames for duplicates of the old boot's.
   tx_next_ = (uint16_t)((opts.boot_id * 2654435761u) >> 16);
   first_ = count_ = 0;
-  remark_due_ = false;
+  remarks_left_ = 0;
+  answered_any_ = false;
   rx_synced_ = false;
   nak_pending_ = abandoned_ = false;
   nak_tries_ = 0;
@@ -97,8 +98,7 @@ bool Hop::send(uint8_t type, size_t payload_len) {
   tx_next_++;
   keep(buf_, n);
   counters_.frames_sent++;
-  last_send_ms_ = clock_->now_ms();
-  remark_due_ = true;
+  arm_remarks();
   return write_mark(false);
 }
 
@@ -110,15 +110,27 @@ bool Hop::forward(const Frame& f) {
 
 void Hop::resend_from(uint16_t from) {
   const uint16_t skip = (uint16_t)(from - oldest_seq());
-  for (size_t i = skip; i < count_; i++) {
+  // Go back N: everything from the first missing frame, since the receiver dropped what came
+  // after it. Asked again for the same frame, the line is bad enough that a later frame of
+  // the batch would likely be damaged too: send just the one asked for.
+  size_t end = count_;
+  if (answered_any_ && from == last_answered_ && (size_t)skip < count_) end = skip + 1u;
+  answered_any_ = true;
+  last_answered_ = from;
+  for (size_t i = skip; i < end; i++) {
     const Entry& e = entries_[(first_ + i) % kHopMaxResend];
     if (!link_->write(store_ + e.off, e.len)) return;
     counters_.frames_resent++;
   }
   // The mark closes the answer: what it announces and the receiver lacks was lost again.
   write_mark(true);
+  arm_remarks();
+}
+
+void Hop::arm_remarks() {
   last_send_ms_ = clock_->now_ms();
-  remark_due_ = true;
+  remark_wait_ms_ = opts_.remark_ms;
+  remarks_left_ = opts_.max_remarks;
 }
 
 // ---- RX ----
@@ -250,8 +262,11 @@ void Hop::timers() {
   if (saw_garbage()) request(false);
   const uint32_t now = clock_->now_ms();
   if (nak_pending_ && now - nak_ms_ >= opts_.nak_retry_ms) request(false);
-  if (remark_due_ && now - last_send_ms_ >= opts_.remark_ms) {
-    remark_due_ = false;
+  if (remarks_left_ > 0 && now - last_send_ms_ >= remark_wait_ms_) {
+    remarks_left_--;
+    last_send_ms_ = now;
+    remark_wait_ms_ =
+        remark_wait_ms_ * 2 < opts_.remark_max_ms ? remark_wait_ms_ * 2 : opts_.remark_max_ms;
     write_mark(false);
   }
 }

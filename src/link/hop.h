@@ -30,9 +30,12 @@ struct HopOptions {
   // NAKs per missing frame; then the hop gives the frame up (the next frame is taken as it
   // comes) and the head's end-to-end retry recovers what it carried.
   uint32_t max_nak_tries = 32;
-  // A hop idle this long after a sequenced frame repeats its HOP_MARK once (a lost frame
-  // whose mark was lost too is still seen).
+  // A hop idle this long after a numbered frame repeats its HOP_MARK (a lost frame whose mark
+  // was lost too is still seen), then again after twice as long, ..., at most max_remarks
+  // times and at least every remark_max_ms.
   uint32_t remark_ms = 20;
+  uint32_t remark_max_ms = 320;
+  uint32_t max_remarks = 8;
 };
 
 struct HopCounters {
@@ -100,6 +103,7 @@ class Hop final : public FrameSink {
   void request(bool force);
   bool write_control(MsgType type, const uint8_t* payload, size_t len);
   bool write_mark(bool answer);
+  void arm_remarks();  // a numbered frame went out: repeat its mark while the hop is idle
   void resend_from(uint16_t from);
   // Resend buffer.
   void keep(const uint8_t* frame, size_t len);
@@ -122,7 +126,10 @@ class Hop final : public FrameSink {
   Entry entries_[kHopMaxResend];
   size_t first_ = 0, count_ = 0;  // entries_[first_ .. first_+count_) hold tx_next_-count_ ..
   uint32_t last_send_ms_ = 0;
-  bool remark_due_ = false;
+  uint32_t remark_wait_ms_ = 0;
+  bool answered_any_ = false;  // a NAK has been answered; last_answered_ is its from_seq
+  uint16_t last_answered_ = 0;
+  uint32_t remarks_left_ = 0;
   // RX side.
   bool rx_synced_ = false;
   uint16_t rx_next_ = 0;

@@ -214,7 +214,10 @@ Status RingHead::run(uint32_t first, uint32_t end) {
     }
     if (!pump(5)) return Status::kLinkError;
     if (failed_) return Status::kLinkError;
-    if (clock_->now_us() - last_progress_us_ > (uint64_t)opts_.timeout_ms * 1000) {
+    // Consecutive timeouts of one position wait longer each time (up to 8x): the hops may be
+    // repairing a bad line, and resending into it only adds to what they must repair.
+    const uint32_t backoff = consecutive_timeouts_ < 3 ? consecutive_timeouts_ : 3;
+    if (clock_->now_us() - last_progress_us_ > ((uint64_t)opts_.timeout_ms * 1000) << backoff) {
       counters_.timeouts++;
       if (++consecutive_timeouts_ > opts_.max_retries) {
         set_error(

@@ -450,9 +450,10 @@ int run_sim(const SimOptions& o, std::string* err) {
   uint64_t resent_total = num(head, "resent");
   for (size_t k = 1; k < n; k++) resent_total += num(stages[k], "resent");
   std::printf(
-      "totals: crc_rejects=%llu hop_resent=%llu retransmissions=%llu replays=%llu reboots=%u "
-      "timeouts=%llu\n",
+      "totals: crc_rejects=%llu hop_resent=%llu head_naks=%llu head_lost=%llu "
+      "retransmissions=%llu replays=%llu reboots=%u timeouts=%llu\n",
       (unsigned long long)crc_total, (unsigned long long)resent_total,
+      (unsigned long long)num(head, "naks"), (unsigned long long)num(head, "hop_lost"),
       (unsigned long long)num(head, "retransmissions"), (unsigned long long)num(head, "replays"),
       sim->reboots, (unsigned long long)num(head, "timeouts"));
   if (head_rc != 0) *err = "the head stopped with status " + std::to_string(head_rc);
