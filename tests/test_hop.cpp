@@ -257,11 +257,17 @@ TEST(Hop, HeavyRandomFaultsOnEveryHopStillDeliverEverythingOnce) {
     const uint32_t count = 300;
     auto& got = r.boards[n - 1]->got;
     uint32_t sent = 1;
-    for (int t = 0; t < 20000 && got.size() < count; t++) {
+    for (int t = 0; t < 200000 && got.size() < count; t++) {
       while (sent < count && sent < got.size() + 3) ASSERT_TRUE(r.send(sent++));
       r.step();
     }
     EXPECT_EQ(got, iota(count)) << n << " boards";
+    for (size_t k = 0; k < n && got != iota(count); k++) {
+      const HopCounters& c = r.boards[k]->hop.counters();
+      std::printf("board %zu: got %zu lost %u naks %u fwd %u recv %u resent %u ooo %u dups %u\n", k,
+                  r.boards[k]->got.size(), c.lost, c.naks_sent, c.naks_forwarded,
+                  c.naks_received, c.frames_resent, c.out_of_order, c.duplicates);
+    }
     uint32_t resent = 0, lost = 0;
     for (auto& b : r.boards) {
       resent += b->hop.counters().frames_resent;

@@ -147,13 +147,14 @@ void Hop::request(bool force) {
   if (!rx_synced_) return;  // nothing to ask for before the first frame or mark
   const uint32_t now = clock_->now_ms();
   if (nak_pending_ && nak_seq_ == rx_next_) {
-    if (nak_tries_ >= opts_.max_nak_tries) {  // the head's end-to-end retry takes over
-      abandoned_ = true;
+    if (nak_tries_ >= opts_.max_nak_tries && now - nak_first_ms_ >= opts_.give_up_ms) {
+      abandoned_ = true;  // the head's end-to-end retry takes over
       return;
     }
     if (!force && now - nak_ms_ < opts_.nak_retry_ms) return;
   } else {
     nak_tries_ = 0;
+    nak_first_ms_ = now;
   }
   HopNak m;
   m.from_seq = rx_next_;

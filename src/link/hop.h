@@ -27,9 +27,10 @@ struct HopOptions {
   uint32_t boot_id = 1;     // seeds the first sequence number (differs across boots)
   // A NAK not answered within this time is sent again (the NAK or the answer was lost).
   uint32_t nak_retry_ms = 40;
-  // NAKs per missing frame; then the hop gives the frame up (the next frame is taken as it
-  // comes) and the head's end-to-end retry recovers what it carried.
+  // After max_nak_tries NAKs and give_up_ms for one missing frame the hop gives it up (the
+  // next frame is taken as it comes) and the head's end-to-end retry recovers what it carried.
   uint32_t max_nak_tries = 32;
+  uint32_t give_up_ms = 1000;
   // A hop idle this long after a numbered frame repeats its HOP_MARK (a lost frame whose mark
   // was lost too is still seen), then again after twice as long, ..., at most max_remarks
   // times and at least every remark_max_ms.
@@ -137,7 +138,8 @@ class Hop final : public FrameSink {
   uint16_t nak_seq_ = 0;
   uint32_t nak_ms_ = 0;
   uint32_t nak_tries_ = 0;
-  bool abandoned_ = false;  // rx_next_ could not be had: take the next frame as it comes
+  uint32_t nak_first_ms_ = 0;  // when the first NAK for nak_seq_ went out
+  bool abandoned_ = false;     // rx_next_ could not be had: take the next frame as it comes
   uint32_t garbage_seen_ = 0;
 };
 
