@@ -99,7 +99,7 @@ Bytes stats_bytes(const StageStats& s) {
   put(b, 40, s.compute_us, 8);
   put(b, 48, s.link_wait_us, 8);
   put(b, 56, s.version_mismatch, 4);
-  put(b, 60, 0, 4);
+  put(b, 60, s.frames_resent, 4);
   return b;
 }
 
@@ -382,7 +382,7 @@ TEST(Messages, ValidateDispatchesOnTypeAndNamesAreDefined) {
   EXPECT_EQ(validate_message((uint8_t)MsgType::kStatsRequest, four.data(), 4), MsgStatus::kOk);
   EXPECT_EQ(validate_message((uint8_t)MsgType::kActivation, four.data(), 4), MsgStatus::kTooShort);
   EXPECT_EQ(validate_message(0, four.data(), 4), MsgStatus::kBadValue);
-  EXPECT_EQ(validate_message(8, four.data(), 4), MsgStatus::kBadValue);
+  EXPECT_EQ(validate_message(10, four.data(), 4), MsgStatus::kBadValue);
   EXPECT_STREQ(msg_type_name(2), "ACTIVATION");
   EXPECT_STREQ(msg_type_name(200), "UNKNOWN");
   EXPECT_STRNE(msg_status_name(MsgStatus::kBadDim), "unknown");

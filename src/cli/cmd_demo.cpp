@@ -21,7 +21,7 @@ struct Args {
   uint32_t boards = 2;
   std::string checkpoint, tokenizer, quant = "q4", board = "esp32s3-16mb", cache;
   SimOptions sim;
-  std::string reboot;
+  std::vector<std::string> reboot;
 };
 
 bool exists(const std::string& p) {

@@ -21,7 +21,7 @@ std::string self_exe() {
   return buf;
 }
 
-void add_sim_options(CLI::App* cmd, SimOptions* o, std::string* reboot) {
+void add_sim_options(CLI::App* cmd, SimOptions* o, std::vector<std::string>* reboot) {
   cmd->add_option("-p,--prompt", o->prompt, "story opening");
   cmd->add_option("-n,--steps", o->steps, "maximum tokens to generate")
       ->default_val(256)
@@ -52,7 +52,9 @@ void add_sim_options(CLI::App* cmd, SimOptions* o, std::string* reboot) {
       ->default_val(0)
       ->check(CLI::Range(0u, 60000u));
   cmd->add_option("--reboot", *reboot,
-                  "STAGE@TOKEN: power-cycle a worker when the head sends that generated token");
+                  "STAGE@TOKEN: power-cycle a worker when the head sends that generated token "
+                  "(may be given several times)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--window", o->window, "prompt positions in flight (1 = no prompt pipelining)")
       ->default_val(4)
       ->check(CLI::Range(1u, 64u));
@@ -62,20 +64,28 @@ void add_sim_options(CLI::App* cmd, SimOptions* o, std::string* reboot) {
   cmd->add_flag("--quiet", o->quiet, "do not stream the story (print only the table)");
 }
 
-void apply_reboot(const std::string& reboot, SimOptions* o) {
-  if (reboot.empty()) return;
-  unsigned st = 0, tok = 0;
-  char extra;
-  if (std::sscanf(reboot.c_str(), "%u@%u%c", &st, &tok, &extra) != 2) {
-    fail("bad --reboot '" + reboot + "'", "write STAGE@TOKEN, e.g. --reboot 1@40");
+void apply_reboot(const std::vector<std::string>& reboots, SimOptions* o) {
+  o->reboots.clear();
+  for (const std::string& r : reboots) {
+    // STAGE@TOKEN: two unsigned decimal numbers of sane size.
+    const size_t at = r.find('@');
+    const bool digits = at != std::string::npos && at > 0 && at < 3 && r.size() - at - 1 > 0 &&
+                        r.size() - at - 1 < 8 &&
+                        r.find_first_not_of("0123456789@") == std::string::npos &&
+                        r.find('@', at + 1) == std::string::npos;
+    if (!digits) fail("bad --reboot '" + r + "'", "write STAGE@TOKEN, e.g. --reboot 1@40");
+    const unsigned st = (unsigned)std::stoul(r.substr(0, at));
+    const unsigned tok = (unsigned)std::stoul(r.substr(at + 1));
+    SimReboot sr;
+    sr.stage = (int)st;
+    sr.token = tok;
+    o->reboots.push_back(sr);
   }
-  o->reboot_stage = (int)st;
-  o->reboot_token = tok;
 }
 
 namespace {
 SimOptions g_opts;
-std::string g_reboot;
+std::vector<std::string> g_reboot;
 bool g_emulate = false;
 std::string g_firmware;
 

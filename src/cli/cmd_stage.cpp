@@ -39,7 +39,8 @@ void emit(void*, const char* s, size_t n) {
 void discard(void*, const char*, size_t) {}
 
 void write_stats(const std::string& path, const StoryResult& r, const HeadCounters& c,
-                 const FrameCounters& link, const StageStats* stages, size_t n) {
+                 const FrameCounters& link, const HopCounters& hop, const StageStats* stages,
+                 size_t n) {
   std::ofstream out(path);
   out << "head completed=" << (r.gen.prompt_tokens + r.gen.generated_tokens)
       << " prompt=" << r.gen.prompt_tokens << " generated=" << r.gen.generated_tokens
@@ -49,14 +50,17 @@ void write_stats(const std::string& path, const StoryResult& r, const HeadCounte
       << " duplicates=" << c.duplicates << " compute_us=" << c.compute_us
       << " wait_us=" << c.wait_us << " frames_rx=" << c.frames_rx << " frames_tx=" << c.frames_tx
       << " crc=" << link.crc_errors << " resyncs=" << link.resyncs
-      << " partial=" << link.partial_timeouts << "\n";
+      << " partial=" << link.partial_timeouts << " resent=" << hop.frames_resent
+      << " naks=" << hop.naks_sent << " hop_lost=" << hop.lost << " hop_dups=" << hop.duplicates
+      << " hello_attempts=" << c.hello_attempts << "\n";
   for (size_t i = 0; i < n; i++) {
     const StageStats& s = stages[i];
     out << "stage index=" << s.stage_index << " boot=" << s.boot_id << " frames_rx=" << s.frames_rx
         << " frames_tx=" << s.frames_tx << " crc=" << s.crc_errors << " resyncs=" << s.resyncs
         << " oversize=" << s.oversize << " partial=" << s.partial_timeouts
         << " positions=" << s.positions_computed << " need_replay=" << s.need_replay_sent
-        << " compute_us=" << s.compute_us << " link_wait_us=" << s.link_wait_us << "\n";
+        << " compute_us=" << s.compute_us << " link_wait_us=" << s.link_wait_us
+        << " resent=" << s.frames_resent << "\n";
   }
 }
 
@@ -125,7 +129,8 @@ void run(Args& a) {
   size_t n = 0;
   if (s == Status::kOk) st.head().collect_stats(stages, kMaxStages, &n);
   if (!a.stats_out.empty()) {
-    write_stats(a.stats_out, r, st.head().counters(), st.head().link_counters(), stages, n);
+    write_stats(a.stats_out, r, st.head().counters(), st.head().link_counters(),
+                st.head().hop_counters(), stages, n);
   }
   if (s != Status::kOk) fail(msg, "", 4);
   if (a.stats_out.empty()) {

@@ -28,6 +28,10 @@ const char* msg_type_name(uint8_t type) {
       return "STATS";
     case 7:
       return "ERROR";
+    case 8:
+      return "HOP_NAK";
+    case 9:
+      return "HOP_MARK";
     default:
       return "UNKNOWN";
   }
@@ -288,7 +292,7 @@ void encode_stage_stats(const StageStats& s, uint8_t out[kStageStatsSize]) {
   store_u64(out + 40, s.compute_us);
   store_u64(out + 48, s.link_wait_us);
   store_u32(out + 56, s.version_mismatch);
-  store_u32(out + 60, 0);  // reserved
+  store_u32(out + 60, s.frames_resent);
 }
 
 void decode_stage_stats(const uint8_t in[kStageStatsSize], StageStats* s) {
@@ -305,6 +309,7 @@ void decode_stage_stats(const uint8_t in[kStageStatsSize], StageStats* s) {
   s->compute_us = load_u64(in + 40);
   s->link_wait_us = load_u64(in + 48);
   s->version_mismatch = load_u32(in + 56);
+  s->frames_resent = load_u32(in + 60);
 }
 
 size_t encode_stats(uint32_t request_id, const StageStats* stages, size_t count, uint8_t* out,
@@ -383,6 +388,49 @@ MsgStatus decode_error(const uint8_t* p, size_t len, ErrorMsg* out) {
   return MsgStatus::kOk;
 }
 
+// ---- HOP_NAK / HOP_MARK ----
+
+size_t encode_hop_nak(const HopNak& m, uint8_t* out, size_t cap) {
+  if (!out || cap < kHopNakSize || m.ttl == 0) return 0;
+  store_u16(out + 0, m.from_seq);
+  out[2] = m.stage;
+  out[3] = m.ttl;
+  return kHopNakSize;
+}
+
+MsgStatus decode_hop_nak(const uint8_t* p, size_t len, HopNak* out) {
+  if (!p || len < kHopNakSize) return MsgStatus::kTooShort;
+  if (len != kHopNakSize) return MsgStatus::kBadLength;
+  if (p[3] == 0) return MsgStatus::kBadValue;
+  if (out) {
+    out->from_seq = load_u16(p + 0);
+    out->stage = p[2];
+    out->ttl = p[3];
+  }
+  return MsgStatus::kOk;
+}
+
+size_t encode_hop_mark(const HopMark& m, uint8_t* out, size_t cap) {
+  if (!out || cap < kHopMarkSize) return 0;
+  if (m.flags & ~kHopMarkAnswer) return 0;
+  store_u16(out + 0, m.next_seq);
+  out[2] = m.kept;
+  out[3] = m.flags;
+  return kHopMarkSize;
+}
+
+MsgStatus decode_hop_mark(const uint8_t* p, size_t len, HopMark* out) {
+  if (!p || len < kHopMarkSize) return MsgStatus::kTooShort;
+  if (len != kHopMarkSize) return MsgStatus::kBadLength;
+  if (p[3] & ~kHopMarkAnswer) return MsgStatus::kBadValue;
+  if (out) {
+    out->next_seq = load_u16(p + 0);
+    out->kept = p[2];
+    out->flags = p[3];
+  }
+  return MsgStatus::kOk;
+}
+
 MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len) {
   switch (type) {
     case (uint8_t)MsgType::kHello:
@@ -399,6 +447,10 @@ MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len) {
       return decode_stats(p, len, nullptr);
     case (uint8_t)MsgType::kError:
       return decode_error(p, len, nullptr);
+    case (uint8_t)MsgType::kHopNak:
+      return decode_hop_nak(p, len, nullptr);
+    case (uint8_t)MsgType::kHopMark:
+      return decode_hop_mark(p, len, nullptr);
     default:
       return MsgStatus::kBadValue;
   }

@@ -20,6 +20,8 @@ enum class MsgType : uint8_t {
   kStatsRequest = 5,
   kStats = 6,
   kError = 7,
+  kHopNak = 8,   // hop layer (link/hop.h): ask the previous board to resend
+  kHopMark = 9,  // hop layer: "my next sequence number is N"
 };
 const char* msg_type_name(uint8_t type);  // "ACTIVATION", ... or "UNKNOWN"
 
@@ -138,6 +140,7 @@ struct StageStats {
   uint64_t compute_us = 0;    // time spent computing layers
   uint64_t link_wait_us = 0;  // time spent waiting on the link
   uint32_t version_mismatch = 0;
+  uint32_t frames_resent = 0;  // frames this stage resent on its TX hop after a HOP_NAK
 };
 constexpr size_t kStageStatsSize = 64;
 constexpr size_t kStatsHeaderSize = 8;
@@ -181,6 +184,30 @@ struct ErrorMsg {
 size_t encode_error(uint8_t stage_index, uint8_t code, const char* text, size_t text_len,
                     uint8_t* out, size_t cap);
 MsgStatus decode_error(const uint8_t* p, size_t len, ErrorMsg* out);
+
+// ---- HOP_NAK (8): u16 from_seq, u8 stage, u8 ttl ----
+// Sent by the receiving end of a hop; travels forward round the ring to `stage`, the sender
+// of that hop, which resends its frames with sequence numbers from_seq, from_seq+1, ...
+struct HopNak {
+  uint16_t from_seq = 0;  // the first sequence number the receiver is missing
+  uint8_t stage = 0;      // the stage whose TX hop lost frames
+  uint8_t ttl = 0;        // hops the NAK may still travel (1..kMaxStages-1)
+};
+constexpr size_t kHopNakSize = 4;
+size_t encode_hop_nak(const HopNak& m, uint8_t* out, size_t cap);
+MsgStatus decode_hop_nak(const uint8_t* p, size_t len, HopNak* out);  // ttl 0 is kBadValue
+
+// ---- HOP_MARK (9): u16 next_seq, u8 kept, u8 flags ----
+// Sent by the sending end of a hop after every numbered frame and as the answer to a NAK.
+struct HopMark {
+  uint16_t next_seq = 0;  // the sequence number of the sender's next new frame
+  uint8_t kept = 0;       // frames next_seq-kept .. next_seq-1 can still be resent (0..255)
+  uint8_t flags = 0;      // kHopMarkAnswer; other bits 0
+};
+constexpr uint8_t kHopMarkAnswer = 1;  // this mark closes the answer to a HOP_NAK
+constexpr size_t kHopMarkSize = 4;
+size_t encode_hop_mark(const HopMark& m, uint8_t* out, size_t cap);
+MsgStatus decode_hop_mark(const uint8_t* p, size_t len, HopMark* out);  // unknown flags: kBadValue
 
 // Runs the decoder for `type` (validation only). kBadValue for an unknown type.
 MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len);

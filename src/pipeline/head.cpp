@@ -17,7 +17,8 @@ size_t align16(size_t v) {
 
 size_t RingHead::scratch_bytes(const ImageInfo& info, uint32_t seq_len) {
   const uint32_t seq = seq_len ? seq_len : info.config.seq_len;
-  return align16(4ull * seq) + align16(4ull * info.config.dim) + align16(kMaxFrameSize) + 16;
+  return align16(4ull * seq) + align16(4ull * info.config.dim) + align16(kMaxFrameSize) +
+         align16(Hop::resend_bytes(info.config.dim)) + 16;
 }
 
 Status RingHead::init(Model* model, ByteLink* link, Clock* clock, const HeadOptions& opts,
@@ -40,8 +41,15 @@ Status RingHead::init(Model* model, ByteLink* link, Clock* clock, const HeadOpti
   p += align16(4ull * model->seq_len());
   xbuf_ = reinterpret_cast<float*>(p);
   p += align16(4ull * info.config.dim);
-  tx_ = FrameWriter(link, p, kMaxFrameSize);
   stages_ = info.stage_count;
+  if (link) {
+    HopOptions ho;
+    ho.stage_index = 0;
+    ho.stage_count = (uint8_t)stages_;
+    ho.boot_id = opts.boot_id;
+    hop_.init(link, clock, this, p, p + align16(kMaxFrameSize), Hop::resend_bytes(info.config.dim),
+              ho);
+  }
   seq_len_ = model->seq_len();
   session_ = opts.boot_id << 16;  // never reused within a boot; differs across boots
   counters_ = HeadCounters{};
@@ -62,9 +70,9 @@ bool RingHead::pump(uint32_t timeout_ms) {
   const size_t n = link_->read(buf, sizeof buf, timeout_ms);
   counters_.wait_us += clock_->now_us() - t0;
   if (n > 0) {
-    rx_.push(buf, n, clock_->now_ms());
+    hop_.push(buf, n);
   } else {
-    rx_.poll_timeout(clock_->now_ms());
+    hop_.tick();
   }
   if (!link_->ok()) {
     set_error("the link to the ring is closed (a board or cable went away)");
@@ -182,8 +190,8 @@ bool RingHead::send_position(uint32_t pos) {
   h.epoch = epoch_;
   h.dest_stage = 1;
   const size_t n =
-      encode_activation(h, xbuf_, model_->config().dim, tx_.payload(), tx_.payload_capacity());
-  if (!tx_.send((uint8_t)MsgType::kActivation, n)) {
+      encode_activation(h, xbuf_, model_->config().dim, hop_.payload(), hop_.payload_capacity());
+  if (!hop_.send((uint8_t)MsgType::kActivation, n)) {
     set_error("cannot write to the link (the next board or cable went away)");
     return false;
   }
@@ -206,7 +214,10 @@ Status RingHead::run(uint32_t first, uint32_t end) {
     }
     if (!pump(5)) return Status::kLinkError;
     if (failed_) return Status::kLinkError;
-    if (clock_->now_us() - last_progress_us_ > (uint64_t)opts_.timeout_ms * 1000) {
+    // Consecutive timeouts of one position wait longer each time (up to 8x): the hops may be
+    // repairing a bad line, and resending into it only adds to what they must repair.
+    const uint32_t backoff = consecutive_timeouts_ < 3 ? consecutive_timeouts_ : 3;
+    if (clock_->now_us() - last_progress_us_ > ((uint64_t)opts_.timeout_ms * 1000) << backoff) {
       counters_.timeouts++;
       if (++consecutive_timeouts_ > opts_.max_retries) {
         set_error(
@@ -230,36 +241,46 @@ Status RingHead::discover(char* msg, size_t cap) {
   if (stages_ == 1) return Status::kOk;
   StageInfo mine =
       stage_info_for(model_->info(), model_->seq_len(), model_->kv_type(), opts_.boot_id);
-  for (int attempt = 0; attempt < 3; attempt++) {
-    wait_ = Wait::kHello;
-    got_reply_ = false;
-    const size_t n = encode_hello(&mine, 1, tx_.payload(), tx_.payload_capacity());
-    if (!tx_.send((uint8_t)MsgType::kHello, n)) break;
+  // Retry until the deadline, waiting longer each time: a slow or lossy ring still answers,
+  // and a ring that is not there is reported after hello_deadline_ms.
+  const uint64_t start = clock_->now_us();
+  const uint64_t deadline = start + (uint64_t)opts_.hello_deadline_ms * 1000;
+  uint64_t wait_us = (uint64_t)opts_.hello_timeout_ms * 1000;
+  counters_.hello_attempts = 0;
+  got_reply_ = false;
+  wait_ = Wait::kHello;
+  while (!got_reply_ && clock_->now_us() < deadline) {
+    const size_t n = encode_hello(&mine, 1, hop_.payload(), hop_.payload_capacity());
+    if (!hop_.send((uint8_t)MsgType::kHello, n)) break;
     counters_.frames_tx++;
+    counters_.hello_attempts++;
     const uint64_t t0 = clock_->now_us();
-    while (!got_reply_ && clock_->now_us() - t0 < (uint64_t)opts_.hello_timeout_ms * 1000) {
+    while (!got_reply_ && clock_->now_us() - t0 < wait_us && clock_->now_us() < deadline) {
       if (!pump(10)) break;
     }
-    wait_ = Wait::kNone;
-    if (got_reply_) break;
+    if (failed_) break;
+    wait_us = wait_us * 2 < (uint64_t)opts_.hello_max_wait_ms * 1000
+                  ? wait_us * 2
+                  : (uint64_t)opts_.hello_max_wait_ms * 1000;
   }
+  wait_ = Wait::kNone;
   if (!got_reply_) {
-    const FrameCounters& c = rx_.counters();
+    const FrameCounters& c = hop_.rx_counters();
     snprintf(msg, cap,
              "no answer from the ring: check that every board is powered and flashed, that each "
              "board's TX goes to the next board's RX (the last board's TX to the head's RX), that "
              "GNDs are joined and that all boards use the same baud rate%s",
-             rx_.last_foreign_version()
+             hop_.last_foreign_version()
                  ? ""
                  : (c.crc_errors
                         ? " (corrupted frames were received: a baud-rate mismatch or bad wiring)"
                         : ""));
-    if (rx_.last_foreign_version()) {
+    if (hop_.last_foreign_version()) {
       const size_t len = strlen(msg);
       snprintf(msg + len, cap - len,
                ". Frames of protocol v%u arrived (this head speaks v%u): a board runs other "
                "firmware — flash the same llmwire version on every board",
-               (unsigned)rx_.last_foreign_version(), (unsigned)kProtocolVersion);
+               (unsigned)hop_.last_foreign_version(), (unsigned)kProtocolVersion);
     }
     return Status::kLinkError;
   }
@@ -323,8 +344,8 @@ Status RingHead::collect_stats(StageStats* out, size_t cap, size_t* n) {
     request_id_++;
     wait_ = Wait::kStats;
     got_reply_ = false;
-    const size_t len = encode_stats_request(request_id_, tx_.payload(), tx_.payload_capacity());
-    if (!tx_.send((uint8_t)MsgType::kStatsRequest, len)) break;
+    const size_t len = encode_stats_request(request_id_, hop_.payload(), hop_.payload_capacity());
+    if (!hop_.send((uint8_t)MsgType::kStatsRequest, len)) break;
     const uint64_t t0 = clock_->now_us();
     while (!got_reply_ && clock_->now_us() - t0 < (uint64_t)opts_.timeout_ms * 1000) {
       if (!pump(10)) break;

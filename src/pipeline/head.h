@@ -7,6 +7,7 @@
 #include "engine/generator.h"
 #include "engine/model.h"
 #include "link/frame.h"
+#include "link/hop.h"
 #include "link/messages.h"
 #include "pipeline/clock.h"
 
@@ -17,7 +18,11 @@ struct HeadOptions {
   uint32_t window = 4;         // positions in flight while streaming the prompt (1 = no pipelining)
   uint32_t timeout_ms = 2000;  // a position not back in this time is resent
   uint32_t max_retries = 50;   // consecutive timeouts before giving up
-  uint32_t hello_timeout_ms = 3000;
+  // Discovery: the first HELLO waits this long for its return, each retry twice as long as
+  // the one before (at most hello_max_wait_ms), until hello_deadline_ms have passed.
+  uint32_t hello_timeout_ms = 500;
+  uint32_t hello_max_wait_ms = 4000;
+  uint32_t hello_deadline_ms = 30000;
 };
 
 struct HeadCounters {
@@ -31,12 +36,13 @@ struct HeadCounters {
   uint64_t compute_us = 0;  // the head's own layers, classifier and embedding
   uint64_t wait_us = 0;     // waiting on the ring
   uint32_t frames_rx = 0, frames_tx = 0;
+  uint32_t hello_attempts = 0;  // HELLO rounds sent by the last discover()
 };
 
 class RingHead final : public Forwarder, public FrameSink {
  public:
-  RingHead() : rx_(this) {}
-  // Scratch memory for the session's token history (replays) and a frame buffer.
+  // Scratch memory for the session's token history (replays), a frame buffer and the hop's
+  // resend buffer.
   static size_t scratch_bytes(const ImageInfo& info, uint32_t seq_len);
 
   Status init(Model* model, ByteLink* link, Clock* clock, const HeadOptions& opts, void* scratch,
@@ -53,7 +59,8 @@ class RingHead final : public Forwarder, public FrameSink {
   // STATS round: every worker's counters (ring order, stage 1 first).
   Status collect_stats(StageStats* out, size_t cap, size_t* n);
   const HeadCounters& counters() const { return counters_; }
-  FrameCounters link_counters() const { return rx_.counters(); }
+  FrameCounters link_counters() const { return hop_.rx_counters(); }
+  const HopCounters& hop_counters() const { return hop_.counters(); }
   uint32_t stage_count() const { return stages_; }
   // The last failure in words ("stage 2 reports: ...", "no answer from the ring ...").
   const char* error() const { return error_; }
@@ -73,8 +80,7 @@ class RingHead final : public Forwarder, public FrameSink {
   ByteLink* link_ = nullptr;
   Clock* clock_ = nullptr;
   HeadOptions opts_;
-  FrameReceiver rx_;
-  FrameWriter tx_{nullptr, nullptr, 0};
+  Hop hop_;                    // RX from the last stage, TX to stage 1
   int32_t* tokens_ = nullptr;  // the session's tokens by position
   float* xbuf_ = nullptr;      // embedding being sent
   uint32_t stages_ = 1;

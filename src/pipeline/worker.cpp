@@ -4,14 +4,23 @@
 
 namespace llmwire {
 
-Status Worker::init(Model* model, ByteLink* link, Clock* clock, uint8_t* tx_buf,
+size_t Worker::scratch_bytes(const ImageInfo& info) {
+  return kMaxFrameSize + Hop::resend_bytes(info.config.dim);
+}
+
+Status Worker::init(Model* model, ByteLink* link, Clock* clock, uint8_t* scratch,
                     const WorkerOptions& opts) {
-  if (!model || !link || !clock || !tx_buf) return Status::kBadArgument;
+  if (!model || !link || !clock || !scratch) return Status::kBadArgument;
   model_ = model;
   link_ = link;
   clock_ = clock;
-  tx_ = FrameWriter(link, tx_buf, kMaxFrameSize);
   const ImageInfo& im = model->info();
+  HopOptions ho;
+  ho.stage_index = (uint8_t)im.stage_index;
+  ho.stage_count = (uint8_t)im.stage_count;
+  ho.boot_id = opts.boot_id;
+  hop_.init(link, clock, this, scratch, scratch + kMaxFrameSize, Hop::resend_bytes(im.config.dim),
+            ho);
   info_ = stage_info_for(im, model->seq_len(), model->kv_type(), opts.boot_id);
   info_.protocol_version = opts.protocol_version;
   stats_ = StageStats{};
@@ -25,32 +34,32 @@ bool Worker::poll(uint32_t timeout_ms) {
   const uint64_t t0 = clock_->now_us();
   const size_t n = link_->read(buf, sizeof buf, timeout_ms);
   stats_.link_wait_us += clock_->now_us() - t0;
-  const uint32_t now = clock_->now_ms();
   if (n > 0) {
-    rx_.push(buf, n, now);
+    hop_.push(buf, n);
   } else {
-    rx_.poll_timeout(now);
+    hop_.tick();
   }
   return link_->ok();
 }
 
 StageStats Worker::stats() const {
   StageStats s = stats_;
-  const FrameCounters& c = rx_.counters();
+  const FrameCounters& c = hop_.rx_counters();
   s.crc_errors = c.crc_errors;
   s.resyncs = c.resyncs;
   s.oversize = c.oversize;
   s.partial_timeouts = c.partial_timeouts;
   s.version_mismatch = c.version_mismatch;
+  s.frames_resent = hop_.counters().frames_resent;
   return s;
 }
 
 void Worker::send(MsgType type, size_t len) {
-  if (len > 0 && tx_.send((uint8_t)type, len)) stats_.frames_tx++;
+  if (len > 0 && hop_.send((uint8_t)type, len)) stats_.frames_tx++;
 }
 
 void Worker::forward(const Frame& f) {
-  if (tx_.send_raw(f.raw, f.raw_len)) stats_.frames_tx++;
+  if (hop_.forward(f)) stats_.frames_tx++;
 }
 
 void Worker::on_frame(const Frame& f) {
@@ -62,19 +71,19 @@ void Worker::on_frame(const Frame& f) {
       break;
     case MsgType::kHello:
       send(MsgType::kHello,
-           hello_append(f.payload, f.len, info_, tx_.payload(), tx_.payload_capacity()));
+           hello_append(f.payload, f.len, info_, hop_.payload(), hop_.payload_capacity()));
       break;
     case MsgType::kStatsRequest: {
       uint32_t id = 0;
       decode_stats_request(f.payload, f.len, &id);
       const StageStats mine = stats();
-      send(MsgType::kStats, encode_stats(id, &mine, 1, tx_.payload(), tx_.payload_capacity()));
+      send(MsgType::kStats, encode_stats(id, &mine, 1, hop_.payload(), hop_.payload_capacity()));
       break;
     }
     case MsgType::kStats: {
       const StageStats mine = stats();
       send(MsgType::kStats,
-           stats_append(f.payload, f.len, mine, tx_.payload(), tx_.payload_capacity()));
+           stats_append(f.payload, f.len, mine, hop_.payload(), hop_.payload_capacity()));
       break;
     }
     case MsgType::kReset: {
@@ -111,14 +120,14 @@ void Worker::on_activation(const Frame& f) {
     const char text[] = "activation has the wrong dim for this stage";
     send(MsgType::kError,
          encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kDimsMismatch, text,
-                      sizeof text - 1, tx_.payload(), tx_.payload_capacity()));
+                      sizeof text - 1, hop_.payload(), hop_.payload_capacity()));
     return;
   }
   if (a.h.pos >= info_.seq_len) {
     const char text[] = "position beyond this stage's sequence length";
     send(MsgType::kError,
          encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kSequenceFull, text,
-                      sizeof text - 1, tx_.payload(), tx_.payload_capacity()));
+                      sizeof text - 1, hop_.payload(), hop_.payload_capacity()));
     return;
   }
   if (a.h.pos > have_) {
@@ -131,7 +140,7 @@ void Worker::on_activation(const Frame& f) {
     m.stage_index = (uint8_t)info_.stage_index;
     m.reason = (uint8_t)reason;
     stats_.need_replay_sent++;
-    send(MsgType::kNeedReplay, encode_need_replay(m, tx_.payload(), tx_.payload_capacity()));
+    send(MsgType::kNeedReplay, encode_need_replay(m, hop_.payload(), hop_.payload_capacity()));
     return;
   }
   float* x = model_->x();
@@ -144,7 +153,7 @@ void Worker::on_activation(const Frame& f) {
     size_t n = 0;
     while (text[n]) n++;
     send(MsgType::kError, encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kInternal,
-                                       text, n, tx_.payload(), tx_.payload_capacity()));
+                                       text, n, hop_.payload(), hop_.payload_capacity()));
     return;
   }
   stats_.positions_computed++;
@@ -152,7 +161,7 @@ void Worker::on_activation(const Frame& f) {
   ActivationHeader h = a.h;
   h.dest_stage = (uint8_t)((info_.stage_index + 1) % info_.stage_count);
   send(MsgType::kActivation,
-       encode_activation(h, x, info_.dim, tx_.payload(), tx_.payload_capacity()));
+       encode_activation(h, x, info_.dim, hop_.payload(), hop_.payload_capacity()));
 }
 
 }  // namespace llmwire

@@ -6,6 +6,7 @@
 
 #include "engine/model.h"
 #include "link/frame.h"
+#include "link/hop.h"
 #include "link/messages.h"
 #include "pipeline/clock.h"
 
@@ -18,15 +19,17 @@ struct WorkerOptions {
 
 class Worker final : public FrameSink {
  public:
-  Worker() : rx_(this) {}
-  // `tx_buf` holds kMaxFrameSize bytes; all three outlive the worker.
-  Status init(Model* model, ByteLink* link, Clock* clock, uint8_t* tx_buf,
+  // Frame buffer and hop resend buffer.
+  static size_t scratch_bytes(const ImageInfo& info);
+  // `scratch` holds scratch_bytes(info) bytes; it and the rest outlive the worker.
+  Status init(Model* model, ByteLink* link, Clock* clock, uint8_t* scratch,
               const WorkerOptions& opts);
   // Waits up to timeout_ms for bytes and handles every complete frame. False once the link
   // is gone for good.
   bool poll(uint32_t timeout_ms);
   StageStats stats() const;
   const StageInfo& info() const { return info_; }
+  const HopCounters& hop_counters() const { return hop_.counters(); }
 
  private:
   void on_frame(const Frame& f) override;
@@ -37,8 +40,7 @@ class Worker final : public FrameSink {
   Model* model_ = nullptr;
   ByteLink* link_ = nullptr;
   Clock* clock_ = nullptr;
-  FrameReceiver rx_;
-  FrameWriter tx_{nullptr, nullptr, 0};
+  Hop hop_;  // the hop from the previous board and the hop to the next
   StageInfo info_;
   uint32_t session_ = 0;
   bool has_session_ = false;

@@ -32,7 +32,7 @@ void take_role_buffers(const ImageInfo& info, const StageOptions& o, uint32_t se
     b->sampler_scratch = big->take<uint8_t>(Sampler::scratch_bytes(info.config.vocab_size));
     b->tokens = big->take<int32_t>(token_capacity(info, o));
   } else {
-    b->worker_tx = fast->take<uint8_t>(kMaxFrameSize);
+    b->worker_tx = fast->take<uint8_t>(Worker::scratch_bytes(info));
   }
 }
 

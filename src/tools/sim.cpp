@@ -104,14 +104,20 @@ struct Relay : FrameSink {
   void send_paced(const uint8_t* p, size_t n);
 };
 
+// A reboot still to happen: stage, the position that triggers it.
+struct PendingReboot {
+  uint32_t stage = 0, pos = 0;
+  bool done = false;  // touched only by the relay thread feeding `stage`
+};
+
 struct Sim {
   SimOptions opts;
   std::vector<StageProc> procs;
   std::vector<std::unique_ptr<Relay>> relays;
   std::mutex mu;
   std::atomic<bool> stop{false};
-  uint32_t reboot_pos = 0;
-  bool rebooted = false;
+  std::vector<PendingReboot> pending;
+  std::vector<uint32_t> reboots_of;  // per stage
   uint32_t reboots = 0;
   std::string stats_path;
   uint32_t emu_timeout_ms = 0;
@@ -253,6 +259,7 @@ void Sim::reboot(size_t k) {
   std::string err;
   spawn(k, &err);
   reboots++;
+  reboots_of[k]++;
 }
 
 void Relay::send_paced(const uint8_t* p, size_t n) {
@@ -299,12 +306,15 @@ void Relay::on_frame(const Frame& f) {
             (unsigned)f.len, act ? " pos " : "", act ? a.h.pos : 0u, act ? a.h.epoch : 0u);
   }
   const uint32_t dest = (hop + 1) % (uint32_t)sim->procs.size();
-  if (sim->opts.reboot_stage == (int)dest && !sim->rebooted &&
-      f.type == (uint8_t)MsgType::kActivation) {
-    ActivationView a;
-    if (decode_activation(f.payload, f.len, &a) == MsgStatus::kOk && a.h.pos >= sim->reboot_pos) {
-      sim->rebooted = true;
-      sim->reboot(dest);  // the board loses power just before this frame arrives
+  ActivationView a;
+  if (f.type == (uint8_t)MsgType::kActivation &&
+      decode_activation(f.payload, f.len, &a) == MsgStatus::kOk) {
+    for (PendingReboot& r : sim->pending) {
+      if (r.stage == dest && !r.done && a.h.pos >= r.pos) {
+        r.done = true;
+        sim->reboot(dest);  // the board loses power just before this frame arrives
+        break;
+      }
     }
   }
   std::vector<WireChunk> chunks;
@@ -569,22 +579,20 @@ int run_sim(const SimOptions& o, std::string* err) {
     return 2;
   }
   if (emu) timeout_ms = o.timeout_ms ? o.timeout_ms : timeout_ms + 200;  // slower compute
-  if (o.reboot_stage >= 0) {
-    if (!head_ok) {
-      *err = o.images[0] + ": " + status_message(s);
+  if (!o.reboots.empty() && !head_ok) {
+    *err = o.images[0] + ": " + status_message(s);
+    return 2;
+  }
+  sim->reboots_of.assign(n, 0);
+  for (const SimReboot& r : o.reboots) {
+    if (r.stage <= 0 || (size_t)r.stage >= n) {
+      *err = "--reboot " + std::to_string(r.stage) + "@" + std::to_string(r.token) +
+             ": the stage must be a worker (1.." + std::to_string(n - 1) + ")";
       return 2;
     }
-    if (o.reboot_stage == 0 || (size_t)o.reboot_stage >= n) {
-      *err = n > 1 ? "--reboot " + std::to_string(o.reboot_stage) + "@" +
-                         std::to_string(o.reboot_token) + " must name a worker stage (1.." +
-                         std::to_string(n - 1) + ")"
-                   : "--reboot needs a worker to reboot, and this ring has only the head";
-      return 2;
-    }
-    if (o.reboot_token >= o.steps) {
-      *err = "--reboot " + std::to_string(o.reboot_stage) + "@" + std::to_string(o.reboot_token) +
-             " is at or after the last generated token (-n " + std::to_string(o.steps) +
-             " generates tokens 0.." + std::to_string(o.steps - 1) + ")";
+    if (r.token >= o.steps) {
+      *err = "--reboot " + std::to_string(r.stage) + "@" + std::to_string(r.token) +
+             ": the story has only " + std::to_string(o.steps) + " tokens (-n)";
       return 2;
     }
     // Position of generated token t = prompt tokens - 1 + t (BOS and dummy prefix included).
@@ -593,7 +601,10 @@ int run_sim(const SimOptions& o, std::string* err) {
     std::vector<int32_t> ids(o.prompt.size() + 3);
     size_t nt = 0;
     tok.encode(o.prompt.data(), o.prompt.size(), true, false, ids.data(), ids.size(), &nt);
-    sim->reboot_pos = (uint32_t)(nt - 1 + o.reboot_token);
+    PendingReboot p;
+    p.stage = (uint32_t)r.stage;
+    p.pos = (uint32_t)(nt - 1 + r.token);
+    sim->pending.push_back(p);
   }
   if (emu) {
     sim->emu_timeout_ms = timeout_ms;
@@ -742,11 +753,12 @@ int run_sim(const SimOptions& o, std::string* err) {
       "%llu generated)\n",
       n, o.baud, elapsed, (unsigned long long)positions, (unsigned long long)num(head, "prompt"),
       (unsigned long long)num(head, "generated"));
-  std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "stage", "compute", "link",
-              "frames", "frames", "CRC", "resyncs", "partial", "need", "retrans", "replays",
-              "reboots");
-  std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s\n", "", "ms/token", "ms/token",
-              "sent", "received", "rejects", "(bytes)", "timeouts", "replay", "", "", "");
+  std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s\n", "stage", "compute",
+              "link", "frames", "frames", "CRC", "resyncs", "partial", "hop", "need", "retrans",
+              "replays", "reboots");
+  std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s\n", "", "ms/token",
+              "ms/token", "sent", "received", "rejects", "(bytes)", "timeouts", "resent", "replay",
+              "", "", "");
   uint64_t crc_total = 0;
   for (size_t k = 0; k < n; k++) {
     const Relay& r = *sim->relays[k];
@@ -754,25 +766,26 @@ int run_sim(const SimOptions& o, std::string* err) {
     if (k == 0) {
       const uint64_t crc = num(head, "crc");
       crc_total += crc;
-      std::printf(
-          "%-7s %12.2f %12.2f %9llu %9llu %8llu %8llu %8llu %8llu %8llu %8llu %8s\n", "0 head",
-          num(head, "compute_us") / 1e3 * per, link_ms, (unsigned long long)num(head, "frames_tx"),
-          (unsigned long long)num(head, "frames_rx"), (unsigned long long)crc,
-          (unsigned long long)num(head, "resyncs"), (unsigned long long)num(head, "partial"),
-          (unsigned long long)num(head, "need_replay"),
-          (unsigned long long)num(head, "retransmissions"),
-          (unsigned long long)num(head, "replays"), "-");
+      std::printf("%-7s %12.2f %12.2f %9llu %9llu %8llu %8llu %8llu %8llu %8llu %8llu %8llu %8s\n",
+                  "0 head", num(head, "compute_us") / 1e3 * per, link_ms,
+                  (unsigned long long)num(head, "frames_tx"),
+                  (unsigned long long)num(head, "frames_rx"), (unsigned long long)crc,
+                  (unsigned long long)num(head, "resyncs"),
+                  (unsigned long long)num(head, "partial"), (unsigned long long)num(head, "resent"),
+                  (unsigned long long)num(head, "need_replay"),
+                  (unsigned long long)num(head, "retransmissions"),
+                  (unsigned long long)num(head, "replays"), "-");
     } else {
       auto& m = stages[k];
       const uint64_t crc = num(m, "crc");
       crc_total += crc;
       const uint64_t pc = num(m, "positions");
-      std::printf("%-7zu %12.2f %12.2f %9llu %9llu %8llu %8llu %8llu %8llu %8s %8s %8u\n", k,
+      std::printf("%-7zu %12.2f %12.2f %9llu %9llu %8llu %8llu %8llu %8llu %8llu %8s %8s %8u\n", k,
                   pc ? num(m, "compute_us") / 1e3 / pc : 0.0, link_ms,
                   (unsigned long long)num(m, "frames_tx"), (unsigned long long)num(m, "frames_rx"),
                   (unsigned long long)crc, (unsigned long long)num(m, "resyncs"),
-                  (unsigned long long)num(m, "partial"), (unsigned long long)num(m, "need_replay"),
-                  "-", "-", (unsigned)((int)k == o.reboot_stage ? sim->reboots : 0));
+                  (unsigned long long)num(m, "partial"), (unsigned long long)num(m, "resent"),
+                  (unsigned long long)num(m, "need_replay"), "-", "-", sim->reboots_of[k]);
     }
   }
   std::printf("wires (stage k TX -> stage k+1 RX):\n");
@@ -788,14 +801,19 @@ int run_sim(const SimOptions& o, std::string* err) {
         (unsigned long long)c.dropped, (unsigned long long)c.duplicated,
         (unsigned long long)c.stalls);
   }
+  uint64_t resent_total = num(head, "resent");
+  for (size_t k = 1; k < n; k++) resent_total += num(stages[k], "resent");
   std::printf(
-      "totals: crc_rejects=%llu retransmissions=%llu replays=%llu reboots=%u timeouts=%llu\n",
-      (unsigned long long)crc_total, (unsigned long long)num(head, "retransmissions"),
-      (unsigned long long)num(head, "replays"), sim->reboots,
-      (unsigned long long)num(head, "timeouts"));
-  if (o.reboot_stage >= 0 && !sim->rebooted) {
-    std::printf("note: --reboot %d@%u did not happen: the story ended after %llu tokens\n",
-                o.reboot_stage, o.reboot_token, (unsigned long long)num(head, "generated"));
+      "totals: crc_rejects=%llu hop_resent=%llu head_naks=%llu head_lost=%llu "
+      "retransmissions=%llu replays=%llu reboots=%u timeouts=%llu\n",
+      (unsigned long long)crc_total, (unsigned long long)resent_total,
+      (unsigned long long)num(head, "naks"), (unsigned long long)num(head, "hop_lost"),
+      (unsigned long long)num(head, "retransmissions"), (unsigned long long)num(head, "replays"),
+      sim->reboots, (unsigned long long)num(head, "timeouts"));
+  if (sim->reboots < o.reboots.size()) {
+    std::printf("note: %u of %u --reboot requests happened: the story ended after %llu tokens\n",
+                sim->reboots, (unsigned)o.reboots.size(),
+                (unsigned long long)num(head, "generated"));
   }
   if (head_rc != 0) {
     *err = "the head (stage 0) " + describe_exit(status) + dead;

@@ -11,6 +11,13 @@
 
 namespace llmwire {
 
+// Power-cycle worker `stage` just before the head's activation for generated token `token`
+// reaches it.
+struct SimReboot {
+  int stage = -1;
+  uint32_t token = 0;
+};
+
 struct SimOptions {
   std::vector<std::string> images;  // ring order: stage 0 (head) first
   std::string prompt;
@@ -21,10 +28,9 @@ struct SimOptions {
   uint32_t timeout_ms = 0;  // 0: derived from baud and model size
   uint32_t baud = 460800;
   WireFaultConfig faults;
-  int reboot_stage = -1;      // kill and restart this stage...
-  uint32_t reboot_token = 0;  // ...when the head sends the position of this generated token
-  std::string exe;            // path of the llmwire binary to run stages with
-  bool quiet = false;         // no story streaming (tests read the summary)
+  std::vector<SimReboot> reboots;  // in any order; a stage may be rebooted more than once
+  std::string exe;                 // path of the llmwire binary to run stages with
+  bool quiet = false;              // no story streaming (tests read the summary)
   // Emulated boards (--emulate): every stage is a qemu-system-riscv32 running this firmware
   // ELF (scripts/build_rv32.sh) with its image in pflash; the relays join the qemus' UARTs.
   std::string emulate_elf;  // empty: host stage processes

@@ -1,0 +1,285 @@
+#include "link/hop.h"
+
+#include <string.h>
+
+namespace llmwire {
+
+size_t Hop::resend_bytes(uint32_t dim) {
+  return 6 * frame_size(activation_size(dim)) + frame_size(1024);
+}
+
+void Hop::init(ByteLink* link, Clock* clock, FrameSink* up, uint8_t* frame_buf, uint8_t* resend,
+               size_t resend_len, const HopOptions& opts) {
+  link_ = link;
+  clock_ = clock;
+  up_ = up;
+  buf_ = frame_buf;
+  store_ = resend;
+  store_cap_ = resend ? resend_len : 0;
+  opts_ = opts;
+  if (opts_.stage_count < 2) opts_.stage_count = 2;
+  counters_ = HopCounters{};
+  // A new boot starts its numbering somewhere else, so the next board does not take its
+  // first frames for duplicates of the old boot's.
+  tx_next_ = (uint16_t)((opts.boot_id * 2654435761u) >> 16);
+  first_ = count_ = 0;
+  remarks_left_ = 0;
+  answered_any_ = false;
+  rx_synced_ = false;
+  nak_pending_ = abandoned_ = false;
+  nak_tries_ = 0;
+  garbage_seen_ = 0;
+}
+
+// ---- TX ----
+
+void Hop::drop_oldest() {
+  first_ = (first_ + 1) % kHopMaxResend;
+  count_--;
+}
+
+void Hop::keep(const uint8_t* frame, size_t len) {
+  if (len > store_cap_) {  // cannot be kept: nothing before it can be resent in order either
+    count_ = 0;
+    return;
+  }
+  for (;;) {
+    if (count_ == 0) {
+      first_ = 0;
+      entries_[0] = Entry{0, (uint32_t)len};
+      break;
+    }
+    const Entry& a = entries_[first_];
+    const Entry& z = entries_[(first_ + count_ - 1) % kHopMaxResend];
+    const size_t end = z.off + z.len;
+    size_t off = SIZE_MAX;
+    if (count_ < kHopMaxResend) {
+      if (z.off >= a.off) {  // the kept bytes do not wrap: room after them or before them
+        if (store_cap_ - end >= len) {
+          off = end;
+        } else if (a.off >= len) {
+          off = 0;
+        }
+      } else if (a.off - end >= len) {  // wrapped: room between the newest and the oldest
+        off = end;
+      }
+    }
+    if (off != SIZE_MAX) {
+      entries_[(first_ + count_) % kHopMaxResend] = Entry{(uint32_t)off, (uint32_t)len};
+      break;
+    }
+    drop_oldest();
+  }
+  memcpy(store_ + entries_[(first_ + count_) % kHopMaxResend].off, frame, len);
+  count_++;
+}
+
+bool Hop::write_control(MsgType type, const uint8_t* payload, size_t len) {
+  uint8_t f[kFrameOverhead + 8];
+  memcpy(f + kFrameHeaderSize, payload, len);
+  const size_t n = finish_frame(f, sizeof f, (uint8_t)type, tx_next_, len);
+  return n && link_->write(f, n);
+}
+
+bool Hop::write_mark(bool answer) {
+  HopMark m;
+  m.next_seq = tx_next_;
+  m.kept = (uint8_t)count_;
+  m.flags = answer ? kHopMarkAnswer : 0;
+  uint8_t p[kHopMarkSize];
+  encode_hop_mark(m, p, sizeof p);
+  counters_.marks_sent++;
+  return write_control(MsgType::kHopMark, p, sizeof p);
+}
+
+bool Hop::send(uint8_t type, size_t payload_len) {
+  const size_t n = finish_frame(buf_, kMaxFrameSize, type, tx_next_, payload_len);
+  if (n == 0 || !link_->write(buf_, n)) return false;
+  tx_next_++;
+  keep(buf_, n);
+  counters_.frames_sent++;
+  arm_remarks();
+  return write_mark(false);
+}
+
+bool Hop::forward(const Frame& f) {
+  if (f.len > kMaxPayload) return false;
+  memmove(payload(), f.payload, f.len);
+  return send(f.type, f.len);
+}
+
+void Hop::resend_from(uint16_t from) {
+  const uint16_t skip = (uint16_t)(from - oldest_seq());
+  // Go back N: everything from the first missing frame, since the receiver dropped what came
+  // after it. Asked again for the same frame, the line is bad enough that a later frame of
+  // the batch would likely be damaged too: send just the one asked for.
+  size_t end = count_;
+  if (answered_any_ && from == last_answered_ && (size_t)skip < count_) end = skip + 1u;
+  answered_any_ = true;
+  last_answered_ = from;
+  for (size_t i = skip; i < end; i++) {
+    const Entry& e = entries_[(first_ + i) % kHopMaxResend];
+    if (!link_->write(store_ + e.off, e.len)) return;
+    counters_.frames_resent++;
+  }
+  // The mark closes the answer: what it announces and the receiver lacks was lost again.
+  write_mark(true);
+  arm_remarks();
+}
+
+void Hop::arm_remarks() {
+  last_send_ms_ = clock_->now_ms();
+  remark_wait_ms_ = opts_.remark_ms;
+  remarks_left_ = opts_.max_remarks;
+}
+
+// ---- RX ----
+
+bool Hop::saw_garbage() {
+  const FrameCounters& c = rx_.counters();
+  const uint32_t g = c.crc_errors + c.oversize + c.partial_timeouts + c.resyncs;
+  if (g == garbage_seen_) return false;
+  garbage_seen_ = g;
+  return true;
+}
+
+void Hop::request(bool force) {
+  if (!rx_synced_) return;  // nothing to ask for before the first frame or mark
+  const uint32_t now = clock_->now_ms();
+  if (nak_pending_ && nak_seq_ == rx_next_) {
+    if (nak_tries_ >= opts_.max_nak_tries && now - nak_first_ms_ >= opts_.give_up_ms) {
+      abandoned_ = true;  // the head's end-to-end retry takes over
+      return;
+    }
+    if (!force && now - nak_ms_ < opts_.nak_retry_ms) return;
+  } else {
+    nak_tries_ = 0;
+    nak_first_ms_ = now;
+  }
+  HopNak m;
+  m.from_seq = rx_next_;
+  m.stage = (uint8_t)((opts_.stage_index + opts_.stage_count - 1) % opts_.stage_count);
+  m.ttl = (uint8_t)(opts_.stage_count - 1);
+  uint8_t p[kHopNakSize];
+  encode_hop_nak(m, p, sizeof p);
+  write_control(MsgType::kHopNak, p, sizeof p);
+  counters_.naks_sent++;
+  nak_pending_ = true;
+  nak_seq_ = rx_next_;
+  nak_ms_ = now;
+  nak_tries_++;
+}
+
+void Hop::on_frame(const Frame& f) {
+  if (f.type == (uint8_t)MsgType::kHopNak) {
+    HopNak m;
+    if (decode_hop_nak(f.payload, f.len, &m) == MsgStatus::kOk) on_nak(m);
+  } else if (f.type == (uint8_t)MsgType::kHopMark) {
+    HopMark m;
+    if (decode_hop_mark(f.payload, f.len, &m) == MsgStatus::kOk) on_mark(m);
+  } else {
+    on_sequenced(f);
+  }
+}
+
+void Hop::on_nak(const HopNak& m) {
+  if (m.stage == opts_.stage_index) {
+    counters_.naks_received++;
+    resend_from(m.from_seq);
+  } else if (m.ttl > 1) {  // about another board's TX hop: pass it on
+    HopNak fwd = m;
+    fwd.ttl--;
+    uint8_t p[kHopNakSize];
+    encode_hop_nak(fwd, p, sizeof p);
+    write_control(MsgType::kHopNak, p, sizeof p);
+    counters_.naks_forwarded++;
+  }
+}
+
+void Hop::on_mark(const HopMark& m) {
+  if (!rx_synced_) {  // the first word from this sender: take its numbering
+    rx_synced_ = true;
+    rx_next_ = m.next_seq;
+    nak_pending_ = false;
+    return;
+  }
+  const uint16_t ahead = (uint16_t)(m.next_seq - rx_next_);
+  if (ahead == 0) {  // everything the sender sent has arrived
+    nak_pending_ = false;
+    return;
+  }
+  if (ahead > kHopSeqWindow) {  // behind us or far ahead: the sender restarted its numbering
+    rx_next_ = m.next_seq;
+    counters_.resyncs++;
+    nak_pending_ = abandoned_ = false;
+    return;
+  }
+  if (abandoned_) {
+    counters_.lost += ahead;
+    rx_next_ = m.next_seq;
+    nak_pending_ = abandoned_ = false;
+    return;
+  }
+  const uint16_t oldest = (uint16_t)(m.next_seq - m.kept);
+  const uint16_t lag = (uint16_t)(oldest - rx_next_);
+  if (lag != 0 && lag <= ahead) {  // the first missing frames are gone from its buffer
+    counters_.lost += lag;
+    rx_next_ = oldest;
+    abandoned_ = false;
+    if (lag == ahead) {
+      nak_pending_ = false;
+      return;
+    }
+  }
+  // Frames before the mark are missing. Ask at once when this is news: the first sign of
+  // the loss, or the answer to our NAK (its resend was damaged too). Marks that were already
+  // on the way when we asked change nothing; the retry timer covers a lost answer.
+  if ((m.flags & kHopMarkAnswer) || !nak_pending_ || nak_seq_ != rx_next_) request(true);
+}
+
+void Hop::on_sequenced(const Frame& f) {
+  const uint16_t d = (uint16_t)(f.seq - rx_next_);
+  if (!rx_synced_ || (d >= kHopSeqWindow && d <= 65536 - kHopSeqWindow)) {
+    if (rx_synced_) counters_.resyncs++;  // a restarted sender (or a new one)
+    rx_synced_ = true;
+  } else if (d != 0 && d < kHopSeqWindow && abandoned_) {
+    counters_.lost += d;  // given up: take this one
+  } else if (d != 0) {
+    if (d < kHopSeqWindow) {  // frames before this one are missing: they come again in order
+      counters_.out_of_order++;
+      request(false);
+    } else {
+      counters_.duplicates++;
+    }
+    return;
+  }
+  rx_next_ = (uint16_t)(f.seq + 1);
+  nak_pending_ = abandoned_ = false;
+  counters_.delivered++;
+  if (up_) up_->on_frame(f);
+}
+
+void Hop::timers() {
+  if (saw_garbage()) request(false);
+  const uint32_t now = clock_->now_ms();
+  if (nak_pending_ && now - nak_ms_ >= opts_.nak_retry_ms) request(false);
+  if (remarks_left_ > 0 && now - last_send_ms_ >= remark_wait_ms_) {
+    remarks_left_--;
+    last_send_ms_ = now;
+    remark_wait_ms_ =
+        remark_wait_ms_ * 2 < opts_.remark_max_ms ? remark_wait_ms_ * 2 : opts_.remark_max_ms;
+    write_mark(false);
+  }
+}
+
+void Hop::push(const uint8_t* data, size_t len) {
+  rx_.push(data, len, clock_->now_ms());
+  timers();
+}
+
+void Hop::tick() {
+  rx_.poll_timeout(clock_->now_ms());
+  timers();
+}
+
+}  // namespace llmwire
