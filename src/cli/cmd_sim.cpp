@@ -65,7 +65,12 @@ void apply_reboot(const std::string& reboot, SimOptions* o) {
   if (reboot.empty()) return;
   unsigned st = 0, tok = 0;
   char extra;
-  if (std::sscanf(reboot.c_str(), "%u@%u%c", &st, &tok, &extra) != 2) {
+  // Digits only: %u alone would read "-1" as 4294967295.
+  const size_t at = reboot.find('@');
+  const bool digits = at != std::string::npos && at > 0 && at + 1 < reboot.size() && at <= 4 &&
+                      reboot.size() - at - 1 <= 9 &&
+                      reboot.find_first_not_of("0123456789@") == std::string::npos;
+  if (!digits || std::sscanf(reboot.c_str(), "%u@%u%c", &st, &tok, &extra) != 2) {
     fail("bad --reboot '" + reboot + "'", "write STAGE@TOKEN, e.g. --reboot 1@40");
   }
   o->reboot_stage = (int)st;
