@@ -32,11 +32,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Run one position through whatever the image holds, if it is small.
   RunOptions opts;
   opts.seq_len = 2;
-  if (Model::arena_bytes(info, opts) > (64u << 20)) return 0;
-  std::vector<uint8_t> arena(Model::arena_bytes(info, opts));
+  const MemoryNeeds need = Model::memory_needs(info, opts);
+  if (need.fast + need.big > (64u << 20)) return 0;
+  std::vector<uint8_t> fast_mem(region_bytes_for(need.fast)), big_mem(region_bytes_for(need.big));
+  Arena fast(MemoryRegion{fast_mem.data(), fast_mem.size()});
+  Arena big(MemoryRegion{big_mem.data(), big_mem.size()});
   SerialExecutor exec;
   Model model;
-  if (model.init(image, opts, arena.data(), arena.size(), &exec) != Status::kOk) return 0;
+  if (model.init(image, opts, &fast, &big, &exec) != Status::kOk) return 0;
   std::vector<float> x(info.config.dim, 0.5f);
   if (info.has(kFlagHasEmbedding)) model.embed(0, x.data());
   model.run_layers(info.layer_begin, info.layer_end, 0, x.data());

@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build clang libclang-rt-14-dev libgtest-dev libcli11-dev
-          python3 python3-numpy clang-format)
+          python3 python3-numpy clang-format
+          gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -217,13 +217,36 @@ TEST(Engine, ArenaTooSmallIsRefused) {
   ASSERT_TRUE(f.open(img, &err));
   Image im;
   ASSERT_EQ(im.open(f.data(), f.size()), Status::kOk);
-  const size_t need = Model::arena_bytes(im.info(), RunOptions{});
-  std::vector<uint8_t> arena(need);
+  const MemoryNeeds need = Model::memory_needs(im.info(), RunOptions{});
+  // 16-byte aligned regions of exactly the stated sizes.
+  std::vector<uint8_t> fast_mem(need.fast + 16), big_mem(need.big + 16);
+  uint8_t* fb = fast_mem.data() + ((16 - ((uintptr_t)fast_mem.data() & 15)) & 15);
+  uint8_t* bb = big_mem.data() + ((16 - ((uintptr_t)big_mem.data() & 15)) & 15);
   SerialExecutor ex;
-  Model m;
-  EXPECT_EQ(m.init(im, RunOptions{}, arena.data(), need - 64, &ex), Status::kArenaTooSmall);
-  EXPECT_EQ(m.init(im, RunOptions{}, arena.data(), need, &ex), Status::kOk);
+  {
+    Model m;
+    Arena fast(MemoryRegion{fb, need.fast - 16}), big(MemoryRegion{bb, need.big});
+    EXPECT_EQ(m.init(im, RunOptions{}, &fast, &big, &ex), Status::kArenaTooSmall);
+  }
+  {
+    Model m;
+    Arena fast(MemoryRegion{fb, need.fast}), big(MemoryRegion{bb, need.big - 16});
+    EXPECT_EQ(m.init(im, RunOptions{}, &fast, &big, &ex), Status::kArenaTooSmall);
+  }
+  {
+    Model m;
+    Arena fast(MemoryRegion{fb, need.fast}), big(MemoryRegion{bb, need.big});
+    EXPECT_EQ(m.init(im, RunOptions{}, &fast, &big, &ex), Status::kOk);
+    // The KV cache lives in the big region, activations in the fast one.
+    EXPECT_GE(need.big,
+              KvCache::bytes(im.info().kv_type, im.info().layer_end - im.info().layer_begin,
+                             im.info().config.seq_len, im.info().config.kv_dim()));
+    EXPECT_GE((const void*)m.x(), (const void*)fb);
+    EXPECT_LT((const void*)m.x(), (const void*)(fb + need.fast));
+  }
   RunOptions shorter;
   shorter.seq_len = 8;
-  EXPECT_LT(Model::arena_bytes(im.info(), shorter), need);
+  const MemoryNeeds less = Model::memory_needs(im.info(), shorter);
+  EXPECT_LT(less.big, need.big);
+  EXPECT_EQ(less.fast, need.fast);
 }

@@ -10,7 +10,7 @@
 
 #include "engine/crc32c.h"
 #include "link/frame.h"
-#include "link/memory_link.h"
+#include "platform/host/memory_link.h"
 #include "link/messages.h"
 
 using namespace llmwire;

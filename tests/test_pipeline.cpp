@@ -13,9 +13,10 @@
 #include "pipeline/split_link.h"
 #include "platform/host/fd_link.h"
 #include "platform/host/host_clock.h"
+#include "platform/host/host_stage.h"
 #include "test_util.h"
+#include "tools/host_model.h"
 #include "tools/split.h"
-#include "tools/stage_runner.h"
 
 using namespace llmwire;
 using llmwire::test::TempDir;
@@ -26,7 +27,8 @@ using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
 
 // A ring of in-process stages: workers on threads, the head driven by the test.
 struct Ring {
-  std::vector<std::unique_ptr<HostModel>> models;
+  std::unique_ptr<HostModel> head_model;
+  std::vector<std::unique_ptr<HostStage>> stages;  // workers (index 0 unused)
   std::vector<std::unique_ptr<FdLink>> rx, tx;
   std::vector<std::unique_ptr<SplitLink>> links;
   std::vector<std::thread> workers;
@@ -46,21 +48,27 @@ struct Ring {
       in[(k + 1) % n] = sv[1];
     }
     for (size_t k = 0; k < n; k++) {
-      models.push_back(std::make_unique<HostModel>());
-      std::string hint;
-      if (!models[k]->load(paths[k], RunOptions{}, 1, err, &hint)) return false;
       rx.push_back(std::make_unique<FdLink>(in[k], true));
       tx.push_back(std::make_unique<FdLink>(out[k], true));
       links.push_back(std::make_unique<SplitLink>(rx[k].get(), tx[k].get()));
     }
+    std::string hint;
+    head_model = std::make_unique<HostModel>();
+    if (!head_model->load(paths[0], RunOptions{}, 1, err, &hint)) return false;
+    stages.resize(n);
     for (size_t k = 1; k < n; k++) {
-      const uint16_t proto = (int)k == old_firmware_stage ? kProtocolVersion + 1 : kProtocolVersion;
-      workers.emplace_back([this, k, proto] {
-        std::string e;
-        run_worker(*models[k], links[k].get(), 100 + (uint32_t)k, &stop, &e, proto);
+      StageOptions so;
+      so.protocol_version = (int)k == old_firmware_stage ? kProtocolVersion + 1 : kProtocolVersion;
+      stages[k] = std::make_unique<HostStage>();
+      if (!stages[k]->boot(paths[k], links[k].get(), so, 1, 100 + (uint32_t)k, nullptr, err, &hint))
+        return false;
+    }
+    for (size_t k = 1; k < n; k++) {
+      workers.emplace_back([this, k] {
+        stages[k]->stage().serve([](void* c) { return static_cast<Ring*>(c)->stop.load(); }, this);
       });
     }
-    Model& m = models[0]->model();
+    Model& m = head_model->model();
     scratch.resize(RingHead::scratch_bytes(m.info(), m.seq_len()));
     if (head.init(&m, links[0].get(), &clock, ho, scratch.data(), scratch.size()) != Status::kOk)
       return false;

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "link/frame.h"
-#include "link/memory_link.h"
+#include "platform/host/memory_link.h"
 #include "link/messages.h"
 #include "platform/host/fd_link.h"
 #include "platform/host/pty_pair.h"

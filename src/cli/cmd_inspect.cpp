@@ -36,10 +36,11 @@ void print_ram(const ImageInfo& info, KvType kv) {
   o.kv_type = kv;
   const uint32_t layers = info.layer_end - info.layer_begin;
   const size_t kv_bytes = KvCache::bytes(kv, layers, info.config.seq_len, info.config.kv_dim());
-  const size_t total = Model::arena_bytes(info, o);
+  const MemoryNeeds need = Model::memory_needs(info, o);
   std::printf(
-      "  KV cache %s: %10zu bytes (%.2f MB)  activations+scratch: %zu bytes  total: %zu bytes\n",
-      kv_type_name(kv), kv_bytes, kv_bytes / 1e6, total - kv_bytes, total);
+      "  KV cache %s: %10zu bytes (%.2f MB)  fast RAM (activations, scratch): %zu bytes  big RAM "
+      "(KV, logits, attention): %zu bytes\n",
+      kv_type_name(kv), kv_bytes, kv_bytes / 1e6, need.fast, need.big);
 }
 
 void run(const std::string& path) {

@@ -3,7 +3,6 @@
 // ring; the simulator runs each stage this way over pipes (--fd-in/--fd-out).
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -12,14 +11,16 @@
 #include "cli/validators.h"
 #include "pipeline/split_link.h"
 #include "platform/host/fd_link.h"
+#include "platform/host/host_stage.h"
 #include "platform/host/serial_port.h"
-#include "tools/stage_runner.h"
+#include "runtime/head_console.h"
 
 namespace llmwire::cli {
 namespace {
 
 struct Args {
   std::string image, port, stats_out, prompt;
+  bool prompt_set = false;
   uint32_t baud = 460800;
   int fd_in = -1, fd_out = -1;
   uint32_t boot_id = 0;
@@ -35,9 +36,11 @@ void emit(void*, const char* s, size_t n) {
   std::fflush(stdout);
 }
 
-void write_stats(const std::string& path, const HeadRunResult& r) {
+void discard(void*, const char*, size_t) {}
+
+void write_stats(const std::string& path, const StoryResult& r, const HeadCounters& c,
+                 const FrameCounters& link, const StageStats* stages, size_t n) {
   std::ofstream out(path);
-  const HeadCounters& c = r.counters;
   out << "head completed=" << (r.gen.prompt_tokens + r.gen.generated_tokens)
       << " prompt=" << r.gen.prompt_tokens << " generated=" << r.gen.generated_tokens
       << " positions_sent=" << c.positions_sent << " retransmissions=" << c.retransmissions
@@ -45,9 +48,10 @@ void write_stats(const std::string& path, const HeadRunResult& r) {
       << " replays=" << c.replays << " replayed=" << c.replayed_positions
       << " duplicates=" << c.duplicates << " compute_us=" << c.compute_us
       << " wait_us=" << c.wait_us << " frames_rx=" << c.frames_rx << " frames_tx=" << c.frames_tx
-      << " crc=" << r.link.crc_errors << " resyncs=" << r.link.resyncs
-      << " partial=" << r.link.partial_timeouts << "\n";
-  for (const StageStats& s : r.stages) {
+      << " crc=" << link.crc_errors << " resyncs=" << link.resyncs
+      << " partial=" << link.partial_timeouts << "\n";
+  for (size_t i = 0; i < n; i++) {
+    const StageStats& s = stages[i];
     out << "stage index=" << s.stage_index << " boot=" << s.boot_id << " frames_rx=" << s.frames_rx
         << " frames_tx=" << s.frames_tx << " crc=" << s.crc_errors << " resyncs=" << s.resyncs
         << " oversize=" << s.oversize << " partial=" << s.partial_timeouts
@@ -57,53 +61,79 @@ void write_stats(const std::string& path, const HeadRunResult& r) {
 }
 
 void run(Args& a) {
-  std::unique_ptr<ByteLink> link;
   std::unique_ptr<FdLink> in, out;
+  std::unique_ptr<SplitLink> split;
   std::unique_ptr<SerialPort> serial;
   std::string err, hint;
+  ByteLink* link = nullptr;
   if (!a.port.empty()) {
     serial = std::make_unique<SerialPort>();
     if (!serial->open(a.port, a.baud, &err)) fail(err);
+    link = serial.get();
   } else if (a.fd_in >= 0 && a.fd_out >= 0) {
     in = std::make_unique<FdLink>(a.fd_in, true);
     out = std::make_unique<FdLink>(a.fd_out, true);
-    link = std::make_unique<SplitLink>(in.get(), out.get());
-  } else {
-    fail("say where the ring is: --port /dev/ttyUSB0 (a serial adapter) or --fd-in/--fd-out");
+    split = std::make_unique<SplitLink>(in.get(), out.get());
+    link = split.get();
   }
-  ByteLink* l = serial ? static_cast<ByteLink*>(serial.get()) : link.get();
   if (!a.boot_id) a.boot_id = (uint32_t)getpid() ^ (uint32_t)time(nullptr);
-  HostModel hm;
-  if (!hm.load(a.image, RunOptions{}, 1, &err, &hint)) fail(err, hint);
-  if (hm.model().info().stage_index != 0) {
-    if (!run_worker(hm, l, a.boot_id, nullptr, &err, (uint16_t)a.protocol_version)) fail(err);
+  StageOptions so;
+  so.head.window = a.window;
+  so.head.timeout_ms = a.timeout_ms;
+  so.protocol_version = (uint16_t)a.protocol_version;
+  FdConsole console;
+  HostStage hs;
+  if (!hs.boot(a.image, link, so, 1, a.boot_id, &console, &err, &hint)) fail(err, hint);
+  Stage& st = hs.stage();
+  if (!st.is_head()) {
+    if (!link) {
+      fail("say where the ring is: --port /dev/ttyUSB0 (a serial adapter) or --fd-in/--fd-out");
+    }
+    st.serve(nullptr, nullptr);
     // A worker serves until its link ends: that is a failure to report, not a clean exit.
     const std::string why = serial ? serial->error() : !in->ok() ? in->error() : out->error();
-    fail("worker stage " + std::to_string(hm.model().info().stage_index) + ": the ring link " +
+    fail("worker stage " + std::to_string(st.image().info().stage_index) + ": the ring link " +
              (a.port.empty() ? std::string("closed") : "on " + a.port + " failed") +
              (why.empty() ? std::string() : " (" + why + ")"),
          a.port.empty() ? "" : "check the cable and that no other program uses the port", 4);
   }
-  HeadRunOptions ho;
-  ho.prompt = a.prompt;
-  ho.steps = a.steps;
-  ho.temperature = a.temperature;
-  ho.topp = a.topp;
-  ho.seed = a.seed;
-  ho.head.boot_id = a.boot_id;
-  ho.head.window = a.window;
-  ho.head.timeout_ms = a.timeout_ms;
-  HeadRunResult r;
-  const bool ok = run_head(hm, l, ho, &r, a.quiet ? nullptr : emit, nullptr, &err, &hint);
+  if (!link && st.image().info().stage_count > 1) {
+    fail("say where the ring is: --port /dev/ttyUSB0 (a serial adapter) or --fd-in/--fd-out");
+  }
+  HeadConsole hc;
+  hc.init(&st, a.quiet ? discard : emit, nullptr);
+  hc.settings().temperature = a.temperature;
+  hc.settings().topp = a.topp;
+  hc.settings().seed = a.seed;
+  hc.settings().max_new = a.steps;
+  char msg[512];
+  if (!a.prompt_set) {
+    // Interactive: the board's console on this terminal.
+    char banner[256];
+    st.describe(banner, sizeof banner);
+    std::printf("llmwire %s\n", banner);
+    if (hc.connect(msg, sizeof msg) != Status::kOk) std::printf("ring: %s\n", msg);
+    std::printf("type a story opening, or /help\n");
+    std::fflush(stdout);
+    hc.run(nullptr, nullptr);
+    return;
+  }
+  StoryResult r;
+  const Status s = hc.tell(a.prompt.data(), a.prompt.size(), &r, msg, sizeof msg);
   if (!a.quiet) std::printf("\n");
-  if (!a.stats_out.empty()) write_stats(a.stats_out, r);
-  if (!ok) fail(err, hint, 4);
+  StageStats stages[kMaxStages];
+  size_t n = 0;
+  if (s == Status::kOk) st.head().collect_stats(stages, kMaxStages, &n);
+  if (!a.stats_out.empty()) {
+    write_stats(a.stats_out, r, st.head().counters(), st.head().link_counters(), stages, n);
+  }
+  if (s != Status::kOk) fail(msg, "", 4);
   if (a.stats_out.empty()) {
     std::fprintf(stderr,
                  "---\n%u prompt + %u generated tokens; retransmissions %u, replays %u, CRC "
                  "rejects at the head %u\n",
-                 r.gen.prompt_tokens, r.gen.generated_tokens, r.counters.retransmissions,
-                 r.counters.replays, r.link.crc_errors);
+                 r.gen.prompt_tokens, r.gen.generated_tokens, st.head().counters().retransmissions,
+                 st.head().counters().replays, st.head().link_counters().crc_errors);
   }
 }
 
@@ -123,7 +153,14 @@ void add_stage_command(CLI::App& app) {
                   "read the ring from this file descriptor (the simulator uses pipes)");
   cmd->add_option("--fd-out", a.fd_out, "write the ring to this file descriptor");
   cmd->add_option("--boot-id", a.boot_id, "identifies this boot to the head (default: random)");
-  cmd->add_option("-p,--prompt", a.prompt, "head: story opening");
+  cmd->add_option_function<std::string>(
+      "-p,--prompt",
+      [](const std::string& p) {
+        a.prompt = p;
+        a.prompt_set = true;
+      },
+      "head: tell one story continuing this opening (without it: an interactive console on "
+      "this terminal, the same commands as the board's, /help lists them)");
   cmd->add_option("-n,--steps", a.steps, "head: maximum tokens to generate")
       ->default_val(256)
       ->check(CLI::Range(1u, kMaxSteps));

@@ -9,10 +9,12 @@ namespace llmwire {
 
 class Executor {
  public:
-  virtual ~Executor() = default;
   virtual uint32_t workers() const = 0;
   // Calls fn(ctx, w, workers()) for every w in [0, workers()) and returns when all are done.
   virtual void run(void (*fn)(void* ctx, uint32_t worker, uint32_t workers), void* ctx) = 0;
+
+ protected:
+  ~Executor() = default;  // not deleted through the interface: no operator delete on MCUs
 };
 
 // Everything on the calling core.

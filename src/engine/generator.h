@@ -14,7 +14,6 @@ namespace llmwire {
 
 class Forwarder {
  public:
-  virtual ~Forwarder() = default;
   // Starts a new sequence (a new prompt): positions restart at 0.
   virtual Status begin() { return Status::kOk; }
   // Runs token at pos. need_logits is false for prompt positions whose logits are unused;
@@ -24,6 +23,9 @@ class Forwarder {
   // calls forward() one by one; a pipeline overrides it to stream them.
   virtual Status feed_prompt(const int32_t* tokens, uint32_t n);
   virtual uint32_t seq_len() const = 0;
+
+ protected:
+  ~Forwarder() = default;  // not deleted through the interface: no operator delete on MCUs
 };
 
 struct GenerateStats {

@@ -8,72 +8,61 @@
 namespace llmwire {
 namespace {
 
-// Bump allocator over the caller's arena; with base == nullptr it only counts.
-struct Bump {
-  uint8_t* base;
-  size_t used = 0;
-  template <typename T>
-  T* take(size_t count) {
-    used = (used + 15u) & ~(size_t)15u;
-    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
-    used += count * sizeof(T);
-    return p;
-  }
-};
-
 uint32_t groups_of(uint32_t n, uint32_t group) {
   return group ? (n + group - 1) / group : 0;
 }
 
 }  // namespace
 
-struct Model::Layout {
-  // Lays out every buffer; shared by arena_bytes() and init() so they cannot disagree.
-  static size_t apply(const ImageInfo& info, const RunOptions& opts, Buffers* t, uint8_t* base) {
-    const ModelConfig& c = info.config;
-    const uint32_t seq = opts.seq_len ? opts.seq_len : c.seq_len;
-    const KvType kv = opts.kv_override ? opts.kv_type : info.kv_type;
-    const uint32_t group = info.group_size;
-    const uint32_t layers = info.layer_end - info.layer_begin;
-    Bump b{base};
-    t->x = b.take<float>(c.dim);
-    t->xb = b.take<float>(c.dim);
-    t->xb2 = b.take<float>(c.dim);
-    t->q = b.take<float>(c.dim);
-    t->k = b.take<float>(c.kv_dim());
-    t->v = b.take<float>(c.kv_dim());
-    t->hb = b.take<float>(c.hidden_dim);
-    t->hb2 = b.take<float>(c.hidden_dim);
-    t->att = b.take<float>((size_t)c.n_heads * seq);
-    t->logits = info.has(kFlagHasClassifier) ? b.take<float>(c.vocab_size) : nullptr;
-    t->rope_freq = b.take<float>(c.head_size() / 2);
-    t->rope_cs = b.take<float>(c.head_size());
-    if (group) {
-      const uint32_t xg = groups_of(c.dim, group), hg = groups_of(c.hidden_dim, group);
-      t->xq_q = b.take<int8_t>((size_t)xg * group);
-      t->xq_s = b.take<float>(xg);
-      t->xq_sum = b.take<int32_t>(xg);
-      t->hq_q = b.take<int8_t>((size_t)hg * group);
-      t->hq_s = b.take<float>(hg);
-      t->hq_sum = b.take<int32_t>(hg);
-    }
-    t->kv = b.take<uint8_t>(KvCache::bytes(kv, layers, seq, c.kv_dim()));
-    return b.used + 16;  // slack for aligning the arena start
+void Model::layout(const ImageInfo& info, const RunOptions& opts, Arena* fast, Arena* big,
+                   Buffers* t) {
+  const ModelConfig& c = info.config;
+  const uint32_t seq = opts.seq_len ? opts.seq_len : c.seq_len;
+  const KvType kv = opts.kv_override ? opts.kv_type : info.kv_type;
+  const uint32_t group = info.group_size;
+  const uint32_t layers = info.layer_end - info.layer_begin;
+  // Fast region: what every matmul touches.
+  t->layers = fast->take<LayerWeights>(layers);
+  t->x = fast->take<float>(c.dim);
+  t->xb = fast->take<float>(c.dim);
+  t->xb2 = fast->take<float>(c.dim);
+  t->q = fast->take<float>(c.dim);
+  t->k = fast->take<float>(c.kv_dim());
+  t->v = fast->take<float>(c.kv_dim());
+  t->hb = fast->take<float>(c.hidden_dim);
+  t->hb2 = fast->take<float>(c.hidden_dim);
+  t->rope_freq = fast->take<float>(c.head_size() / 2);
+  t->rope_cs = fast->take<float>(c.head_size());
+  if (group) {
+    const uint32_t xg = groups_of(c.dim, group), hg = groups_of(c.hidden_dim, group);
+    t->xq_q = fast->take<int8_t>((size_t)xg * group);
+    t->xq_s = fast->take<float>(xg);
+    t->xq_sum = fast->take<int32_t>(xg);
+    t->hq_q = fast->take<int8_t>((size_t)hg * group);
+    t->hq_s = fast->take<float>(hg);
+    t->hq_sum = fast->take<int32_t>(hg);
   }
-};
-
-size_t Model::arena_bytes(const ImageInfo& info, const RunOptions& opts) {
-  Buffers unused;
-  return Layout::apply(info, opts, &unused, nullptr);
+  // Big region: grows with the sequence length or the vocabulary.
+  t->att = big->take<float>((size_t)c.n_heads * seq);
+  t->logits = info.has(kFlagHasClassifier) ? big->take<float>(c.vocab_size) : nullptr;
+  t->kv = big->take<uint8_t>(KvCache::bytes(kv, layers, seq, c.kv_dim()));
 }
 
-Status Model::init(const Image& image, const RunOptions& opts, void* arena, size_t arena_len,
+MemoryNeeds Model::memory_needs(const ImageInfo& info, const RunOptions& opts) {
+  Arena fast, big;
+  Buffers unused;
+  layout(info, opts, &fast, &big, &unused);
+  return MemoryNeeds{fast.used(), big.used()};
+}
+
+Status Model::init(const Image& image, const RunOptions& opts, Arena* fast, Arena* big,
                    Executor* executor) {
   const ImageInfo& info = image.info();
-  if (image.data() == nullptr || executor == nullptr) return Status::kBadArgument;
+  if (image.data() == nullptr || executor == nullptr || !fast || !big) return Status::kBadArgument;
   if (opts.seq_len > info.config.seq_len) return Status::kBadArgument;
-  const size_t need = arena_bytes(info, opts);
-  if (arena == nullptr || arena_len < need) return Status::kArenaTooSmall;
+  if (fast->counting() || big->counting()) return Status::kArenaTooSmall;
+  layout(info, opts, fast, big, &buf_);
+  if (fast->overflowed() || big->overflowed()) return Status::kArenaTooSmall;
   image_ = &image;
   exec_ = executor;
   matmul_fn_ = opts.reference_kernels ? matmul_reference : matmul_optimized;
@@ -85,14 +74,12 @@ Status Model::init(const Image& image, const RunOptions& opts, void* arena, size
   layer_end_ = info.layer_end;
   norm_eps_ = info.norm_eps;
   min_parallel_macs_ = opts.min_parallel_macs;
-  uint8_t* base = static_cast<uint8_t*>(arena);
-  base += (16u - ((uintptr_t)base & 15u)) & 15u;
-  Layout::apply(info, opts, &buf_, base);
+  layers_ = buf_.layers;
   kv_.init(opts.kv_override ? opts.kv_type : info.kv_type, layer_end_ - layer_begin_, seq_len_,
            config_.kv_dim(), buf_.kv);
 
   for (uint32_t l = layer_begin_; l < layer_end_; l++) {
-    LayerWeights& w = layers_[l];
+    LayerWeights& w = layers_[l - layer_begin_];
     const bool ok =
         image.find(TensorKind::kRmsAtt, l, &w.rms_att) && image.find(TensorKind::kWq, l, &w.wq) &&
         image.find(TensorKind::kWk, l, &w.wk) && image.find(TensorKind::kWv, l, &w.wv) &&
@@ -295,7 +282,7 @@ Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {
   }
 
   for (uint32_t l = begin; l < end; l++) {
-    const LayerWeights& w = layers_[l];
+    const LayerWeights& w = layers_[l - layer_begin_];
     // Attention block.
     weight_bytes_read_ += w.rms_att.bytes() + w.rms_ffn.bytes();
     rmsnorm(buf_.xb, x, w.rms_att);
@@ -349,14 +336,6 @@ Status Model::head(const float* x, uint32_t r0, uint32_t r1, float* logits) {
   slice.rows = r1 - r0;
   matmul(slice, buf_.xb, &xq, logits + r0);
   return Status::kOk;
-}
-
-Status Model::forward(int32_t token, uint32_t pos, const float** logits) {
-  Status s = embed(token, buf_.x);
-  if (s == Status::kOk) s = run_layers(layer_begin_, layer_end_, pos, buf_.x);
-  if (s == Status::kOk) s = head(buf_.x, 0, config_.vocab_size, buf_.logits);
-  if (s == Status::kOk && logits) *logits = buf_.logits;
-  return s;
 }
 
 }  // namespace llmwire

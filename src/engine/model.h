@@ -1,11 +1,13 @@
 // The transformer forward pass over an image, split-ready: embed a token, run any range of
 // the layers this image holds, then the head (final norm + classifier rows). Memory comes
-// from one arena the caller owns; nothing is allocated after init().
+// from two caller-owned regions (fast: activations and scratch; big: KV cache, logits and
+// attention scores); nothing is allocated after init().
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/arena.h"
 #include "engine/executor.h"
 #include "engine/image.h"
 #include "engine/kernels.h"
@@ -29,10 +31,12 @@ struct LayerWeights {
 
 class Model {
  public:
-  // Arena bytes init() needs for this image and options.
-  static size_t arena_bytes(const ImageInfo& info, const RunOptions& opts);
+  // Bytes init() takes from each region for this image and options.
+  static MemoryNeeds memory_needs(const ImageInfo& info, const RunOptions& opts);
 
-  Status init(const Image& image, const RunOptions& opts, void* arena, size_t arena_len,
+  // Takes its buffers from `fast` and `big` (which may be the same arena); kArenaTooSmall when
+  // either runs out. The regions and the image must outlive the model.
+  Status init(const Image& image, const RunOptions& opts, Arena* fast, Arena* big,
               Executor* executor);
 
   // x = embedding of `token` (images holding the embedding).
@@ -41,8 +45,6 @@ class Model {
   Status run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x);
   // logits[r0..r1) of the classifier applied to final-norm(x) (images holding the classifier).
   Status head(const float* x, uint32_t r0, uint32_t r1, float* logits);
-  // Whole model for one token: embed, all layers, head. Returns the logits buffer.
-  Status forward(int32_t token, uint32_t pos, const float** logits);
 
   const ModelConfig& config() const { return config_; }
   const ImageInfo& info() const { return image_->info(); }
@@ -55,7 +57,9 @@ class Model {
   void reset_counters() { weight_bytes_read_ = 0; }
 
  private:
-  struct Layout;
+  struct Buffers;
+  static void layout(const ImageInfo& info, const RunOptions& opts, Arena* fast, Arena* big,
+                     Buffers* t);
   void matmul(const TensorView& w, const float* x_f32, const QuantizedInput* xq, float* out);
   void quantize(const float* x, uint32_t n, QuantizedInput* out, int8_t* q, float* s, int32_t* qs);
   void rmsnorm(float* out, const float* x, const TensorView& w) const;
@@ -69,14 +73,15 @@ class Model {
   bool quantized_ = false;
   uint32_t seq_len_ = 0;
   uint32_t layer_begin_ = 0, layer_end_ = 0;
-  LayerWeights layers_[kMaxLayers];
+  LayerWeights* layers_ = nullptr;  // [layer_end_ - layer_begin_], from the fast region
   TensorView embedding_, classifier_, rms_final_;
   bool has_embedding_ = false, has_classifier_ = false;
   float norm_eps_ = 1e-5f;
   uint64_t min_parallel_macs_ = 65536;
 
-  // Buffers carved from the arena.
+  // Buffers carved from the regions.
   struct Buffers {
+    LayerWeights* layers;
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *att, *logits;
     float* rope_freq;  // [head_size / 2]
     float* rope_cs;    // [head_size] cos, sin pairs for the current position

@@ -10,7 +10,6 @@ namespace llmwire {
 
 class ByteLink {
  public:
-  virtual ~ByteLink() = default;
   // Writes all `len` bytes or fails (false: the link is broken, see ok()). May block until
   // the transport has room; never returns having written only part of the data.
   virtual bool write(const uint8_t* data, size_t len) = 0;
@@ -19,6 +18,9 @@ class ByteLink {
   virtual size_t read(uint8_t* buf, size_t max, uint32_t timeout_ms) = 0;
   // False once the link is closed or failed for good (peer hung up, device unplugged).
   virtual bool ok() const { return true; }
+
+ protected:
+  ~ByteLink() = default;  // not deleted through the interface: no operator delete on MCUs
 };
 
 }  // namespace llmwire

@@ -66,8 +66,10 @@ bool parse_frame(const uint8_t* data, size_t len, Frame* out);
 // the call; do not call back into the same receiver's push()/poll_timeout() from it.
 class FrameSink {
  public:
-  virtual ~FrameSink() = default;
   virtual void on_frame(const Frame& frame) = 0;
+
+ protected:
+  ~FrameSink() = default;  // not deleted through the interface: no operator delete on MCUs
 };
 
 struct FrameCounters {

@@ -7,9 +7,11 @@ namespace llmwire {
 
 class Clock {
  public:
-  virtual ~Clock() = default;
   virtual uint64_t now_us() = 0;
   uint32_t now_ms() { return (uint32_t)(now_us() / 1000); }
+
+ protected:
+  ~Clock() = default;  // not deleted through the interface: no operator delete on MCUs
 };
 
 }  // namespace llmwire

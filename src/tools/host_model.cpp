@@ -11,38 +11,6 @@ std::string describe_image_error(const std::string& path, Status s, const Image&
   return msg;
 }
 
-namespace {
-
-// The arena (KV cache, activations, logits) plus the image copy must fit what this process may
-// allocate; otherwise say how long a context would fit.
-bool check_host_memory(const std::string& path, const ImageInfo& info, const RunOptions& opts,
-                       size_t image_bytes, std::string* err, std::string* hint) {
-  const uint64_t limit = host_memory_limit();
-  const uint64_t reserve = 64ull << 20;  // code, stacks, threads
-  const uint64_t have = limit > image_bytes + reserve ? limit - image_bytes - reserve : 0;
-  const uint64_t need = Model::arena_bytes(info, opts);
-  if (need <= have) return true;
-  const uint32_t seq = opts.seq_len ? opts.seq_len : info.config.seq_len;
-  uint32_t lo = 0, hi = seq;  // longest seq whose arena fits
-  while (lo < hi) {
-    RunOptions o = opts;
-    o.seq_len = lo + (hi - lo + 1) / 2;
-    if (Model::arena_bytes(info, o) <= have) {
-      lo = o.seq_len;
-    } else {
-      hi = o.seq_len - 1;
-    }
-  }
-  *err = path + " needs " + std::to_string((need + (1u << 20) - 1) >> 20) + " MB of RAM at seq " +
-         std::to_string(seq) + " (KV cache and activations), more than the " +
-         std::to_string(have >> 20) + " MB this process can allocate";
-  *hint = lo > 0 ? "use --seq " + std::to_string(lo) + " or shorter (or --kv f16)"
-                 : "the model does not fit this machine's memory at any sequence length";
-  return false;
-}
-
-}  // namespace
-
 bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t threads,
                      std::string* err, std::string* hint) {
   if (!file_.open(path, err)) {
@@ -64,9 +32,13 @@ bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t t
     return false;
   }
   if (!check_host_memory(path, info, opts, file_.size(), err, hint)) return false;
-  arena_.assign(Model::arena_bytes(info, opts), 0);
+  const MemoryNeeds need = Model::memory_needs(info, opts);
+  fast_.assign(region_bytes_for(need.fast), 0);
+  big_.assign(region_bytes_for(need.big), 0);
   exec_ = std::make_unique<ThreadExecutor>(threads);
-  s = model_.init(image_, opts, arena_.data(), arena_.size(), exec_.get());
+  Arena fast(MemoryRegion{fast_.data(), fast_.size()});
+  Arena big(MemoryRegion{big_.data(), big_.size()});
+  s = model_.init(image_, opts, &fast, &big, exec_.get());
   if (s != Status::kOk) {
     *err = path + ": " + status_message(s);
     *hint = status_hint(s);

@@ -31,7 +31,7 @@ class HostModel : public Forwarder {
  private:
   MappedFile file_;
   Image image_;
-  std::vector<uint8_t> arena_;
+  std::vector<uint8_t> fast_, big_;  // the model's two memory regions (one allocation each)
   std::unique_ptr<ThreadExecutor> exec_;
   Model model_;
   Tokenizer tokenizer_;

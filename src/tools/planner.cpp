@@ -1,5 +1,7 @@
 #include "tools/planner.h"
 
+#include "runtime/stage.h"
+
 #include <stdio.h>
 
 #include <algorithm>
@@ -168,24 +170,25 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   for (uint64_t p : parts) pos = align64(pos) + p;
   b.image_bytes = pos;
 
-  // RAM: exactly what the engine's arena will ask for.
+  // RAM: exactly what the stage runtime takes from each region at boot.
   ImageInfo si = m.info;
   si.config.seq_len = seq;
   si.layer_begin = lb;
   si.layer_end = le;
+  si.stage_index = b.head ? 0 : 1;
   si.flags = b.head ? (kFlagHasTokenizer | kFlagHasEmbedding | kFlagHasClassifier) : 0;
-  RunOptions ro;
-  ro.kv_override = true;
-  ro.kv_type = kv;
-  const uint64_t arena = Model::arena_bytes(si, ro);
+  StageOptions so;
+  so.run.kv_override = true;
+  so.run.kv_type = kv;
+  const MemoryNeeds need = Stage::memory_needs(si, so);
   b.kv_bytes = KvCache::bytes(kv, le - lb, seq, c.kv_dim());
-  const uint64_t logits = b.head ? 4ull * c.vocab_size : 0;
-  const uint64_t att = 4ull * c.n_heads * seq;
-  b.link_buffer_bytes = 2 * activation_frame_bytes(c.dim) + 4096;
-  b.activation_bytes = arena - b.kv_bytes;
-  // KV cache, logits and attention scores live in PSRAM; the rest in SRAM if it fits.
-  uint64_t sram = b.activation_bytes - logits - att + b.link_buffer_bytes;
-  uint64_t psram = b.kv_bytes + logits + att;
+  // The frame receiver's buffer lives in the runtime object itself (internal RAM).
+  b.link_buffer_bytes = kMaxFrameSize;
+  b.activation_bytes = need.fast;
+  // The big region (KV cache, logits, attention scores) is PSRAM; the fast one internal SRAM
+  // when it fits, else PSRAM too.
+  uint64_t sram = need.fast + b.link_buffer_bytes;
+  uint64_t psram = need.big;
   if (sram > board.sram_bytes) {
     psram += sram;
     sram = 0;

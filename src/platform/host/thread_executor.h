@@ -14,7 +14,7 @@ namespace llmwire {
 class ThreadExecutor final : public Executor {
  public:
   explicit ThreadExecutor(uint32_t workers);
-  ~ThreadExecutor() override;
+  ~ThreadExecutor();
   uint32_t workers() const override { return workers_; }
   void run(void (*fn)(void*, uint32_t, uint32_t), void* ctx) override;
 

@@ -1,4 +1,4 @@
-#include "link/memory_link.h"
+#include "platform/host/memory_link.h"
 
 #include <string.h>
 
