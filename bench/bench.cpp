@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "engine/generator.h"
-#include "platform/host/mapped_file.h"
 #include "engine/kernels.h"
+#include "platform/host/mapped_file.h"
 #include "tools/convert.h"
 #include "tools/host_model.h"
 #include "tools/planner.h"

@@ -27,9 +27,14 @@ Status generate(Forwarder* fwd, const Tokenizer& tok, Sampler* sampler, const ch
   *stats = GenerateStats{};
   size_t n = 0;
   if (capacity < prompt_len + 3) return Status::kBadArgument;
+  // Refuse a prompt that cannot fit before encoding it: BOS plus the text and its dummy-prefix
+  // space, each token covering at most max_token_len bytes.
+  const uint32_t seq = fwd->seq_len();
+  const size_t max_len = tok.max_token_len() ? tok.max_token_len() : 1;
+  const size_t at_least = 1 + (prompt_len > 0 ? (prompt_len + 1 + max_len - 1) / max_len : 0);
+  if (at_least >= seq) return Status::kPromptTooLong;
   Status s = tok.encode(prompt, prompt_len, true, false, tokens, capacity, &n);
   if (s != Status::kOk) return s;
-  const uint32_t seq = fwd->seq_len();
   if (n >= seq) return Status::kPromptTooLong;
   stats->prompt_tokens = (uint32_t)n;
   s = fwd->begin();

@@ -137,29 +137,69 @@ Status Tokenizer::encode(const char* text, size_t len, bool bos, bool eos, int32
   // pair on ties, and the -1e10 floor is llama2.c's starting best score.
   char buf[kMaxTokenLen * 2 + 2];
   const size_t max_len = data_.max_token_len;
-  for (;;) {
-    float best_score = -1e10f;
-    int32_t best_id = -1;
-    size_t best_idx = 0;
-    for (size_t i = 0; i + 1 < n; i++) {
-      const Piece a = piece(tokens[i]), b = piece(tokens[i + 1]);
-      // No piece is longer than max_token_len, so a longer pair cannot be in the vocabulary.
-      if (a.len + b.len > max_len) continue;
-      memcpy(buf, a.data, a.len);
-      memcpy(buf + a.len, b.data, b.len);
-      const int32_t id = lookup(buf, a.len + b.len);
-      if (id < 0) continue;
-      const float score = read_f32(data_.scores, (size_t)id);
-      if (score > best_score) {
-        best_score = score;
-        best_id = id;
-        best_idx = i;
+  auto pair_id = [&](int32_t left, int32_t right) -> int32_t {
+    const Piece a = piece(left), b = piece(right);
+    // No piece is longer than max_token_len, so a longer pair cannot be in the vocabulary.
+    if (a.len + b.len > max_len) return -1;
+    memcpy(buf, a.data, a.len);
+    memcpy(buf + a.len, b.data, b.len);
+    return lookup(buf, a.len + b.len);
+  };
+  if (vocab <= 0xFFFF) {
+    // Each entry keeps its token in the low 16 bits and (id + 1) of the pair it forms with
+    // its right neighbour in the high 16 bits (0: no pair). A merge changes only the pairs
+    // on either side of it, so only those are looked up again.
+    auto pack = [](int32_t token, int32_t pair) -> int32_t {
+      return (int32_t)(((uint32_t)(pair + 1) << 16) | (uint32_t)token);
+    };
+    auto token_at = [tokens](size_t i) { return (int32_t)((uint32_t)tokens[i] & 0xFFFF); };
+    for (size_t i = 0; i + 1 < n; i++)
+      tokens[i] = pack(tokens[i], pair_id(tokens[i], tokens[i + 1]));
+    for (;;) {
+      float best_score = -1e10f;
+      int32_t best_id = -1;
+      size_t best_idx = 0;
+      for (size_t i = 0; i + 1 < n; i++) {
+        const uint32_t p = (uint32_t)tokens[i] >> 16;
+        if (p == 0) continue;
+        const float score = read_f32(data_.scores, p - 1);
+        if (score > best_score) {
+          best_score = score;
+          best_id = (int32_t)p - 1;
+          best_idx = i;
+        }
+      }
+      if (best_id < 0) break;
+      memmove(tokens + best_idx + 1, tokens + best_idx + 2, (n - best_idx - 2) * sizeof(int32_t));
+      n--;
+      tokens[best_idx] =
+          best_idx + 1 < n ? pack(best_id, pair_id(best_id, token_at(best_idx + 1))) : best_id;
+      if (best_idx > 0) {
+        const int32_t left = token_at(best_idx - 1);
+        tokens[best_idx - 1] = pack(left, pair_id(left, best_id));
       }
     }
-    if (best_id < 0) break;
-    tokens[best_idx] = best_id;
-    for (size_t i = best_idx + 1; i + 1 < n; i++) tokens[i] = tokens[i + 1];
-    n--;
+    for (size_t i = 0; i < n; i++) tokens[i] = token_at(i);
+  } else {
+    for (;;) {
+      float best_score = -1e10f;
+      int32_t best_id = -1;
+      size_t best_idx = 0;
+      for (size_t i = 0; i + 1 < n; i++) {
+        const int32_t id = pair_id(tokens[i], tokens[i + 1]);
+        if (id < 0) continue;
+        const float score = read_f32(data_.scores, (size_t)id);
+        if (score > best_score) {
+          best_score = score;
+          best_id = id;
+          best_idx = i;
+        }
+      }
+      if (best_id < 0) break;
+      tokens[best_idx] = best_id;
+      for (size_t i = best_idx + 1; i + 1 < n; i++) tokens[i] = tokens[i + 1];
+      n--;
+    }
   }
 
   if (eos) tokens[n++] = (int32_t)data_.eos_id;

@@ -35,7 +35,9 @@ class Tokenizer {
   Status init(const TokenizerData& data);
 
   // Encodes text[0..len) (UTF-8; invalid bytes fall back to byte tokens). `tokens` must hold
-  // len + 3 entries; fewer gives kBadArgument.
+  // len + 3 entries; fewer gives kBadArgument. llama2.c's greedy BPE (best-scoring pair first,
+  // leftmost on ties); each pair is looked up once, so a merge costs a scan, not a scan of
+  // lookups (vocabularies up to 65535 pieces).
   Status encode(const char* text, size_t len, bool bos, bool eos, int32_t* tokens, size_t capacity,
                 size_t* n_tokens) const;
 
@@ -51,6 +53,9 @@ class Tokenizer {
   uint32_t vocab_size() const { return data_.vocab_size; }
   uint32_t bos_id() const { return data_.bos_id; }
   uint32_t eos_id() const { return data_.eos_id; }
+  // Longest piece in bytes: every token covers at most this many bytes of text, so a text of
+  // L bytes needs at least L / max_token_len tokens (a length check before encoding).
+  uint32_t max_token_len() const { return data_.max_token_len; }
 
  private:
   TokenizerData data_;

@@ -163,14 +163,17 @@ void RingHead::on_result(const ActivationView& a) {
 void RingHead::on_need_replay(const NeedReplay& m) {
   if (m.session_id != session_ || m.epoch != epoch_) return;  // stale: already handled
   counters_.need_replay_received++;
+  // Positions every stage is known to hold: those all the way round, or during a rebuild
+  // those the rebuild has brought back round.
   const uint32_t floor = replaying_ ? replay_ack_ : completed_;
   uint32_t from = m.have < floor ? m.have : floor;
+  if (m.have < floor) {
+    // The stage lost positions it was known to hold: it rebooted (again, if during a rebuild).
+    // A gap during a rebuild (have >= replay_ack_) is a resend, not another replay.
+    counters_.replays++;
+    counters_.replayed_positions += floor - m.have;
+  }
   if (m.have < completed_) {
-    // The stage lost positions that had already been all the way round: it rebooted.
-    if (!replaying_) {
-      counters_.replays++;
-      counters_.replayed_positions += completed_ - m.have;
-    }
     replaying_ = true;
     replay_ack_ = from;
   }

@@ -89,8 +89,7 @@ void Worker::on_frame(const Frame& f) {
     case MsgType::kReset: {
       uint32_t id = 0;
       decode_reset(f.payload, f.len, &id);
-      session_ = id;
-      has_session_ = true;
+      if (!has_session_ || id != session_) switch_session(id);
       have_ = 0;
       forward(f);
       break;
@@ -99,6 +98,25 @@ void Worker::on_frame(const Frame& f) {
       forward(f);
       break;
   }
+}
+
+// Session ids are (head boot id << 16) + n with n counting up from 1 within a head's boot
+// (docs/PROTOCOL.md): of two ids from one boot the one with the smaller n (mod 2^16) is older.
+// Across boots there is no order, so the session this worker left last is remembered.
+bool Worker::is_stale_session(uint32_t session_id) const {
+  if (has_old_session_ && session_id == old_session_) return true;
+  if ((session_id >> 16) != (session_ >> 16)) return false;
+  return (int16_t)(uint16_t)(session_id - session_) < 0;
+}
+
+void Worker::switch_session(uint32_t session_id) {
+  if (has_session_) {
+    old_session_ = session_;
+    has_old_session_ = true;
+  }
+  session_ = session_id;
+  has_session_ = true;
+  have_ = 0;
 }
 
 void Worker::on_activation(const Frame& f) {
@@ -110,11 +128,11 @@ void Worker::on_activation(const Frame& f) {
   }
   ReplayReason reason = ReplayReason::kGap;
   if (!has_session_ || a.h.session_id != session_) {
+    // A late frame of an earlier session must not wipe the current one's KV cache.
+    if (has_session_ && is_stale_session(a.h.session_id)) return;
     // A new session, or this board rebooted and lost the old one: start empty.
     if (a.h.pos > 0) reason = ReplayReason::kUnknownSession;
-    session_ = a.h.session_id;
-    has_session_ = true;
-    have_ = 0;
+    switch_session(a.h.session_id);
   }
   if (a.dim != info_.dim) {
     const char text[] = "activation has the wrong dim for this stage";

@@ -34,6 +34,9 @@ class Worker final : public FrameSink {
  private:
   void on_frame(const Frame& f) override;
   void on_activation(const Frame& f);
+  // True for a frame of a session older than the current one (a late or duplicated frame).
+  bool is_stale_session(uint32_t session_id) const;
+  void switch_session(uint32_t session_id);
   void send(MsgType type, size_t len);
   void forward(const Frame& f);
 
@@ -44,6 +47,8 @@ class Worker final : public FrameSink {
   StageInfo info_;
   uint32_t session_ = 0;
   bool has_session_ = false;
+  uint32_t old_session_ = 0;  // the session before session_: its late frames are ignored
+  bool has_old_session_ = false;
   uint32_t have_ = 0;  // leading positions of the session held in the KV cache
   StageStats stats_;
 };

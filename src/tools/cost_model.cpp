@@ -38,8 +38,9 @@ CostFigures esp32s3_scalar_figures() {
                 "measured: octal PSRAM 80 MHz with 64-byte cache lines, 84-86 MB/s "
                 "(two projects, hw-facts); the firmware sets 64-byte lines"};
   f.sram_bw = {230e6, "internal SRAM hot in cache, ~230 MB/s scalar (hw-facts)"};
-  const int q4 = (int)MacKind::kMatmulQ4, q8 = (int)MacKind::kMatmulQ8, f32 = (int)MacKind::kMatmulF32,
-            a32 = (int)MacKind::kAttentionF32, a16 = (int)MacKind::kAttentionF16;
+  const int q4 = (int)MacKind::kMatmulQ4, q8 = (int)MacKind::kMatmulQ8,
+            f32 = (int)MacKind::kMatmulF32, a32 = (int)MacKind::kAttentionF32,
+            a16 = (int)MacKind::kAttentionF16;
   f.cycles_per_mac[q4] = {12.1,
                           "emulated LX7 (instruction-accurate): the scalar q4 matmul alone, "
                           "12.1 instructions per MAC (hw-facts)"};
