@@ -4,6 +4,10 @@
 // kernel will be an entry guarded by LLMWIRE_KERNEL_ESP32S3_PIE, ahead of scalar32).
 #include <string.h>
 
+#if defined(LLMWIRE_X86_KERNELS)
+#include <cpuid.h>
+#endif
+
 #include "engine/kernels.h"
 
 namespace llmwire {
@@ -30,19 +34,41 @@ bool always() {
 }
 
 #if defined(LLMWIRE_X86_KERNELS)
-// __builtin_cpu_supports reads CPUID (and the OS's saved-state mask for AVX-512): no OS call.
+// CPUID and XGETBV directly (no OS call, and GCC and clang agree on them, unlike the feature
+// names __builtin_cpu_supports accepts): the CPU must have the instructions and the OS must
+// save the wider registers.
+struct X86Features {
+  bool avx2 = false, f16c = false, avxvnni = false, avx512 = false;
+};
+X86Features x86_features() {
+  X86Features f;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+  f.f16c = (c >> 29) & 1;
+  if (!osxsave || !avx) return f;
+  unsigned xlo = 0, xhi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+  const bool ymm = (xlo & 0x6) == 0x6, zmm = (xlo & 0xE6) == 0xE6;
+  if (!ymm || __get_cpuid_max(0, nullptr) < 7) return f;
+  __cpuid_count(7, 0, a, b, c, d);
+  f.avx2 = (b >> 5) & 1;
+  const bool avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+  const bool avx512vnni = (c >> 11) & 1;
+  f.avx512 = zmm && avx512f && avx512bw && avx512vl && avx512vnni;
+  __cpuid_count(7, 1, a, b, c, d);
+  f.avxvnni = (a >> 4) & 1;
+  return f;
+}
 bool has_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  const X86Features f = x86_features();
+  return f.avx2 && f.f16c;
 }
 bool has_avx512vnni() {
-  __builtin_cpu_init();
-  return has_avx2() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512bw");
+  return has_avx2() && x86_features().avx512;
 }
 bool has_avxvnni() {
-  __builtin_cpu_init();
-  return has_avx2() && __builtin_cpu_supports("avxvnni");
+  return has_avx2() && x86_features().avxvnni;
 }
 #endif
 

@@ -14,7 +14,7 @@
 
 namespace llmwire {
 
-class HostModel : public Forwarder {
+class HostModel final : public Forwarder {
  public:
   // Opens and validates the image (payload CRC included) and sets up the model.
   bool load(const std::string& path, const RunOptions& opts, uint32_t threads, std::string* err,

@@ -90,7 +90,7 @@ struct StageProc {
 struct Sim;
 
 // One wire: stage k's TX -> faults and baud-rate pacing -> stage k+1's RX.
-struct Relay : FrameSink {
+struct Relay final : FrameSink {
   Sim* sim = nullptr;
   uint32_t hop = 0;  // from stage `hop` to stage (hop + 1) % n
   int from_fd = -1, to_fd = -1;

@@ -18,7 +18,7 @@ class FdLink : public ByteLink {
   FdLink() = default;
   // Uses `fd` (set non-blocking); closes it on destruction when `owns`.
   explicit FdLink(int fd, bool owns = false) { adopt(fd, owns); }
-  ~FdLink();
+  virtual ~FdLink();  // host code: SerialPort derives from it
   FdLink(const FdLink&) = delete;
   FdLink& operator=(const FdLink&) = delete;
 
