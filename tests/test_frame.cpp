@@ -10,8 +10,8 @@
 
 #include "engine/crc32c.h"
 #include "link/frame.h"
-#include "platform/host/memory_link.h"
 #include "link/messages.h"
+#include "platform/host/memory_link.h"
 
 using namespace llmwire;
 

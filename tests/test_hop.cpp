@@ -265,8 +265,8 @@ TEST(Hop, HeavyRandomFaultsOnEveryHopStillDeliverEverythingOnce) {
     for (size_t k = 0; k < n && got != iota(count); k++) {
       const HopCounters& c = r.boards[k]->hop.counters();
       std::printf("board %zu: got %zu lost %u naks %u fwd %u recv %u resent %u ooo %u dups %u\n", k,
-                  r.boards[k]->got.size(), c.lost, c.naks_sent, c.naks_forwarded,
-                  c.naks_received, c.frames_resent, c.out_of_order, c.duplicates);
+                  r.boards[k]->got.size(), c.lost, c.naks_sent, c.naks_forwarded, c.naks_received,
+                  c.frames_resent, c.out_of_order, c.duplicates);
     }
     uint32_t resent = 0, lost = 0;
     for (auto& b : r.boards) {

@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "link/frame.h"
-#include "platform/host/memory_link.h"
 #include "link/messages.h"
 #include "platform/host/fd_link.h"
+#include "platform/host/memory_link.h"
 #include "platform/host/pty_pair.h"
 #include "platform/host/serial_port.h"
 
