@@ -11,9 +11,14 @@
 namespace llmwire::cli {
 namespace {
 
+// Prompt positions per pass over the weights (RunOptions::prompt_batch).
+constexpr uint32_t kDefaultBatch = 32;
+constexpr uint32_t kMaxSpeculate = 31;
+
 struct Args {
   std::string image, prompt, kv;
   uint32_t steps = 256, threads = 1, seq = 0;
+  uint32_t batch = kDefaultBatch, speculate = 0;
   float temperature = 1.0f, topp = 0.9f;
   uint64_t seed = 0;
   bool seed_set = false;
@@ -32,7 +37,9 @@ void emit(void*, const char* s, size_t n) {
 
 void run(Args& a) {
   HostModel hm;
-  load_model(a.image, a.kv, a.seq, a.threads, false, &hm);
+  // A verification pass runs the current token and up to `speculate` guesses together.
+  const uint32_t batch = a.batch > a.speculate + 1 ? a.batch : a.speculate + 1;
+  load_model(a.image, a.kv, a.seq, a.threads, false, &hm, batch);
   if (!hm.has_tokenizer()) {
     fail(a.image + " has no tokenizer (it is a worker stage image)",
          "run generate on a whole-model image, or use 'llmwire sim' with all stage images");
@@ -49,10 +56,16 @@ void run(Args& a) {
   GenerateIo io;
   io.emit = emit;
   io.now_us = now_us;
+  const uint32_t vocab = hm.model().config().vocab_size;
+  std::vector<float> verify_logits((size_t)(a.speculate + 1) * vocab);
+  GenerateSpeculation spec;
+  spec.max_draft = a.speculate;
+  spec.logits = verify_logits.data();
+  spec.logits_len = verify_logits.size();
   GenerateStats st;
   size_t n = 0;
   s = generate(&hm, hm.tokenizer(), &sampler, a.prompt.data(), a.prompt.size(), a.steps,
-               tokens.data(), tokens.size(), io, &st, &n);
+               tokens.data(), tokens.size(), io, &st, &n, &spec);
   std::printf("\n");
   if (s != Status::kOk) fail(status_message(s), status_hint(s));
   const double prompt_s = st.prompt_us / 1e6, gen_s = st.generation_us / 1e6;
@@ -63,6 +76,15 @@ void run(Args& a) {
                st.prompt_tokens, prompt_s, prompt_s > 0 ? st.prompt_tokens / prompt_s : 0.0,
                st.generated_tokens, gen_s, gen_s > 0 ? after_first / gen_s : 0.0, a.threads,
                (unsigned long long)ss.seed);
+  // Every generated token costs one pass over the weights without speculation.
+  const double per_token = st.generated_tokens ? (double)st.passes / st.generated_tokens : 0.0;
+  if (a.speculate > 0) {
+    std::fprintf(stderr,
+                 "speculation: drafted %u, accepted %u (%.1f%%), weight passes per generated "
+                 "token %.3f (%u passes)\n",
+                 st.drafted, st.accepted, st.drafted ? 100.0 * st.accepted / st.drafted : 0.0,
+                 per_token, st.passes);
+  }
 }
 
 }  // namespace
@@ -95,6 +117,16 @@ void add_generate_command(CLI::App& app) {
       ->check(CLI::Range(1u, 64u));
   cmd->add_option("--seq", a.seq, "shorter context than the image's (0 = image's)")->default_val(0);
   cmd->add_option("--kv", a.kv, "KV cache type override")->check(CLI::IsMember({"f32", "f16"}));
+  cmd->add_option("--batch", a.batch,
+                  "prompt positions run together per pass over the weights (1 = token by token)")
+      ->default_val(kDefaultBatch)
+      ->check(CLI::Range(1u, kMaxPromptBatch));
+  cmd->add_option("--speculate", a.speculate,
+                  "prompt-lookup speculative decoding: guess up to N tokens by copying earlier "
+                  "text, verify them in one pass (0 = off; same tokens when greedy, same "
+                  "distribution when sampling, but a different story per seed than without)")
+      ->default_val(0)
+      ->check(CLI::Range(0u, kMaxSpeculate));
   cmd->callback([] { run(a); });
 }
 

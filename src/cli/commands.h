@@ -24,7 +24,7 @@ void add_flash_plan_command(CLI::App& app);
 // Loads a whole-model image for `generate`, `logits` and `perplexity`: --kv ("" keeps the
 // image's), --seq (0 keeps the image's), fails with the reader's message and hint.
 void load_model(const std::string& image, const std::string& kv, uint32_t seq, uint32_t threads,
-                bool reference_kernels, llmwire::HostModel* out);
+                bool reference_kernels, llmwire::HostModel* out, uint32_t prompt_batch = 1);
 
 // Prints "error: <what>" and, when non-empty, "  <hint>" to stderr, then throws
 // CLI::RuntimeError(code).

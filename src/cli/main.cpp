@@ -12,9 +12,10 @@ void fail(const std::string& what, const std::string& hint, int code) {
 }
 
 void load_model(const std::string& image, const std::string& kv, uint32_t seq, uint32_t threads,
-                bool reference_kernels, HostModel* out) {
+                bool reference_kernels, HostModel* out, uint32_t prompt_batch) {
   RunOptions opts;
   opts.seq_len = seq;
+  opts.prompt_batch = prompt_batch;
   opts.reference_kernels = reference_kernels;
   if (!kv.empty()) {
     opts.kv_override = true;

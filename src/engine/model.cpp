@@ -389,6 +389,22 @@ void Model::rope(const float* cs, float* q, float* k) const {
   }
 }
 
+// Quantizes rows [n][len] of src into the batch's quantized inputs (x side or hidden side).
+void Model::quantize_batch(const float* src, uint32_t len, uint32_t n, bool hidden_side) {
+  if (!quantized_) return;
+  BatchBuffers& b = bat_;
+  const uint32_t g = groups_of(len, group_);
+  for (uint32_t i = 0; i < n; i++) {
+    if (hidden_side) {
+      quantize(src + (size_t)i * len, len, &b.hq[i], b.hq_q + (size_t)i * g * group_,
+               b.hq_s + (size_t)i * g, b.hq_sum + (size_t)i * g);
+    } else {
+      quantize(src + (size_t)i * len, len, &b.xq[i], b.xq_q + (size_t)i * g * group_,
+               b.xq_s + (size_t)i * g, b.xq_sum + (size_t)i * g);
+    }
+  }
+}
+
 // run_layers for n positions at once: the same steps in the same order per position; each
 // matmul reads a weight row once for all n (MatmulInput::batch). Every position's K and V are
 // stored before any attends, and position pos+i attends only to t <= pos+i, as token by token.
@@ -399,19 +415,9 @@ Status Model::run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint3
   if (n == 1) return run_layers(begin, end, pos, x);
   const ModelConfig& c = config_;
   const uint32_t dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim, hs = c.head_size();
-  const uint32_t xg = groups_of(dim, group_), hg = groups_of(hidden, group_);
   BatchBuffers& b = bat_;
-  // Quantizes rows [n][len] of src into the batch's quantized inputs.
   auto quantize_rows = [&](const float* src, uint32_t len, bool hidden_side) {
-    for (uint32_t i = 0; i < n; i++) {
-      if (hidden_side) {
-        quantize(src + (size_t)i * len, len, &b.hq[i], b.hq_q + (size_t)i * hg * group_,
-                 b.hq_s + (size_t)i * hg, b.hq_sum + (size_t)i * hg);
-      } else {
-        quantize(src + (size_t)i * len, len, &b.xq[i], b.xq_q + (size_t)i * xg * group_,
-                 b.xq_s + (size_t)i * xg, b.xq_sum + (size_t)i * xg);
-      }
-    }
+    quantize_batch(src, len, n, hidden_side);
   };
   for (uint32_t i = 0; i < n; i++) rope_table(pos + i, b.rope_cs + (size_t)i * hs);
 
@@ -464,6 +470,20 @@ Status Model::head(const float* x, uint32_t r0, uint32_t r1, float* logits) {
   slice.data = classifier_.row(r0);
   slice.rows = r1 - r0;
   matmul(slice, buf_.xb, &xq, logits + r0);
+  return Status::kOk;
+}
+
+// head() for n positions, the classifier read once for all: bit-identical to n head() calls.
+Status Model::head_batch(const float* x, uint32_t n, float* logits) {
+  if (!has_classifier_) return Status::kNotInImage;
+  if (n == 0 || n > prompt_batch_ || (n > 1 && bat_.xb == nullptr)) return Status::kBadArgument;
+  if (n == 1) return head(x, 0, config_.vocab_size, logits);
+  const uint32_t dim = config_.dim;
+  for (uint32_t i = 0; i < n; i++)
+    rmsnorm(bat_.xb + (size_t)i * dim, x + (size_t)i * dim, rms_final_);
+  weight_bytes_read_ += rms_final_.bytes();
+  quantize_batch(bat_.xb, dim, n, false);
+  matmul(classifier_, bat_.xb, bat_.xq, logits, n);
   return Status::kOk;
 }
 

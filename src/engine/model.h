@@ -57,6 +57,10 @@ class Model {
   Status run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint32_t n, float* x);
   // logits[r0..r1) of the classifier applied to final-norm(x) (images holding the classifier).
   Status head(const float* x, uint32_t r0, uint32_t r1, float* logits);
+  // Whole-vocabulary logits[n][vocab] for x[n][dim] (n <= prompt_batch()), reading the
+  // classifier once for all n; bit-identical to n calls of head(). Speculative decoding's
+  // verification pass uses it.
+  Status head_batch(const float* x, uint32_t n, float* logits);
 
   const ModelConfig& config() const { return config_; }
   const ImageInfo& info() const { return image_->info(); }
@@ -80,6 +84,7 @@ class Model {
   void matmul(const TensorView& w, const float* x_f32, const QuantizedInput* xq, float* out,
               uint32_t batch = 1);
   void quantize(const float* x, uint32_t n, QuantizedInput* out, int8_t* q, float* s, int32_t* qs);
+  void quantize_batch(const float* src, uint32_t len, uint32_t n, bool hidden_side);
   void rmsnorm(float* out, const float* x, const TensorView& w) const;
   void attention(uint32_t local_layer, uint32_t pos, const float* q, float* out);
   void rope_table(uint32_t pos, float* cs) const;

@@ -49,24 +49,29 @@ int32_t sample_mult(const float* probs, uint32_t n, float coin) {
   return (int32_t)(n - 1);  // rounding left the coin above the total
 }
 
-// llama2.c's nucleus draw. Instead of sorting every candidate, a heap is built in O(n) and only
-// the head of the order (until the mass exceeds topp) is popped: O(n + k log n).
-int32_t sample_topp(const float* probs, uint32_t n, float topp, float coin, ProbIndex* heap) {
+// llama2.c's nucleus, without sorting every candidate: a heap is built in O(n) and only the
+// head of the order (until the mass exceeds topp) is popped: O(n + k log n). Returns how many
+// candidates the nucleus keeps (0 when no id reaches the cutoff); the k-th of them in top-p
+// order is heap[*n0 - 1 - k], their probability sum is *mass.
+uint32_t nucleus(const float* probs, uint32_t n, float topp, ProbIndex* heap, uint32_t* n0_out,
+                 float* mass) {
   // Tokens below the cutoff cannot be in the nucleus; dropping them first saves work.
   const float cutoff = (1.0f - topp) / (float)(n - 1);
   uint32_t n0 = 0;
   for (uint32_t i = 0; i < n; i++) {
     if (probs[i] >= cutoff) heap[n0++] = ProbIndex{probs[i], i};
   }
+  *n0_out = n0;
+  *mass = 0.0f;
   // Only possible when topp < 1/n (or with NaNs); llama2.c would read out of bounds here.
-  if (n0 == 0) return argmax(probs, n);
+  if (n0 == 0) return 0;
 
   for (uint32_t i = n0 / 2; i-- > 0;) sift_down(heap, n0, i);
   // Each pop moves the current first element to the end, so the popped order is
   // heap[n0-1], heap[n0-2], ...: the sorted order, read backwards from the end.
   float cumulative = 0.0f;
   uint32_t size = n0;
-  uint32_t last = n0 - 1;  // position in sorted order of the last kept candidate
+  uint32_t count = n0;
   for (uint32_t k = 0; k < n0; k++) {
     const ProbIndex top = heap[0];
     size--;
@@ -75,19 +80,29 @@ int32_t sample_topp(const float* probs, uint32_t n, float topp, float coin, Prob
     if (size > 1) sift_down(heap, size, 0);
     cumulative += top.prob;
     if (cumulative > topp) {
-      last = k;
+      count = k + 1;
       break;
     }
   }
+  *mass = cumulative;
+  return count;
+}
 
+// llama2.c's nucleus draw: the first candidate (top-p order) whose running sum exceeds
+// coin * mass.
+int32_t sample_topp(const float* probs, uint32_t n, float topp, float coin, ProbIndex* heap) {
+  uint32_t n0 = 0;
+  float cumulative = 0.0f;
+  const uint32_t count = nucleus(probs, n, topp, heap, &n0, &cumulative);
+  if (count == 0) return argmax(probs, n);
   const float r = coin * cumulative;
   float cdf = 0.0f;
-  for (uint32_t k = 0; k <= last; k++) {
+  for (uint32_t k = 0; k < count; k++) {
     const ProbIndex& c = heap[n0 - 1 - k];
     cdf += c.prob;
     if (r < cdf) return (int32_t)c.index;
   }
-  return (int32_t)heap[n0 - 1 - last].index;  // rounding
+  return (int32_t)heap[n0 - count].index;  // rounding
 }
 
 }  // namespace
@@ -135,6 +150,90 @@ int32_t Sampler::sample(float* logits) {
   const float topp = settings_.topp;
   if (!(topp > 0.0f && topp < 1.0f) || n == 1) return sample_mult(logits, n, coin);
   return sample_topp(logits, n, topp, coin, static_cast<ProbIndex*>(scratch_));
+}
+
+// Speculative sampling with a point-mass draft (docs/GENERATION.md "Speculative decoding"):
+// q is the distribution sample() draws from; the draft d is kept with probability q(d), else
+// the token is drawn from q with d removed and renormalised. Either way the token is
+// distributed as q.
+int32_t Sampler::sample_draft(float* logits, int32_t draft, bool* accepted) {
+  *accepted = false;
+  const uint32_t n = vocab_size_;
+  if (n == 0 || !logits) return 0;
+  const float t = settings_.temperature;
+  if (!(t > 0.0f)) {
+    const int32_t best = argmax(logits, n);
+    *accepted = best == draft;
+    return best;
+  }
+  for (uint32_t i = 0; i < n; i++) logits[i] /= t;
+  softmax(logits, n);
+  const float* probs = logits;
+  const bool in_vocab = draft >= 0 && (uint32_t)draft < n;
+  const float coin = random_f32();
+  const float topp = settings_.topp;
+  if (!(topp > 0.0f && topp < 1.0f) || n == 1) {
+    // q = probs, in id order.
+    const float qd = in_vocab ? probs[draft] : 0.0f;
+    if (coin < qd || draft_rule_ == DraftRule::kAlwaysAcceptForTests) {
+      *accepted = true;
+      return draft;
+    }
+    const float coin2 = random_f32();
+    if (draft_rule_ == DraftRule::kKeepDraftInResidualForTests) return sample_mult(probs, n, coin2);
+    float rest = 0.0f;
+    for (uint32_t i = 0; i < n; i++) {
+      if ((int32_t)i != draft) rest += probs[i];
+    }
+    const float r = coin2 * rest;
+    float cdf = 0.0f;
+    int32_t last = -1;
+    for (uint32_t i = 0; i < n; i++) {
+      if ((int32_t)i == draft) continue;
+      cdf += probs[i];
+      last = (int32_t)i;
+      if (r < cdf) return last;
+    }
+    return last >= 0 ? last : draft;  // rounding
+  }
+  // q = probs / mass over the nucleus, in top-p order.
+  ProbIndex* heap = static_cast<ProbIndex*>(scratch_);
+  uint32_t n0 = 0;
+  float mass = 0.0f;
+  const uint32_t count = nucleus(probs, n, topp, heap, &n0, &mass);
+  if (count == 0) {  // q is a point mass on the arg max
+    const int32_t best = argmax(probs, n);
+    *accepted = best == draft || draft_rule_ == DraftRule::kAlwaysAcceptForTests;
+    if (*accepted) return draft;
+    random_f32();  // a rejection always draws its second coin
+    return best;
+  }
+  float pd = 0.0f;
+  for (uint32_t k = 0; k < count; k++) {
+    if ((int32_t)heap[n0 - 1 - k].index == draft) pd = heap[n0 - 1 - k].prob;
+  }
+  if (coin < pd / mass || draft_rule_ == DraftRule::kAlwaysAcceptForTests) {
+    *accepted = true;
+    return draft;
+  }
+  const float coin2 = random_f32();
+  const bool remove = draft_rule_ != DraftRule::kKeepDraftInResidualForTests;
+  float rest = 0.0f;
+  for (uint32_t k = 0; k < count; k++) {
+    const ProbIndex& c = heap[n0 - 1 - k];
+    if (!remove || (int32_t)c.index != draft) rest += c.prob;
+  }
+  const float r = coin2 * rest;
+  float cdf = 0.0f;
+  int32_t last = -1;
+  for (uint32_t k = 0; k < count; k++) {
+    const ProbIndex& c = heap[n0 - 1 - k];
+    if (remove && (int32_t)c.index == draft) continue;
+    cdf += c.prob;
+    last = (int32_t)c.index;
+    if (r < cdf) return last;
+  }
+  return last >= 0 ? last : draft;  // rounding
 }
 
 int32_t argmax(const float* v, uint32_t n) {

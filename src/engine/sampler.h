@@ -16,6 +16,10 @@ struct SamplerSettings {
   uint64_t seed = 1;
 };
 
+// How sample_draft() treats a draft. Only kExact keeps the output distribution; the others
+// exist so the statistical test can show that it detects a broken rule.
+enum class DraftRule { kExact, kAlwaysAcceptForTests, kKeepDraftInResidualForTests };
+
 class Sampler {
  public:
   // Scratch bytes init() needs for a vocabulary.
@@ -26,6 +30,14 @@ class Sampler {
 
   // Picks the next token. Modifies `logits` in place (temperature, softmax).
   int32_t sample(float* logits);
+
+  // Picks the token at a position whose input was a guessed (drafted) token `draft`, for
+  // speculative decoding: the result is distributed exactly as sample()'s. Greedy: the arg
+  // max, no coin. Otherwise one coin a: the draft is kept when a < q(draft); else a second
+  // coin draws from q without the draft (docs/GENERATION.md). *accepted: the result is the
+  // draft, kept. Modifies `logits` in place like sample().
+  int32_t sample_draft(float* logits, int32_t draft, bool* accepted);
+  void set_draft_rule(DraftRule r) { draft_rule_ = r; }  // tests only
 
   void set_temperature(float t) { settings_.temperature = t; }
   void set_topp(float p) { settings_.topp = p; }
@@ -44,6 +56,7 @@ class Sampler {
   SamplerSettings settings_;
   uint64_t rng_state_ = 1;
   void* scratch_ = nullptr;
+  DraftRule draft_rule_ = DraftRule::kExact;
 };
 
 // Index of the largest value; the first one on ties.

@@ -327,15 +327,48 @@ Status RingHead::feed_prompt(const int32_t* tokens, uint32_t n) {
   if (n > seq_len_) return Status::kPromptTooLong;
   for (uint32_t i = 0; i < n; i++) tokens_[i] = tokens[i];
   if (stages_ == 1) {
-    for (uint32_t i = 0; i < n; i++) {
-      Status s = model_->embed(tokens[i], model_->x());
-      if (s == Status::kOk) s = model_->run_layers(0, model_->config().n_layers, i, model_->x());
+    const uint32_t chunk = model_->prompt_batch(), dim = model_->config().dim;
+    for (uint32_t p = 0; p < n; p += chunk) {
+      const uint32_t k = n - p < chunk ? n - p : chunk;
+      Status s = Status::kOk;
+      if (k == 1) {
+        s = model_->embed(tokens[p], model_->x());
+        if (s == Status::kOk) s = model_->run_layers(0, model_->config().n_layers, p, model_->x());
+      } else {
+        for (uint32_t i = 0; i < k && s == Status::kOk; i++) {
+          s = model_->embed(tokens[p + i], model_->batch_x() + (size_t)i * dim);
+        }
+        if (s == Status::kOk)
+          s = model_->run_layers_batch(0, model_->config().n_layers, p, k, model_->batch_x());
+      }
       if (s != Status::kOk) return s;
     }
     completed_ = n;
     return Status::kOk;
   }
   return run(0, n);
+}
+
+Status RingHead::forward_batch(const int32_t* tokens, uint32_t pos, uint32_t n, float* logits,
+                               uint32_t vocab) {
+  if (stages_ != 1 || n == 1) return Forwarder::forward_batch(tokens, pos, n, logits, vocab);
+  if (vocab != model_->config().vocab_size || n > model_->prompt_batch())
+    return Status::kBadArgument;
+  if (pos + n > seq_len_) return Status::kSequenceFull;
+  const uint32_t dim = model_->config().dim;
+  Status s = Status::kOk;
+  for (uint32_t i = 0; i < n && s == Status::kOk; i++) {
+    tokens_[pos + i] = tokens[i];
+    s = model_->embed(tokens[i], model_->batch_x() + (size_t)i * dim);
+  }
+  if (s == Status::kOk)
+    s = model_->run_layers_batch(0, model_->config().n_layers, pos, n, model_->batch_x());
+  completed_ = pos + n;
+  if (s != Status::kOk) return s;
+  const uint64_t t0 = clock_->now_us();  // counted like forward(): the classifier
+  s = model_->head_batch(model_->batch_x(), n, logits);
+  counters_.compute_us += clock_->now_us() - t0;
+  return s;
 }
 
 Status RingHead::collect_stats(StageStats* out, size_t cap, size_t* n) {

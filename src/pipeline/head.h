@@ -54,6 +54,11 @@ class RingHead final : public Forwarder, public FrameSink {
   Status begin() override;  // a new session (new prompt): stages start empty
   Status forward(int32_t token, uint32_t pos, bool need_logits, const float** logits) override;
   Status feed_prompt(const int32_t* tokens, uint32_t n) override;
+  // One board: up to RunOptions::prompt_batch positions per pass over the weights. A ring
+  // verifies position by position (the default), which gains nothing.
+  Status forward_batch(const int32_t* tokens, uint32_t pos, uint32_t n, float* logits,
+                       uint32_t vocab) override;
+  uint32_t max_batch() const override { return stages_ == 1 ? model_->prompt_batch() : 1; }
   uint32_t seq_len() const override { return seq_len_; }
 
   // STATS round: every worker's counters (ring order, stage 1 first).

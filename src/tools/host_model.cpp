@@ -101,4 +101,20 @@ Status HostModel::feed_prompt(const int32_t* tokens, uint32_t n) {
   return Status::kOk;
 }
 
+Status HostModel::forward_batch(const int32_t* tokens, uint32_t pos, uint32_t n, float* logits,
+                                uint32_t vocab) {
+  Model& m = model_;
+  if (vocab != m.config().vocab_size || n > m.prompt_batch()) return Status::kBadArgument;
+  if (n == 1) return Forwarder::forward_batch(tokens, pos, n, logits, vocab);
+  const uint32_t dim = m.config().dim;
+  for (uint32_t i = 0; i < n; i++) {
+    const Status s = m.embed(tokens[i], m.batch_x() + (size_t)i * dim);
+    if (s != Status::kOk) return s;
+  }
+  const Status s =
+      m.run_layers_batch(m.info().layer_begin, m.info().layer_end, pos, n, m.batch_x());
+  if (s != Status::kOk) return s;
+  return m.head_batch(m.batch_x(), n, logits);
+}
+
 }  // namespace llmwire

@@ -23,6 +23,10 @@ class HostModel final : public Forwarder {
   Status forward(int32_t token, uint32_t pos, bool need_logits, const float** logits) override;
   // Whole chunks of RunOptions::prompt_batch positions through the layers at once.
   Status feed_prompt(const int32_t* tokens, uint32_t n) override;
+  // Up to RunOptions::prompt_batch positions through the layers and the classifier at once.
+  Status forward_batch(const int32_t* tokens, uint32_t pos, uint32_t n, float* logits,
+                       uint32_t vocab) override;
+  uint32_t max_batch() const override { return model_.prompt_batch(); }
   uint32_t seq_len() const override { return model_.seq_len(); }
 
   Model& model() { return model_; }
