@@ -24,7 +24,7 @@ struct Args {
   uint32_t baud = 460800;
   int fd_in = -1, fd_out = -1;
   uint32_t boot_id = 0;
-  uint32_t steps = 256, window = 4, timeout_ms = 2000;
+  uint32_t steps = 256, window = 4, timeout_ms = 2000, speculate = 0;
   float temperature = 1.0f, topp = 0.9f;
   uint64_t seed = 1;
   bool quiet = false;
@@ -85,6 +85,9 @@ void run(Args& a) {
   so.head.window = a.window;
   so.head.timeout_ms = a.timeout_ms;
   so.protocol_version = (uint16_t)a.protocol_version;
+  // The verification pass runs the current token and up to `speculate` guesses together.
+  so.speculate = a.speculate;
+  so.run.prompt_batch = a.speculate + 1;
   FdConsole console;
   HostStage hs;
   if (!hs.boot(a.image, link, so, 1, a.boot_id, &console, &err, &hint)) fail(err, hint);
@@ -110,6 +113,7 @@ void run(Args& a) {
   hc.settings().topp = a.topp;
   hc.settings().seed = a.seed;
   hc.settings().max_new = a.steps;
+  hc.settings().speculate = a.speculate;
   char msg[512];
   if (!a.prompt_set) {
     // Interactive: the board's console on this terminal.
@@ -185,6 +189,11 @@ void add_stage_command(CLI::App& app) {
                   "head: resend a position not back in this time, 1 to 600000 ms")
       ->default_val(2000)
       ->check(CLI::Range(1u, 600000u));
+  cmd->add_option("--speculate", a.speculate,
+                  "head: prompt-lookup speculative decoding, up to N guessed tokens verified per "
+                  "pass (0 = off; /spec changes it up to N; saves passes on a one-board model)")
+      ->default_val(0)
+      ->check(CLI::Range(0u, kMaxSpeculate));
   cmd->add_option("--stats-out", a.stats_out, "head: write every stage's counters to this file");
   cmd->add_flag("--quiet", a.quiet, "head: do not stream the story");
   cmd->add_option("--protocol-version", a.protocol_version,

@@ -11,7 +11,8 @@ const char kConsoleHelp[] =
     "  /topp X    top-p cutoff, 0 to 1 (0 or 1: sample from every word)\n"
     "  /len N     longest story in tokens, 1 to the context length\n"
     "  /seed N    random seed, 1 or more (same seed, same story)\n"
-    "  /stats     memory, settings, per-stage times and link counters\n"
+    "  /spec N    guess up to N tokens from earlier text, checked in one pass (0: off)\n"
+    "  /stats     memory, settings, speculation, per-stage times and link counters\n"
     "  /selftest  fixed prompt and seed; compares the story with the image's digest\n"
     "  /reset     forget the story so far and restore the default settings\n"
     "  /help      this text\n";
@@ -160,6 +161,18 @@ Command parse_command(const char* line, size_t len, uint32_t max_len, char* msg,
     c.u = v;
     return c;
   }
+  if (word_is(name, name_len, "spec")) {
+    uint64_t v = 0;
+    if (!arg_len || !parse_u64(arg, arg_len, &v) || v > kMaxSpeculate) {
+      snprintf(msg, cap, "/spec takes a whole number of guessed tokens from 0 (off) to %u",
+               (unsigned)kMaxSpeculate);
+      c.kind = CommandKind::kInvalid;
+      return c;
+    }
+    c.kind = CommandKind::kSpec;
+    c.u = v;
+    return c;
+  }
   return invalid(msg, cap, "unknown command /%s: type /help for the list", shown);
 }
 
@@ -176,6 +189,9 @@ bool apply_setting(const Command& c, StorySettings* s) {
       return true;
     case CommandKind::kSeed:
       s->seed = c.u;
+      return true;
+    case CommandKind::kSpec:
+      s->speculate = (uint32_t)c.u;
       return true;
     default:
       return false;

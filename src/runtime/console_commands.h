@@ -14,7 +14,11 @@ struct StorySettings {
   float topp = 0.9f;         // 0 .. 1 (0 or 1: plain sampling)
   uint32_t max_new = 256;    // 1 .. the context length
   uint64_t seed = 1;         // 1 .. 2^64-1
+  uint32_t speculate = 0;    // 0 (off) .. kMaxSpeculate: longest prompt-lookup guess
 };
+
+// Upper bound of /spec (the board's StageOptions::speculate may be lower).
+constexpr uint32_t kMaxSpeculate = 31;
 
 enum class CommandKind {
   kNone,      // empty line
@@ -23,6 +27,7 @@ enum class CommandKind {
   kTopp,      // /topp X
   kLen,       // /len N
   kSeed,      // /seed N
+  kSpec,      // /spec N
   kStats,     // /stats
   kSelftest,  // /selftest
   kReset,     // /reset
@@ -33,7 +38,7 @@ enum class CommandKind {
 struct Command {
   CommandKind kind = CommandKind::kNone;
   float f = 0.0f;              // /temp, /topp
-  uint64_t u = 0;              // /len, /seed
+  uint64_t u = 0;              // /len, /seed, /spec
   const char* text = nullptr;  // kStory: the line without its end-of-line characters
   size_t len = 0;
 };
@@ -42,7 +47,7 @@ struct Command {
 // above it is refused. On kInvalid, msg holds what is wrong and what to type instead.
 Command parse_command(const char* line, size_t len, uint32_t max_len, char* msg, size_t cap);
 
-// Applies a setting command to `s` (kTemp, kTopp, kLen, kSeed); false for other kinds.
+// Applies a setting command to `s` (kTemp, kTopp, kLen, kSeed, kSpec); false for other kinds.
 bool apply_setting(const Command& c, StorySettings* s);
 
 // Decimal "d.ddd" with at most 7 significant digits, correctly rounded like strtof (the value

@@ -20,6 +20,12 @@ void tenths(char* buf, size_t cap, uint64_t num, uint64_t den) {
   snprintf(buf, cap, "%lu.%lu", (unsigned long)(t / 10), (unsigned long)(t % 10));
 }
 
+// "1.23": num / den with two decimals.
+void hundredths(char* buf, size_t cap, uint64_t num, uint64_t den) {
+  const uint64_t t = den ? (num * 100 + den / 2) / den : 0;
+  snprintf(buf, cap, "%lu.%02lu", (unsigned long)(t / 100), (unsigned long)(t % 100));
+}
+
 }  // namespace
 
 void HeadConsole::init(Stage* stage, void (*emit)(void*, const char*, size_t), void* emit_ctx) {
@@ -80,8 +86,13 @@ Status HeadConsole::tell(const char* prompt, size_t len, StoryResult* out, char*
   };
   const uint32_t room = st.model().seq_len();
   const uint32_t max_new = settings_.max_new < room ? settings_.max_new : room;
+  GenerateSpeculation spec;
+  spec.max_draft =
+      settings_.speculate < st.speculate_max() ? settings_.speculate : st.speculate_max();
+  spec.logits = st.spec_logits();
+  spec.logits_len = (size_t)(st.speculate_max() + 1) * st.model().config().vocab_size;
   const Status s = generate(&st.head(), st.tokenizer(), &sm, prompt, len, max_new, st.tokens(),
-                            st.tokens_capacity(), io, &out->gen, &out->n_tokens);
+                            st.tokens_capacity(), io, &out->gen, &out->n_tokens, &spec);
   last_ = out->gen;
   out->digest = crc32c(reinterpret_cast<const uint8_t*>(st.tokens()), out->n_tokens * 4);
   if (s != Status::kOk) {
@@ -114,6 +125,18 @@ void HeadConsole::handle_line(const char* line, size_t len) {
       settings_ = StorySettings{};
       stage_->head().begin();
       printf_line("reset: settings restored, story forgotten");
+      return;
+    case CommandKind::kSpec:
+      if (c.u > stage_->speculate_max()) {
+        printf_line("/spec: this board verifies at most %u guessed tokens per pass (0: off)",
+                    (unsigned)stage_->speculate_max());
+        return;
+      }
+      apply_setting(c, &settings_);
+      printf_line("ok: spec %u%s", (unsigned)settings_.speculate,
+                  settings_.speculate && stage_->head().max_batch() < 2
+                      ? " (this ring checks guesses one position at a time: no passes saved)"
+                      : "");
       return;
     case CommandKind::kTemp:
     case CommandKind::kTopp:
@@ -157,6 +180,16 @@ void HeadConsole::print_stats() {
               (unsigned long)p.fast.size, (unsigned long)used.big, (unsigned long)p.big.size);
   printf_line("settings: temp %s, topp %s, len %u, seed %lu", t, pp, (unsigned)settings_.max_new,
               (unsigned long)(settings_.seed & 0xFFFFFFFFu));
+  // Weight passes per generated token: 1.00 without speculation.
+  const uint32_t gen = last_.generated_tokens;
+  char per[32], kept[32];
+  hundredths(per, sizeof per, last_.passes, gen);
+  tenths(kept, sizeof kept, (uint64_t)last_.accepted * 100u, last_.drafted);
+  printf_line(
+      "speculation: spec %u (at most %u); last story %u weight passes for %u tokens (%s per "
+      "token), %u guessed, %u kept (%s%%)",
+      (unsigned)settings_.speculate, (unsigned)st.speculate_max(), (unsigned)last_.passes,
+      (unsigned)gen, per, (unsigned)last_.drafted, (unsigned)last_.accepted, kept);
   const HeadCounters& c = st.head().counters();
   const FrameCounters lc = st.head().link_counters();
   printf_line("head: compute %lu ms, ring wait %lu ms, last story %u+%u tokens",

@@ -22,6 +22,7 @@ struct RoleBuffers {
   uint8_t* head_scratch = nullptr;
   uint8_t* sampler_scratch = nullptr;
   int32_t* tokens = nullptr;
+  float* spec_logits = nullptr;
   uint8_t* worker_tx = nullptr;
 };
 
@@ -31,6 +32,9 @@ void take_role_buffers(const ImageInfo& info, const StageOptions& o, uint32_t se
     b->head_scratch = fast->take<uint8_t>(RingHead::scratch_bytes(info, seq));
     b->sampler_scratch = big->take<uint8_t>(Sampler::scratch_bytes(info.config.vocab_size));
     b->tokens = big->take<int32_t>(token_capacity(info, o));
+    if (o.speculate > 0) {
+      b->spec_logits = big->take<float>((size_t)(o.speculate + 1) * info.config.vocab_size);
+    }
   } else {
     b->worker_tx = fast->take<uint8_t>(Worker::scratch_bytes(info));
   }
@@ -194,6 +198,8 @@ Status Stage::boot(const Platform& p, const StageOptions& opts, char* msg, size_
     }
     tokens_ = rb.tokens;
     tokens_cap_ = token_capacity(info, opts);
+    spec_logits_ = rb.spec_logits;
+    speculate_max_ = rb.spec_logits ? opts.speculate : 0;
   } else {
     if (!p.link) {
       snprintf(msg, cap, "a worker needs a link to the ring");

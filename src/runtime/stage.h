@@ -23,6 +23,10 @@ struct StageOptions {
   uint16_t protocol_version = kProtocolVersion;  // worker: what HELLO announces (tests)
   bool verify_payload = true;                    // CRC over the whole image at boot
   uint32_t max_prompt_bytes = 1024;              // head: longest console line / prompt
+  // Head: the longest guess /spec may verify per pass (speculative decoding), sizing a logits
+  // buffer of (speculate + 1) x vocab floats in the big region. It saves passes on a
+  // one-board model whose run.prompt_batch exceeds it; a ring verifies position by position.
+  uint32_t speculate = 0;
 };
 
 enum class Role { kHead, kWorker };
@@ -52,6 +56,9 @@ class Stage {
   Sampler& sampler() { return sampler_; }
   int32_t* tokens() { return tokens_; }
   size_t tokens_capacity() const { return tokens_cap_; }
+  // Speculation's verification logits, (speculate_max() + 1) x vocab floats (null if 0).
+  float* spec_logits() { return spec_logits_; }
+  uint32_t speculate_max() const { return speculate_max_; }
 
   // Worker only: serves the ring until the link is gone or stop(ctx) returns true.
   void serve(bool (*stop)(void* ctx), void* ctx);
@@ -75,6 +82,8 @@ class Stage {
   Sampler sampler_;
   int32_t* tokens_ = nullptr;
   size_t tokens_cap_ = 0;
+  float* spec_logits_ = nullptr;
+  uint32_t speculate_max_ = 0;
   Worker worker_;
 };
 
