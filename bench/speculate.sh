@@ -54,6 +54,6 @@ awk -v p="$pass_sum" -v g="$tok_sum" -v d="$drafted_sum" -v a="$accepted_sum" \
   -v tp="$t_plain" -v ts="$t_spec" -v x="$differ" 'BEGIN {
   printf "generated tokens %d, weight passes %d: %.3f passes per generated token\n", g, p, p / g
   printf "drafted %d, accepted %d (%.1f%%)\n", d, a, d ? 100 * a / d : 0
-  printf "generation time: plain %.3f s, speculative %.3f s (%.2fx)\n", tp, ts, ts > 0 ? tp / ts : 0
+  printf "generation time: plain %.3f s, speculative %.3f s (plain / speculative %.2fx)\n", tp, ts, (ts > 0 ? tp / ts : 0)
   printf "stories that differ from plain decoding: %d\n", x }'
 [ "$differ" -eq 0 ]
