@@ -118,7 +118,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--seq", a.seq, "shorter context than the image's (0 = image's)")->default_val(0);
   cmd->add_option("--kv", a.kv, "KV cache type override")->check(CLI::IsMember({"f32", "f16"}));
   cmd->add_option("--batch", a.batch,
-                  "prompt positions run together per pass over the weights (1 = token by token)")
+                  "prompt positions run together per pass over the weights (1 = token by token; "
+                  "at least N+1 with --speculate N); the same tokens whatever the value")
       ->default_val(kDefaultBatch)
       ->check(CLI::Range(1u, kMaxPromptBatch));
   cmd->add_option("--speculate", a.speculate,
