@@ -533,3 +533,43 @@ TEST(Speculate, HeadConsoleSpecKeepsTheStoryAndReportsPasses) {
   EXPECT_LT(passes[1], tokens[1]);
   EXPECT_NE(stats[1].find("speculation: spec 8 (at most 8)"), std::string::npos) << stats[1];
 }
+
+// The CLI: --speculate tells the same greedy story and reports the passes; --batch does not
+// change a token.
+TEST(Speculate, GenerateCommandReportsPassesAndKeepsTheStory) {
+  const std::string img = real_image(WeightType::kQ4);
+  TempDir dir;
+  auto run = [&](const std::string& args, std::string* err) {
+    const std::string out = dir.file("out"), log = dir.file("err");
+    const std::string cmd = std::string(LLMWIRE_BIN) + " generate " + img +
+                            " -p 'Tom and Sue went to the park.' -n 120 --temp 0 --seed 3 " + args +
+                            " >" + out + " 2>" + log;
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    *err = llmwire::test::read_file(log);
+    return llmwire::test::read_file(out);
+  };
+  std::string e0, e1, e2;
+  const std::string plain = run("--batch 1", &e0);
+  EXPECT_GT(plain.size(), 200u);
+  EXPECT_EQ(run("--batch 7", &e1), plain);
+  EXPECT_EQ(e1.find("speculation:"), std::string::npos) << e1;
+  EXPECT_EQ(run("--speculate 6", &e2), plain);
+  unsigned drafted = 0, kept = 0;
+  const size_t at = e2.find("speculation: drafted ");
+  ASSERT_NE(at, std::string::npos) << e2;
+  ASSERT_EQ(std::sscanf(e2.c_str() + at, "speculation: drafted %u, accepted %u", &drafted, &kept),
+            2)
+      << e2;
+  EXPECT_GT(drafted, kept);
+  EXPECT_GT(kept, 0u);
+  float per_token = 0;
+  unsigned passes = 0;
+  const size_t p = e2.find("weight passes per generated token ", at);
+  ASSERT_NE(p, std::string::npos) << e2;
+  ASSERT_EQ(std::sscanf(e2.c_str() + p, "weight passes per generated token %f (%u passes)",
+                        &per_token, &passes),
+            2)
+      << e2;
+  EXPECT_LT(per_token, 1.0f);
+  EXPECT_GT(passes, 0u);
+}
