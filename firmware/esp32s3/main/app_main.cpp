@@ -122,6 +122,9 @@ void stage_task(void*) {
   // Size both regions from the image before touching anything else.
   StageOptions opts;
   opts.run.min_parallel_macs = CONFIG_LLMWIRE_MIN_PARALLEL_MACS;
+  // /spec verifies the current token and up to CONFIG_LLMWIRE_SPECULATE guesses in one pass.
+  opts.speculate = CONFIG_LLMWIRE_SPECULATE;
+  opts.run.prompt_batch = CONFIG_LLMWIRE_SPECULATE + 1;
   const MemoryNeeds need = Stage::memory_needs(g_model.info, opts);
   const size_t fast_bytes = region_bytes_for(need.fast);
   const size_t big_bytes = region_bytes_for(need.big);
