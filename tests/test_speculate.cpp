@@ -573,3 +573,19 @@ TEST(Speculate, GenerateCommandReportsPassesAndKeepsTheStory) {
   EXPECT_LT(per_token, 1.0f);
   EXPECT_GT(passes, 0u);
 }
+
+TEST(Speculate, SpecCommandParsing) {
+  char msg[256];
+  Command c = parse_command("/spec 31", 8, 256, msg, sizeof msg);
+  ASSERT_EQ(c.kind, CommandKind::kSpec);
+  EXPECT_EQ(c.u, 31u);
+  StorySettings s;
+  EXPECT_TRUE(apply_setting(c, &s));
+  EXPECT_EQ(s.speculate, 31u);
+  EXPECT_EQ(parse_command("/spec 0", 7, 256, msg, sizeof msg).kind, CommandKind::kSpec);
+  for (const char* bad : {"/spec", "/spec 32", "/spec x", "/spec -1", "/spec 1.5"}) {
+    c = parse_command(bad, std::strlen(bad), 256, msg, sizeof msg);
+    EXPECT_EQ(c.kind, CommandKind::kInvalid) << bad;
+    EXPECT_NE(std::string(msg).find("from 0 (off) to 31"), std::string::npos) << bad << ": " << msg;
+  }
+}
