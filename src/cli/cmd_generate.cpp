@@ -94,7 +94,7 @@ void add_generate_command(CLI::App& app) {
       ->default_val(1)
       ->check(CLI::Range(1u, 64u));
   cmd->add_option("--seq", a.seq, "shorter context than the image's (0 = image's)")->default_val(0);
-  cmd->add_option("--kv", a.kv, "KV cache type override")->check(CLI::IsMember({"f32", "f16"}));
+  cmd->add_option("--kv", a.kv, "KV cache type override")->check(kv_names());
   cmd->callback([] { run(a); });
 }
 

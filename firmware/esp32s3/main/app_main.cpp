@@ -138,7 +138,7 @@ void stage_task(void*) {
   if (!big) {
     snprintf(msg, sizeof msg,
              "this stage needs %lu KB of %s for the KV cache and logits but the largest free "
-             "block is %lu KB: use a shorter context (--seq), fp16 KV (--kv f16) or more boards",
+             "block is %lu KB: use a shorter context (--seq), fp16 or int8 KV (--kv f16, --kv i8) or more boards",
              kib(big_bytes), psram_total ? "PSRAM" : "RAM (PSRAM missing)",
              kib(heap_caps_get_largest_free_block(big_caps)));
     halt(msg);
