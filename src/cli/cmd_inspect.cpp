@@ -35,8 +35,8 @@ void print_ram(const ImageInfo& info, KvType kv) {
   o.kv_override = true;
   o.kv_type = kv;
   const uint32_t layers = info.layer_end - info.layer_begin;
-  const size_t kv_bytes = KvCache::bytes(kv, layers, info.config.seq_len, info.config.kv_dim(),
-                                        info.config.n_kv_heads);
+  const size_t kv_bytes =
+      KvCache::bytes(kv, layers, info.config.seq_len, info.config.kv_dim(), info.config.n_kv_heads);
   const MemoryNeeds need = Model::memory_needs(info, o);
   std::printf(
       "  KV cache %s: %10zu bytes (%.2f MB)  fast RAM (activations, scratch): %zu bytes  big RAM "

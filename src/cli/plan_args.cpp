@@ -46,8 +46,7 @@ void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan) {
                   "custom: usable internal SRAM bytes, 0 to 4 GB (overrides the profile)")
       ->check(CLI::Range((uint64_t)0, kMaxBytes));
   cmd->add_option("--seq", a->seq, "sequence length, at most the model's (default: the model's)");
-  cmd->add_option("--kv", a->kv, "KV cache type (default: the image's)")
-      ->check(kv_names());
+  cmd->add_option("--kv", a->kv, "KV cache type (default: the image's)")->check(kv_names());
   cmd->add_option("--baud", a->baud, "link baud rate for the estimate")
       ->default_val(460800)
       ->check(CLI::Range(9600u, 10000000u));
@@ -244,8 +243,7 @@ void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanReques
     return;
   }
   std::printf("\nplan: %zu board%s, seq %u, KV %s%s\n", plan.boards.size(),
-              plan.boards.size() > 1 ? "s" : "", plan.seq_len,
-              kv_type_name(plan.kv),
+              plan.boards.size() > 1 ? "s" : "", plan.seq_len, kv_type_name(plan.kv),
               plan.fits ? "" : "  (NOT at the requested length — see below)");
   std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12s\n", "stage", "layers", "image / partition",
               "PSRAM used / usable", "SRAM used", "weights/tok", "link B/tok");

@@ -18,8 +18,7 @@ class KvCache {
   }
   // int8: the int8 elements of every (key|value, layer, position), then a float scale for
   // every head vector of them (kv_heads per position), 4-byte aligned.
-  static size_t bytes(KvType t, uint32_t layers, uint32_t seq, uint32_t kv_dim,
-                      uint32_t kv_heads) {
+  static size_t bytes(KvType t, uint32_t layers, uint32_t seq, uint32_t kv_dim, uint32_t kv_heads) {
     const size_t vectors = 2 * (size_t)layers * seq;
     if (t != KvType::kI8) return vectors * kv_dim * element_bytes(t);
     return scales_offset(vectors, kv_dim) + vectors * kv_heads * sizeof(float);

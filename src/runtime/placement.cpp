@@ -27,10 +27,10 @@ bool is_tokenizer(TensorKind k) {
 }
 
 // Place tensors of one heat class (classifier, or one layer) in table order.
-void place_class(const PlacementItem* items, uint32_t n, bool (*in_class)(const PlacementItem&, uint32_t,
-                                                                          bool),
-                 uint32_t arg, bool shared, uint64_t* big_free, uint64_t* fast_free, bool big_pays,
-                 bool fast_pays, WeightRegion* region, PlacementTotals* t) {
+void place_class(const PlacementItem* items, uint32_t n,
+                 bool (*in_class)(const PlacementItem&, uint32_t, bool), uint32_t arg, bool shared,
+                 uint64_t* big_free, uint64_t* fast_free, bool big_pays, bool fast_pays,
+                 WeightRegion* region, PlacementTotals* t) {
   for (uint32_t i = 0; i < n; i++) {
     if (!in_class(items[i], arg, shared)) continue;
     const uint64_t b = placed_bytes(items[i].bytes);
@@ -68,8 +68,8 @@ PlacementTotals choose_placement(const PlacementItem* items, uint32_t n,
   const bool big_pays = speeds.big > speeds.flash;
   const bool fast_pays = speeds.fast > speeds.flash;
   if (!big_pays && !fast_pays) return t;
-  place_class(items, n, is_classifier, 0, classifier_is_embedding, &big_free, &fast_free,
-              big_pays, fast_pays, region, &t);
+  place_class(items, n, is_classifier, 0, classifier_is_embedding, &big_free, &fast_free, big_pays,
+              fast_pays, region, &t);
   uint32_t first = kNoLayer, last = 0;
   for (uint32_t i = 0; i < n; i++) {
     if (items[i].layer == kNoLayer) continue;

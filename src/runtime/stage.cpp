@@ -65,9 +65,9 @@ Status Stage::place_weights(const MemoryNeeds& need, Arena* fast, Arena* big, ch
   const uint64_t big_need = one_region ? need.fast + need.big : need.big;
   if (big_size <= big_need + aux) return Status::kOk;  // no room to plan in
   const uint64_t big_free = big_size - big_need - aux;
-  const uint64_t fast_free =
-      one_region || p.fast.size <= need.fast + Arena::kAlign ? 0
-                                                            : p.fast.size - need.fast - Arena::kAlign;
+  const uint64_t fast_free = one_region || p.fast.size <= need.fast + Arena::kAlign
+                                 ? 0
+                                 : p.fast.size - need.fast - Arena::kAlign;
   PlacementItem* items = big->take<PlacementItem>(n);
   WeightRegion* region = big->take<WeightRegion>(n);
   const uint8_t** at = big->take<const uint8_t*>(n);
@@ -134,12 +134,13 @@ Status Stage::boot(const Platform& p, const StageOptions& opts, char* msg, size_
   const MemoryNeeds need = memory_needs(info, opts);
   if (need.fast > p.fast.size || need.big > p.big.size) {
     const bool fast_short = need.fast > p.fast.size;
-    snprintf(msg, cap,
-             "this stage needs %lu B of %s but the board has %lu B: use a shorter context "
-             "(llmwire plan --seq / split --seq), fp16 or int8 KV (--kv f16, --kv i8) or more boards",
-             ul(fast_short ? need.fast : need.big),
-             fast_short ? "fast RAM (internal SRAM)" : "big RAM (PSRAM)",
-             ul(fast_short ? p.fast.size : p.big.size));
+    snprintf(
+        msg, cap,
+        "this stage needs %lu B of %s but the board has %lu B: use a shorter context "
+        "(llmwire plan --seq / split --seq), fp16 or int8 KV (--kv f16, --kv i8) or more boards",
+        ul(fast_short ? need.fast : need.big),
+        fast_short ? "fast RAM (internal SRAM)" : "big RAM (PSRAM)",
+        ul(fast_short ? p.fast.size : p.big.size));
     return Status::kArenaTooSmall;
   }
   // fast and big may be one region (hosts without PSRAM): then one arena serves both.

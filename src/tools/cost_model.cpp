@@ -207,8 +207,9 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
   b.psram_s = b.psram_bytes() / f.psram_bw.value;
   b.sram_s = b.weight_sram / f.sram_bw.value;
   const double cores = std::max(1.0, f.cores.value);
-  b.compute_s = (comp.cycles_one + cls.cycles_one + (comp.cycles_split + cls.cycles_split) / cores) /
-                f.clock_hz.value;
+  b.compute_s =
+      (comp.cycles_one + cls.cycles_one + (comp.cycles_split + cls.cycles_split) / cores) /
+      f.clock_hz.value;
   b.handoff_s = b.split_calls * f.handoff_s.value;
   if (rows) {
     b.classifier_s = cls_bytes / region_bw(f, in.classifier_region) +

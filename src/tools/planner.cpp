@@ -131,6 +131,9 @@ ModelSizes sizes_from_config(const ModelConfig& c, WeightType w, uint32_t group,
 // Flags of a request that every evaluation below carries (placement, classifier split).
 struct Options {
   bool place = true, split_classifier = false;
+  // Classifier rows by stage (split_classifier); null while the split is still being chosen:
+  // then a worker takes an equal share, or what its flash partition still holds if less.
+  const std::vector<std::pair<uint32_t, uint32_t>>* slices = nullptr;
 };
 
 static Options options_of(const PlanRequest& r) {
@@ -141,7 +144,8 @@ std::vector<std::pair<uint32_t, uint32_t>> classifier_slices_for(uint32_t vocab,
   std::vector<std::pair<uint32_t, uint32_t>> out;
   uint32_t r = 0;
   for (uint32_t k = 0; k < n; k++) {
-    uint32_t e = k + 1 == n ? vocab : std::min(vocab, (uint32_t)((uint64_t)vocab * (k + 1) / n / 8 * 8));
+    uint32_t e =
+        k + 1 == n ? vocab : std::min(vocab, (uint32_t)((uint64_t)vocab * (k + 1) / n / 8 * 8));
     e = std::max(e, r);
     out.push_back({r, e});
     r = e;
@@ -159,15 +163,8 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   b.layer_begin = lb;
   b.layer_end = le;
   const uint32_t vocab = c.vocab_size;
-  if (opt.split_classifier) {
-    const auto sl = classifier_slices_for(vocab, stages)[stage];
-    b.classifier_begin = sl.first;
-    b.classifier_end = sl.second;
-  } else if (b.head) {
-    b.classifier_end = vocab;
-  }
   const uint64_t cls_full = m.classifier ? m.classifier : m.embedding;
-  const uint64_t cls_bytes = cls_full / vocab * (b.classifier_end - b.classifier_begin);
+  const uint64_t row_bytes = cls_full / vocab;
   // Image: header, table, then 64-byte aligned tensors in the converter's order; each tensor
   // also as the placement sees it.
   std::vector<uint64_t> parts;
@@ -190,13 +187,33 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   if (b.head) add(TensorKind::kRmsFinal, kNoLayer, m.rms_final);
   // A separate classifier (or, split, this board's rows of it; a worker's rows of a shared
   // one are a copy of embedding rows).
+  auto image_bytes = [&](size_t extra_tensors) {
+    uint64_t pos = kHeaderSize + (uint64_t)kTensorEntrySize * (parts.size() + extra_tensors);
+    for (uint64_t p : parts) pos = align64(pos) + p;
+    return align64(pos);
+  };
+  if (opt.split_classifier && opt.slices) {
+    b.classifier_begin = (*opt.slices)[stage].first;
+    b.classifier_end = (*opt.slices)[stage].second;
+  } else if (opt.split_classifier) {
+    uint32_t rows = classifier_slices_for(vocab, stages)[0].second;  // an equal share
+    const uint64_t used = image_bytes(1);
+    const uint64_t room = board.partition_bytes > used ? board.partition_bytes - used : 0;
+    if (!b.head || m.classifier) rows = std::min<uint64_t>(rows, room / row_bytes / 8 * 8);
+    b.classifier_end = rows;
+  } else if (b.head) {
+    b.classifier_end = vocab;
+  }
+  const uint64_t cls_bytes = row_bytes * (b.classifier_end - b.classifier_begin);
   if ((b.head && m.classifier && !opt.split_classifier) ||
       (opt.split_classifier && cls_bytes && (m.classifier || !b.head))) {
     add(TensorKind::kClassifier, kNoLayer, opt.split_classifier ? cls_bytes : m.classifier);
   }
-  uint64_t pos = kHeaderSize + (uint64_t)kTensorEntrySize * parts.size();
-  for (uint64_t p : parts) pos = align64(pos) + p;
-  b.image_bytes = pos;
+  {
+    uint64_t pos = kHeaderSize + (uint64_t)kTensorEntrySize * parts.size();
+    for (uint64_t p : parts) pos = align64(pos) + p;
+    b.image_bytes = pos;
+  }
 
   // RAM: exactly what the stage runtime takes from each region at boot.
   ImageInfo si = m.info;
@@ -236,9 +253,9 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
                                    fast_free, region_speeds(board.cost), region.data());
   }
   for (size_t i = 0; i < items.size(); i++) {
-    const bool cls = items[i].kind == TensorKind::kClassifier ||
-                     (items[i].kind == TensorKind::kTokEmbedding &&
-                      m.info.config.shared_classifier && b.head);
+    const bool cls =
+        items[i].kind == TensorKind::kClassifier ||
+        (items[i].kind == TensorKind::kTokEmbedding && m.info.config.shared_classifier && b.head);
     if (cls) {
       b.classifier_region = region[i];
     } else if (items[i].layer != kNoLayer && region[i] == WeightRegion::kBig) {
@@ -289,7 +306,28 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, const PlanRe
                     uint32_t seq, const std::vector<std::pair<uint32_t, uint32_t>>& ranges) {
   const KvType kv = req.kv;
   const uint32_t baud = req.baud;
-  const Options opt = options_of(req);
+  Options opt = options_of(req);
+  std::vector<std::pair<uint32_t, uint32_t>> slices;
+  if (opt.split_classifier) {
+    // Workers take their share (or what their flash holds); the head the rest, first.
+    const uint32_t n = (uint32_t)ranges.size();
+    std::vector<uint32_t> rows(n, 0);
+    uint32_t workers = 0;
+    for (uint32_t s = 1; s < n; s++) {
+      rows[s] =
+          evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, seq, kv, baud, opt)
+              .classifier_end;
+      workers += rows[s];
+    }
+    const uint32_t vocab = m.info.config.vocab_size;
+    slices.push_back({0, vocab - std::min(workers, vocab)});
+    for (uint32_t s = 1; s < n; s++) {
+      const uint32_t r0 = slices.back().second;
+      slices.push_back({r0, std::min(vocab, r0 + rows[s])});
+    }
+    if (n == 1) slices[0] = {0, vocab};
+    opt.slices = &slices;
+  }
   Plan p;
   p.seq_len = seq;
   p.kv = kv;
@@ -309,7 +347,8 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, const PlanRe
   }
   p.estimate_pos = seq / 2;
   p.classifier_split = opt.split_classifier;
-  for (const BoardPlan& b : p.boards) p.classifier_slices.push_back({b.classifier_begin, b.classifier_end});
+  for (const BoardPlan& b : p.boards)
+    p.classifier_slices.push_back({b.classifier_begin, b.classifier_end});
   p.token_s = opt.split_classifier ? generation_path_split_s(gen, m.info.config.dim, baud)
                                    : generation_path_s(gen);
   p.prompt_window = HeadOptions{}.window;
