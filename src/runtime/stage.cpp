@@ -55,6 +55,7 @@ MemoryNeeds Stage::memory_needs(const ImageInfo& info, const StageOptions& opts)
 Status Stage::place_weights(const MemoryNeeds& need, Arena* fast, Arena* big, char* msg,
                             size_t cap) {
   const Platform& p = platform_;
+  if (p.speeds.big <= p.speeds.flash && p.speeds.fast <= p.speeds.flash) return Status::kOk;
   const uint32_t n = image_.tensor_count();
   const bool one_region = big == fast;
   // The arrays below, and alignment slack for every arena take.
