@@ -240,7 +240,8 @@ TEST(Engine, ArenaTooSmallIsRefused) {
     // The KV cache lives in the big region, activations in the fast one.
     EXPECT_GE(need.big,
               KvCache::bytes(im.info().kv_type, im.info().layer_end - im.info().layer_begin,
-                             im.info().config.seq_len, im.info().config.kv_dim()));
+                             im.info().config.seq_len, im.info().config.kv_dim(),
+                             im.info().config.n_kv_heads));
     EXPECT_GE((const void*)m.x(), (const void*)fb);
     EXPECT_LT((const void*)m.x(), (const void*)(fb + need.fast));
   }
@@ -343,4 +344,54 @@ TEST(Engine, BatchedPromptEqualsTokenByToken) {
     const uint32_t vocab = c.cfg.vocab_size;
     EXPECT_EQ(0, std::memcmp(l, want.data() + (size_t)(np - 1) * vocab, vocab * 4)) << c.name;
   }
+}
+
+TEST(KvCacheI8, RoundsEachHeadVectorToItsOwnScale) {
+  // 1 layer, 2 positions, 2 KV heads of 4: int8 elements (4 vectors x 8) then 4 x 2 scales.
+  EXPECT_EQ(KvCache::bytes(KvType::kI8, 1, 2, 8, 2), 4u * 8 + 4u * 2 * 4);
+  EXPECT_EQ(KvCache::bytes(KvType::kF16, 1, 2, 8, 2), 4u * 8 * 2);
+  EXPECT_EQ(KvCache::bytes(KvType::kF32, 1, 2, 8, 2), 4u * 8 * 4);
+  std::vector<uint8_t> mem(KvCache::bytes(KvType::kI8, 1, 2, 8, 2) + 16);
+  KvCache kv;
+  kv.init(KvType::kI8, 1, 2, 8, 2, mem.data());
+  // Head 0: max |x| = 2, so x * 127 / 2: 127, -63.5 -> -64 (ties to even), 31.75 -> 32, 0.
+  // Head 1: all zero -> scale 0, elements 0.
+  const float k[8] = {2.0f, -1.0f, 0.5f, 0.0f, 0, 0, 0, 0};
+  const float v[8] = {0, 0, 0, 0, -3.0f, 1.0f, 0.02f, 3.0f};
+  kv.store(0, 1, k, v);
+  const int8_t* kq = static_cast<const int8_t*>(kv.key(0, 1));
+  const int8_t* vq = static_cast<const int8_t*>(kv.value(0, 1));
+  const int8_t want_k[8] = {127, -64, 32, 0, 0, 0, 0, 0};
+  // v head 1: max 3: -127, 42.33 -> 42, 0.8467 -> 1, 127.
+  const int8_t want_v[8] = {0, 0, 0, 0, -127, 42, 1, 127};
+  for (int i = 0; i < 8; i++) {
+    EXPECT_EQ(kq[i], want_k[i]) << i;
+    EXPECT_EQ(vq[i], want_v[i]) << i;
+  }
+  EXPECT_EQ(kv.key_scales(0, 1)[0], 2.0f / 127.0f);
+  EXPECT_EQ(kv.key_scales(0, 1)[1], 0.0f);
+  EXPECT_EQ(kv.value_scales(0, 1)[0], 0.0f);
+  EXPECT_EQ(kv.value_scales(0, 1)[1], 3.0f / 127.0f);
+  // Position 0 is untouched by a store at position 1.
+  for (int i = 0; i < 8; i++) EXPECT_EQ(static_cast<const int8_t*>(kv.key(0, 0))[i], 0);
+}
+
+TEST(Engine, Int8KvCacheIsCloseToFp32AndThreadIndependent) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config();
+  const std::string img = llmwire::test::make_image(dir, c, WeightType::kQ8);
+  const auto toks = some_tokens(c.vocab_size, 16, 2);
+  const auto a = run_logits(img, 1, toks, false, KvType::kF32);
+  const auto b = run_logits(img, 1, toks, false, KvType::kI8);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_FALSE(bit_equal(a, b));  // int8 really is used
+  double worst = 0, mag = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    worst = std::max(worst, (double)std::fabs(a[i] - b[i]));
+    mag = std::max(mag, (double)std::fabs(a[i]));
+  }
+  EXPECT_LT(worst, 0.05 * mag);
+  // Attention heads split over threads, and the reference kernels: the same bits.
+  EXPECT_TRUE(bit_equal(b, run_logits(img, 3, toks, false, KvType::kI8)));
+  EXPECT_TRUE(bit_equal(b, run_logits(img, 1, toks, true, KvType::kI8)));
 }

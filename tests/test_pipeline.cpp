@@ -237,6 +237,16 @@ TEST(Pipeline, SyntheticGqaEverySplitBitExact) {
   }
 }
 
+// The int8 KV cache (the image's default here): every split equals the monolithic model.
+TEST(Pipeline, Int8KvEverySplitBitExact) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config(64, 100, 4, 8, 2, 300, 24);
+  const std::string img =
+      llmwire::test::make_image(dir, c, WeightType::kQ4, 32, 23, KvType::kI8, "i8");
+  std::vector<int32_t> toks{1, 17, 200, 5, 99, 42, 7, 250, 33, 8};
+  check_all_splits(img, dir, toks);
+}
+
 TEST(Pipeline, Stories260KEverySplitBitExact) {
   std::string why;
   const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);

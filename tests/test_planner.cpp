@@ -223,6 +223,7 @@ TEST(CostModel, SequentialStagesAddAndTwoBoardsInSeriesAreNotFaster) {
   const ModelSizes m = sizes_from_config(c, WeightType::kQ4, 32, KvType::kF32);
   PlanRequest r;
   r.boards = 1;
+  r.place_weights = false;  // every weight byte from flash: the same bytes on either ring
   const Plan one = make_plan(m, board16(), r);
   r.boards = 2;
   const Plan two = make_plan(m, board16(), r);
@@ -273,4 +274,103 @@ TEST(CostModel, MoreCyclesPerMacNeverMakesAPlanFaster) {
       prev_prompt = p.prompt_token_s;
     }
   }
+}
+
+TEST(CostModel, Int8KvHoldsStories42MAtFullContextOnTwoBoards) {
+  ModelConfig c;
+  ASSERT_TRUE(shape_config("stories42M", &c));
+  const ModelSizes m = sizes_from_config(c, WeightType::kQ4, 32, KvType::kF32);
+  PlanRequest r;
+  r.boards = 2;
+  r.kv = KvType::kF16;
+  const Plan f16 = make_plan(m, board16(), r);
+  EXPECT_FALSE(f16.fits);
+  EXPECT_NE(f16.advice.find("--kv i8 it fits at seq 1024"), std::string::npos) << f16.advice;
+  r.kv = KvType::kI8;
+  const Plan i8 = make_plan(m, board16(), r);
+  EXPECT_TRUE(i8.fits);
+  EXPECT_EQ(i8.seq_len, 1024u);
+  uint64_t kv = 0;
+  for (const BoardPlan& b : i8.boards) kv += b.kv_bytes;
+  // 8 layers x 2 x 1024 positions x (512 int8 + 8 float scales).
+  EXPECT_EQ(kv, 8ull * 2 * 1024 * (512 + 8 * 4));
+  // Attention reads a quarter of the f32 bytes plus the scales, with the int8 loop.
+  const BoardPlan& h = i8.boards[0];
+  EXPECT_GT(h.gen.macs[(int)MacKind::kAttentionI8], 0u);
+  EXPECT_EQ(h.gen.macs[(int)MacKind::kAttentionF32], 0u);
+}
+
+TEST(CostModel, PlacementMovesWeightBytesToPsramAndOnlyHelps) {
+  ModelConfig c;
+  ASSERT_TRUE(shape_config("stories15M", &c));
+  const ModelSizes m = sizes_from_config(c, WeightType::kQ4, 32, KvType::kF32);
+  for (uint32_t n : {1u, 2u}) {
+    PlanRequest r;
+    r.boards = n;
+    r.kv = KvType::kI8;
+    r.place_weights = false;
+    const Plan flash = make_plan(m, board16(), r);
+    r.place_weights = true;
+    const Plan placed = make_plan(m, board16(), r);
+    ASSERT_TRUE(flash.fits && placed.fits);
+    uint64_t w0 = 0, w1 = 0, psram = 0;
+    for (size_t k = 0; k < n; k++) {
+      w0 += flash.boards[k].weight_bytes_per_token;
+      w1 += placed.boards[k].weight_bytes_per_token;
+      psram += placed.boards[k].gen.weight_psram;
+      EXPECT_EQ(flash.boards[k].gen.weight_psram, 0u);
+      // What was placed fits the RAM the board had left.
+      EXPECT_LE(placed.boards[k].psram_used + placed.boards[k].placement.big_bytes,
+                board16().psram_bytes);
+    }
+    EXPECT_EQ(w0, w1);  // the same bytes, read from elsewhere
+    EXPECT_GT(psram, 0u);
+    EXPECT_LT(placed.token_s, flash.token_s);
+  }
+}
+
+TEST(CostModel, SplitClassifierRunsSlicesInParallel) {
+  // By hand: two boards; layers take 10 + 20 ms plus 5 ms hops; slices 8 ms (head) and 6 ms.
+  std::vector<BoardCost> b(2);
+  b[0].compute_s = 0.010 + 0.008;
+  b[0].classifier_s = 0.008;
+  b[0].classifier_rows = 100;
+  b[0].link_s = 0.005;
+  b[1].compute_s = 0.020 + 0.006;
+  b[1].classifier_s = 0.006;
+  b[1].classifier_rows = 100;
+  b[1].link_s = 0.005;
+  const uint32_t dim = 288, baud = 460800;
+  const double hop_x = wire_seconds(activation_frame_bytes(dim), baud);
+  const double hop_r = wire_seconds(classifier_result_frame_bytes(), baud);
+  EXPECT_NEAR(generation_path_split_s(b, dim, baud), 0.040 + std::max(0.008, hop_x + 0.006 + hop_r),
+              1e-12);
+
+  ModelConfig c;
+  ASSERT_TRUE(shape_config("stories15M", &c));
+  const ModelSizes m = sizes_from_config(c, WeightType::kQ4, 32, KvType::kF32);
+  BoardProfile pie = board16();
+  pie.cost = esp32s3_pie_figures();
+  PlanRequest r;
+  r.kv = KvType::kI8;
+  r.baud = 2000000;
+  r.split_classifier = true;
+  r.boards = 1;
+  const Plan one = make_plan(m, pie, r);
+  r.boards = 2;
+  const Plan two = make_plan(m, pie, r);
+  r.split_classifier = false;
+  const Plan whole = make_plan(m, pie, r);
+  ASSERT_TRUE(one.fits && two.fits && whole.fits);
+  // The slices cover the vocabulary once, in order, and the plan says so.
+  ASSERT_EQ(two.classifier_slices.size(), 2u);
+  EXPECT_TRUE(two.classifier_split);
+  EXPECT_EQ(two.classifier_slices[0].first, 0u);
+  EXPECT_EQ(two.classifier_slices[0].second, two.classifier_slices[1].first);
+  EXPECT_EQ(two.classifier_slices[1].second, c.vocab_size);
+  EXPECT_GT(two.boards[1].gen.classifier_rows, 0u);
+  EXPECT_EQ(whole.boards[1].gen.classifier_rows, 0u);
+  // Two boards working at once beat one board, and the split beats the whole classifier.
+  EXPECT_LT(two.token_s, one.token_s);
+  EXPECT_LT(two.token_s, whole.token_s);
 }

@@ -1,5 +1,5 @@
 // llmwire convert CKPT TOKENIZER -o IMAGE [--quant q4|q8|f32] [--group 32] [--seq N]
-//                 [--kv f32|f16] [--name NAME] [--calib TEXT [--calib-tokens N] [--gptq]
+//                 [--kv f32|f16|i8] [--name NAME] [--calib TEXT [--calib-tokens N] [--gptq]
 //                 [--budget BYTES]] [--threads N]
 #include <unistd.h>
 
@@ -8,6 +8,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "tools/convert.h"
 #include "tools/planner.h"
 #include "tools/selftest_digest.h"
@@ -46,7 +47,7 @@ void run(const Args& a) {
   o.quant = quants.at(a.quant);  // CLI::IsMember checked it
   o.group = a.group;
   o.seq_len = a.seq;
-  o.kv = a.kv == "f16" ? KvType::kF16 : KvType::kF32;
+  o.kv = kv_from_name(a.kv);
   o.model_name = a.name;
   o.calib_path = a.calib;
   o.calib_max_tokens = a.calib_tokens;
@@ -171,9 +172,9 @@ void add_convert_command(CLI::App& app) {
                   "context length the image is built for (sizes the KV cache); at most the "
                   "checkpoint's (default: the checkpoint's)")
       ->default_val(0);
-  cmd->add_option("--kv", a.kv, "default KV cache type stored in the image: f32 or f16")
+  cmd->add_option("--kv", a.kv, "default KV cache type stored in the image: f32, f16 or i8")
       ->default_val("f32")
-      ->check(CLI::IsMember({"f32", "f16"}));
+      ->check(kv_names());
   cmd->add_option("--name", a.name,
                   "model name stored in the image, at most 31 bytes (default: the checkpoint's "
                   "file name without extension)");

@@ -116,7 +116,7 @@ void add_generate_command(CLI::App& app) {
       ->default_val(1)
       ->check(CLI::Range(1u, 64u));
   cmd->add_option("--seq", a.seq, "shorter context than the image's (0 = image's)")->default_val(0);
-  cmd->add_option("--kv", a.kv, "KV cache type override")->check(CLI::IsMember({"f32", "f16"}));
+  cmd->add_option("--kv", a.kv, "KV cache type override")->check(kv_names());
   cmd->add_option("--batch", a.batch,
                   "prompt positions run together per pass over the weights (1 = token by token; "
                   "at least N+1 with --speculate N); the same tokens whatever the value")

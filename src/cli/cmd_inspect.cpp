@@ -35,7 +35,8 @@ void print_ram(const ImageInfo& info, KvType kv) {
   o.kv_override = true;
   o.kv_type = kv;
   const uint32_t layers = info.layer_end - info.layer_begin;
-  const size_t kv_bytes = KvCache::bytes(kv, layers, info.config.seq_len, info.config.kv_dim());
+  const size_t kv_bytes =
+      KvCache::bytes(kv, layers, info.config.seq_len, info.config.kv_dim(), info.config.n_kv_heads);
   const MemoryNeeds need = Model::memory_needs(info, o);
   std::printf(
       "  KV cache %s: %10zu bytes (%.2f MB)  fast RAM (activations, scratch): %zu bytes  big RAM "
@@ -114,7 +115,9 @@ void run(const std::string& path) {
   }
   std::printf("\nRAM needed at seq %u (weights stay in flash):\n", c.seq_len);
   print_ram(info, info.kv_type);
-  print_ram(info, info.kv_type == KvType::kF32 ? KvType::kF16 : KvType::kF32);
+  for (KvType kv : {KvType::kF32, KvType::kF16, KvType::kI8}) {
+    if (kv != info.kv_type) print_ram(info, kv);
+  }
 }
 
 }  // namespace

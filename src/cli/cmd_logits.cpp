@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "platform/host/output_file.h"
 #include "tools/host_model.h"
 
@@ -58,7 +59,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--threads", a.threads, "worker threads")
       ->default_val(1)
       ->check(CLI::Range(1u, 64u));
-  cmd->add_option("--kv", a.kv, "KV cache type override")->check(CLI::IsMember({"f32", "f16"}));
+  cmd->add_option("--kv", a.kv, "KV cache type override")->check(kv_names());
   cmd->add_flag("--reference-kernels", a.reference, "use the scalar reference kernels");
   cmd->callback([] { run(a); });
 }

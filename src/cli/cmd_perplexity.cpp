@@ -1,16 +1,17 @@
-// llmwire perplexity IMAGE TEXTFILE [--ref IMAGE]
+// llmwire perplexity IMAGE TEXTFILE [--ref IMAGE] [--kv f32|f16|i8] [--ref-kv f32|f16|i8]
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 #include "tools/perplexity.h"
 
 namespace llmwire::cli {
 namespace {
 
 struct Args {
-  std::string image, text, ref;
+  std::string image, text, ref, kv, ref_kv;
   uint32_t threads = 1;
 };
 
@@ -20,8 +21,8 @@ void run(Args& a) {
   std::stringstream ss;
   ss << in.rdbuf();
   HostModel model, ref;
-  load_model(a.image, "", 0, a.threads, false, &model);
-  if (!a.ref.empty()) load_model(a.ref, "", 0, a.threads, false, &ref);
+  load_model(a.image, a.kv, 0, a.threads, false, &model);
+  if (!a.ref.empty()) load_model(a.ref, a.ref_kv, 0, a.threads, false, &ref);
   std::string err;
   PerplexityResult r;
   auto progress = [](uint64_t done, uint64_t total) {
@@ -54,6 +55,10 @@ void add_perplexity_command(CLI::App& app) {
   cmd->add_option("TEXTFILE", a.text, "UTF-8 text")->required();
   cmd->add_option("--ref", a.ref,
                   "reference image (e.g. the f32 image): adds mean KL and top-1 agreement");
+  cmd->add_option("--kv", a.kv, "KV cache type for IMAGE (default: the image's)")
+      ->check(kv_names());
+  cmd->add_option("--ref-kv", a.ref_kv, "KV cache type for --ref (default: that image's)")
+      ->check(kv_names());
   cmd->add_option("--threads", a.threads, "worker threads")
       ->default_val(1)
       ->check(CLI::Range(1u, 64u));

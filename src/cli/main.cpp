@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/validators.h"
 
 namespace llmwire::cli {
 
@@ -19,7 +20,7 @@ void load_model(const std::string& image, const std::string& kv, uint32_t seq, u
   opts.reference_kernels = reference_kernels;
   if (!kv.empty()) {
     opts.kv_override = true;
-    opts.kv_type = kv == "f16" ? KvType::kF16 : KvType::kF32;
+    opts.kv_type = kv_from_name(kv);
   }
   std::string err, hint;
   if (!out->load(image, opts, threads, &err, &hint)) fail(err, hint);

@@ -1,4 +1,5 @@
 #include "cli/plan_args.h"
+#include "cli/validators.h"
 
 #include <cstdio>
 #include <cstring>
@@ -19,6 +20,17 @@ void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan) {
         ->check(CLI::IsMember({"q4", "q8", "f32"}));
     cmd->add_option("--group", a->group, "group size assumed for a checkpoint")
         ->check(CLI::Range(8u, 256u));
+    cmd->add_option("--kernel", a->kernel,
+                    "matmul kernel of the estimate: scalar (counted on the emulated LX7) or pie "
+                    "(an estimate until the PIE kernel is counted)")
+        ->default_val("scalar")
+        ->check(CLI::IsMember({"scalar", "pie"}));
+    cmd->add_flag("--split-classifier", a->split_classifier,
+                  "estimate with the classifier's rows split over every board, merged at the "
+                  "head (shows the slices)");
+    cmd->add_flag("--no-placement", a->no_placement,
+                  "estimate with every weight read from flash (no copies into PSRAM/SRAM at "
+                  "boot)");
   }
   std::string names;
   for (const BoardProfile& p : board_profiles()) names += (names.empty() ? "" : ", ") + p.name;
@@ -34,8 +46,7 @@ void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan) {
                   "custom: usable internal SRAM bytes, 0 to 4 GB (overrides the profile)")
       ->check(CLI::Range((uint64_t)0, kMaxBytes));
   cmd->add_option("--seq", a->seq, "sequence length, at most the model's (default: the model's)");
-  cmd->add_option("--kv", a->kv, "KV cache type (default: the image's)")
-      ->check(CLI::IsMember({"f32", "f16"}));
+  cmd->add_option("--kv", a->kv, "KV cache type (default: the image's)")->check(kv_names());
   cmd->add_option("--baud", a->baud, "link baud rate for the estimate")
       ->default_val(460800)
       ->check(CLI::Range(9600u, 10000000u));
@@ -80,6 +91,10 @@ BoardProfile resolve_board(const PlanArgs& a) {
     fail("unknown board profile '" + a.board + "'",
          "known profiles:" + names + " (or give --partition/--psram/--sram)");
   }
+  if (a.kernel == "pie") {
+    b.cost = esp32s3_pie_figures();
+    b.name += " (PIE kernel, estimated)";
+  }
   const bool custom =
       a.partition != PlanArgs::kUnset || a.psram != PlanArgs::kUnset || a.sram != PlanArgs::kUnset;
   if (a.partition != PlanArgs::kUnset) b.partition_bytes = a.partition;
@@ -112,8 +127,10 @@ PlanRequest plan_request(const PlanArgs& a, const ModelSizes& m) {
   PlanRequest r;
   r.boards = a.boards;
   r.seq_len = a.seq;
-  r.kv = a.kv.empty() ? m.info.kv_type : a.kv == "f16" ? KvType::kF16 : KvType::kF32;
+  r.kv = a.kv.empty() ? m.info.kv_type : kv_from_name(a.kv);
   r.baud = a.baud;
+  r.place_weights = !a.no_placement;
+  r.split_classifier = a.split_classifier;
   return r;
 }
 
@@ -162,9 +179,30 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
     std::printf("    MACs: %s; %u calls split over %g cores\n", macs.c_str(), g.split_calls,
                 board.cost.cores.value);
   }
+  for (const BoardPlan& b : plan.boards) {
+    if (b.placement.tensors == 0 && !plan.classifier_split) continue;
+    std::printf("  stage %u", b.stage);
+    if (plan.classifier_split) {
+      std::printf(" classifier rows %u-%u;", b.classifier_begin,
+                  b.classifier_end ? b.classifier_end - 1 : 0);
+    }
+    if (b.placement.tensors) {
+      std::printf(
+          " placement at boot: %u tensors copied, %s to PSRAM, %s to SRAM (classifier in %s)",
+          b.placement.tensors, mb(b.placement.big_bytes).c_str(),
+          mb(b.placement.fast_bytes).c_str(), weight_region_name(b.classifier_region));
+    }
+    std::printf("\n");
+  }
   const size_t n = plan.boards.size();
-  char path[160];
-  if (n > 1) {
+  char path[200];
+  if (n > 1 && plan.classifier_split) {
+    std::snprintf(path, sizeof path,
+                  "critical path: the layers board after board plus %zu hops, then the "
+                  "classifier slices in parallel (activation sent round the ring, slice results "
+                  "back); %u baud",
+                  n, req.baud);
+  } else if (n > 1) {
     std::snprintf(path, sizeof path,
                   "critical path: the %zu boards one after another plus %zu hops; link share "
                   "%.1f%% at %u baud",
@@ -180,14 +218,15 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
       n > 1 ? "; positions stream through the ring, so the boards work at the same time" : "");
   const CostFigures& f = board.cost;
   std::printf(
-      "figures: flash %.1f MB/s, PSRAM %.1f MB/s, %g x %.0f MHz, cycles/MAC q4 %.1f q8 %.1f f32 "
-      "%.1f attention %.0f/%.0f (f32/f16 KV); memory and compute add\n",
+      "figures: flash %.1f MB/s, PSRAM %.1f MB/s, %g x %.0f MHz, cycles/MAC q4 %.2f q8 %.2f f32 "
+      "%.1f attention %.0f/%.0f/%.0f (f32/f16/i8 KV); memory and compute add\n",
       f.flash_bw.value / 1e6, f.psram_bw.value / 1e6, f.cores.value, f.clock_hz.value / 1e6,
       f.cycles_per_mac[(int)MacKind::kMatmulQ4].value,
       f.cycles_per_mac[(int)MacKind::kMatmulQ8].value,
       f.cycles_per_mac[(int)MacKind::kMatmulF32].value,
       f.cycles_per_mac[(int)MacKind::kAttentionF32].value,
-      f.cycles_per_mac[(int)MacKind::kAttentionF16].value);
+      f.cycles_per_mac[(int)MacKind::kAttentionF16].value,
+      f.cycles_per_mac[(int)MacKind::kAttentionI8].value);
 }
 
 void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,
@@ -204,8 +243,7 @@ void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanReques
     return;
   }
   std::printf("\nplan: %zu board%s, seq %u, KV %s%s\n", plan.boards.size(),
-              plan.boards.size() > 1 ? "s" : "", plan.seq_len,
-              plan.kv == KvType::kF16 ? "f16" : "f32",
+              plan.boards.size() > 1 ? "s" : "", plan.seq_len, kv_type_name(plan.kv),
               plan.fits ? "" : "  (NOT at the requested length — see below)");
   std::printf("%-6s %-9s %-22s %-22s %-12s %-12s %-12s\n", "stage", "layers", "image / partition",
               "PSRAM used / usable", "SRAM used", "weights/tok", "link B/tok");
@@ -235,7 +273,7 @@ void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanReques
   }
   print_estimate(board, req, plan);
   std::printf("largest sequence length this split fits: %u (KV %s)\n", plan.max_seq,
-              plan.kv == KvType::kF16 ? "f16" : "f32");
+              kv_type_name(plan.kv));
   if (!plan.advice.empty()) std::printf("\n%s\n", plan.advice.c_str());
   if (!plan.fits && plan.advice.empty())
     std::printf("\nthis split does not fit the board (see OVER above)\n");

@@ -21,7 +21,10 @@ struct PlanArgs {
   uint32_t baud = 460800;
   std::string quant = "q4";  // for checkpoints
   uint32_t group = 32;
-  std::string layers;  // split --layers 0-2,3-5 (last range = head)
+  std::string layers;             // split --layers 0-2,3-5 (last range = head)
+  std::string kernel = "scalar";  // plan --kernel: the cost figures' matmul kernel
+  bool split_classifier = false;  // plan --split-classifier
+  bool no_placement = false;      // plan --no-placement
 };
 
 void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan);

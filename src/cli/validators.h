@@ -10,7 +10,17 @@
 #include <cstdlib>
 #include <string>
 
+#include "engine/image_format.h"
+
 namespace llmwire::cli {
+
+// --kv: the KV cache element types every command accepts, and the type each name means.
+inline CLI::IsMember kv_names() {
+  return CLI::IsMember({"f32", "f16", "i8"});
+}
+inline KvType kv_from_name(const std::string& name) {
+  return name == "f16" ? KvType::kF16 : (name == "i8" ? KvType::kI8 : KvType::kF32);
+}
 
 // A finite number in [lo, hi] (CLI::Range lets NaN through: every comparison with it is false).
 inline CLI::Validator finite_range(double lo, double hi) {

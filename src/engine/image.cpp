@@ -67,6 +67,7 @@ Status Image::open(const uint8_t* data, size_t len, bool verify_payload) {
   data_ = nullptr;
   size_ = 0;
   failed_tensor_ = -1;
+  relocated_ = nullptr;
   if (data == nullptr || len < kHeaderSize) return Status::kImageTooSmall;
   if (((uintptr_t)data & 3u) != 0) return Status::kBadArgument;
   Status s = decode_header(data, len, &info_);
@@ -99,7 +100,7 @@ Status Image::check_config() const {
     return Status::kBadConfig;
   }
   if ((uint32_t)info_.weight_type > (uint32_t)WeightType::kQ4 ||
-      (uint32_t)info_.kv_type > (uint32_t)KvType::kF16) {
+      (uint32_t)info_.kv_type > (uint32_t)KvType::kI8) {
     return Status::kBadConfig;
   }
   if (info_.weight_type == WeightType::kF32) {
@@ -144,6 +145,7 @@ TensorView Image::tensor(uint32_t index) const {
   t.cols = load_u32(e + ent::kCols);
   t.row_stride = load_u32(e + ent::kRowStride);
   t.data = data_ + (size_t)load_u64(e + ent::kOffset);
+  if (relocated_ && relocated_[index]) t.data = relocated_[index];
   return t;
 }
 
@@ -432,7 +434,7 @@ const char* weight_type_name(WeightType t) {
 }
 
 const char* kv_type_name(KvType t) {
-  return t == KvType::kF16 ? "f16" : "f32";
+  return t == KvType::kF16 ? "f16" : (t == KvType::kI8 ? "i8" : "f32");
 }
 
 }  // namespace llmwire

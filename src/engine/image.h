@@ -44,6 +44,11 @@ class Image {
   // Tokenizer arrays (valid only when the image has a tokenizer).
   TokenizerData tokenizer() const;
 
+  // Tensors copied out of the mapped image (weight placement, runtime/placement.h):
+  // tensor(i) then reads from at[i] when it is not null. `at` holds tensor_count() pointers,
+  // is owned by the caller and outlives the image; nullptr reads everything in place.
+  void relocate(const uint8_t* const* at) { relocated_ = at; }
+
   // Where open() failed, for messages: the tensor index involved, or -1.
   int failed_tensor() const { return failed_tensor_; }
 
@@ -57,6 +62,7 @@ class Image {
   size_t size_ = 0;
   ImageInfo info_;
   int failed_tensor_ = -1;
+  const uint8_t* const* relocated_ = nullptr;
 };
 
 // Human-readable names for messages and `inspect`.

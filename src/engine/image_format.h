@@ -70,7 +70,7 @@ enum class DType : uint8_t { kF32 = 0, kQ8 = 1, kQ4 = 2, kU8 = 3, kU32 = 4, kU16
 enum class WeightType : uint32_t { kF32 = 0, kQ8 = 1, kQ4 = 2 };
 
 // KV cache element type.
-enum class KvType : uint32_t { kF32 = 0, kF16 = 1 };
+enum class KvType : uint32_t { kF32 = 0, kF16 = 1, kI8 = 2 };  // kI8: a scale per head vector
 
 // What a tensor is. Per-layer kinds carry a layer index; the others carry kNoLayer.
 enum class TensorKind : uint16_t {

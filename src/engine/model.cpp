@@ -45,7 +45,7 @@ void Model::layout(const ImageInfo& info, const RunOptions& opts, Arena* fast, A
   // Big region: grows with the sequence length or the vocabulary.
   t->att = big->take<float>((size_t)c.n_heads * seq);
   t->logits = info.has(kFlagHasClassifier) ? big->take<float>(c.vocab_size) : nullptr;
-  t->kv = big->take<uint8_t>(KvCache::bytes(kv, layers, seq, c.kv_dim()));
+  t->kv = big->take<uint8_t>(KvCache::bytes(kv, layers, seq, c.kv_dim(), c.n_kv_heads));
   // Fast region, prompt batches (RunOptions::prompt_batch > 1): per-position copies.
   *bt = BatchBuffers{};
   const uint32_t n = opts.prompt_batch;
@@ -109,7 +109,7 @@ Status Model::init(const Image& image, const RunOptions& opts, Arena* fast, Aren
   layers_ = buf_.layers;
   prompt_batch_ = opts.prompt_batch > 1 ? opts.prompt_batch : 1;
   kv_.init(opts.kv_override ? opts.kv_type : info.kv_type, layer_end_ - layer_begin_, seq_len_,
-           config_.kv_dim(), buf_.kv);
+           config_.kv_dim(), config_.n_kv_heads, buf_.kv);
 
   for (uint32_t l = layer_begin_; l < layer_end_; l++) {
     LayerWeights& w = layers_[l - layer_begin_];
@@ -282,6 +282,56 @@ void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, 
     for (uint32_t i = 0; i < hs; i++) o[i] = o[i] + a * kv_f32(v[i]);
   }
 }
+
+// The same head over an int8 cache. Each head vector's scale is applied once per dot product
+// and once per weight a[t], not per element (docs/NUMERICS.md):
+//   score[t] = ((Σ_i q[i] * (float)k_t[i]) * ks_t) / sqrt(hs);  out[i] += (a[t] * vs_t) * v_t[i]
+void attend_head_i8(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, uint32_t hs,
+                    const float* q, float* att, float* out) {
+  const float sqrt_hs = sqrt_f32((float)hs);
+  const uint32_t off = kv_head * hs;
+  uint32_t t0 = 0;
+  for (; t0 + 4 <= pos + 1; t0 += 4) {
+    const int8_t* k0 = static_cast<const int8_t*>(kv.key(l, t0)) + off;
+    const int8_t* k1 = static_cast<const int8_t*>(kv.key(l, t0 + 1)) + off;
+    const int8_t* k2 = static_cast<const int8_t*>(kv.key(l, t0 + 2)) + off;
+    const int8_t* k3 = static_cast<const int8_t*>(kv.key(l, t0 + 3)) + off;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (uint32_t i = 0; i < hs; i++) {
+      const float qi = q[i];
+      s0 = s0 + qi * (float)k0[i];
+      s1 = s1 + qi * (float)k1[i];
+      s2 = s2 + qi * (float)k2[i];
+      s3 = s3 + qi * (float)k3[i];
+    }
+    att[t0] = (s0 * kv.key_scales(l, t0)[kv_head]) / sqrt_hs;
+    att[t0 + 1] = (s1 * kv.key_scales(l, t0 + 1)[kv_head]) / sqrt_hs;
+    att[t0 + 2] = (s2 * kv.key_scales(l, t0 + 2)[kv_head]) / sqrt_hs;
+    att[t0 + 3] = (s3 * kv.key_scales(l, t0 + 3)[kv_head]) / sqrt_hs;
+  }
+  for (uint32_t t = t0; t <= pos; t++) {
+    const int8_t* k = static_cast<const int8_t*>(kv.key(l, t)) + off;
+    float score = 0.0f;
+    for (uint32_t i = 0; i < hs; i++) score = score + q[i] * (float)k[i];
+    att[t] = (score * kv.key_scales(l, t)[kv_head]) / sqrt_hs;
+  }
+  softmax(att, pos + 1);
+  float* __restrict o = out;
+  for (uint32_t i = 0; i < hs; i++) o[i] = 0.0f;
+  uint32_t t = 0;
+  for (; t + 2 <= pos + 1; t += 2) {
+    const int8_t* __restrict v0 = static_cast<const int8_t*>(kv.value(l, t)) + off;
+    const int8_t* __restrict v1 = static_cast<const int8_t*>(kv.value(l, t + 1)) + off;
+    const float a0 = att[t] * kv.value_scales(l, t)[kv_head];
+    const float a1 = att[t + 1] * kv.value_scales(l, t + 1)[kv_head];
+    for (uint32_t i = 0; i < hs; i++) o[i] = (o[i] + a0 * (float)v0[i]) + a1 * (float)v1[i];
+  }
+  if (t <= pos) {
+    const int8_t* __restrict v = static_cast<const int8_t*>(kv.value(l, t)) + off;
+    const float a = att[t] * kv.value_scales(l, t)[kv_head];
+    for (uint32_t i = 0; i < hs; i++) o[i] = o[i] + a * (float)v[i];
+  }
+}
 }  // namespace
 
 struct AttentionArgs {
@@ -302,6 +352,8 @@ static void run_attention_job(void* ctx, uint32_t worker, uint32_t workers) {
     float* out = a->out + h * a->hs;
     if (a->kv->type() == KvType::kF16) {
       attend_head<uint16_t>(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
+    } else if (a->kv->type() == KvType::kI8) {
+      attend_head_i8(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
     } else {
       attend_head<float>(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
     }

@@ -46,6 +46,8 @@ const char* status_message(Status s) {
       return "the ring of boards stopped answering";
     case Status::kRingMismatch:
       return "the boards in the ring do not hold one model's stages in order";
+    case Status::kPlacementCorrupt:
+      return "a weight tensor copied from flash into RAM at boot does not match its source";
   }
   return "unknown error";
 }
@@ -71,7 +73,7 @@ const char* status_hint(Status s) {
     case Status::kBadConfig:
       return "re-convert from the original checkpoint";
     case Status::kArenaTooSmall:
-      return "use a shorter --seq, fp16 KV cache (--kv f16), or more boards";
+      return "use a shorter --seq, fp16 or int8 KV cache (--kv f16, --kv i8), or more boards";
     case Status::kNotInImage:
       return "this stage image does not hold that part of the model";
     case Status::kSequenceFull:
@@ -82,6 +84,8 @@ const char* status_hint(Status s) {
     case Status::kRingMismatch:
       return "flash each board with its stage image from one 'llmwire split' and wire them in "
              "stage order";
+    case Status::kPlacementCorrupt:
+      return "the RAM (PSRAM) may be faulty: check the module, or boot without weight placement";
     default:
       return "";
   }

@@ -29,6 +29,8 @@ enum class Status : int {
   // Pipeline
   kLinkError,
   kRingMismatch,
+  // Weight placement
+  kPlacementCorrupt,
 };
 
 const char* status_message(Status s);

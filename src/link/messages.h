@@ -51,7 +51,7 @@ struct StageInfo {
   uint32_t dim = 0;
   uint32_t n_layers = 0;
   uint32_t seq_len = 0;  // positions this stage can hold
-  uint32_t kv_type = 0;  // 0 f32, 1 f16
+  uint32_t kv_type = 0;  // KvType: 0 f32, 1 f16, 2 i8
 };
 constexpr size_t kStageInfoSize = 48;
 constexpr size_t kHelloHeaderSize = 4;

@@ -80,7 +80,7 @@ bool validate_ring(const StageInfo* st, size_t count, char* msg, size_t cap) {
       snprintf(msg, cap,
                "the board at ring position %u keeps its KV cache in %s, the head in %s: the "
                "images come from different splits; flash the stage images of one split",
-               k, s.kv_type == 1 ? "f16" : "f32", head.kv_type == 1 ? "f16" : "f32");
+               k, kv_type_name((KvType)s.kv_type), kv_type_name((KvType)head.kv_type));
       return false;
     }
     if (s.seq_len != head.seq_len) {

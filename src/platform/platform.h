@@ -39,6 +39,13 @@ class Console {
   ~Console() = default;  // never deleted through this interface (no operator delete on MCUs)
 };
 
+// Read speeds (bytes per second) of where a board's weights can live: the mapped image
+// ("flash"), the big region and the fast one. The runtime copies hot weight tensors into RAM
+// at boot only where that is faster (runtime/placement.h); all zero: weights stay in flash.
+struct RegionSpeeds {
+  uint32_t flash = 0, big = 0, fast = 0;
+};
+
 struct Platform {
   const uint8_t* image = nullptr;  // the stage image, 4-byte aligned, mapped for the run
   size_t image_len = 0;
@@ -47,6 +54,7 @@ struct Platform {
   Executor* executor = nullptr;  // splits matmul rows over the cores
   MemoryRegion fast;             // internal SRAM: activations, scratch, frame buffers
   MemoryRegion big;              // PSRAM: KV cache, logits, attention scores, token history
+  RegionSpeeds speeds;           // weight placement: what pays (zeros: none)
   Console* console = nullptr;    // head: the user's console; may be null on workers
   void (*log)(void* ctx, const char* line) = nullptr;  // one line, no newline; may be null
   void* log_ctx = nullptr;

@@ -54,6 +54,51 @@ MemoryNeeds Stage::memory_needs(const ImageInfo& info, const StageOptions& opts)
   return m;
 }
 
+// Weight placement, before the model takes its buffers: the copies come first in the regions,
+// sized to what memory_needs() leaves free, so every buffer still fits behind them.
+Status Stage::place_weights(const MemoryNeeds& need, Arena* fast, Arena* big, char* msg,
+                            size_t cap) {
+  const Platform& p = platform_;
+  if (p.speeds.big <= p.speeds.flash && p.speeds.fast <= p.speeds.flash) return Status::kOk;
+  const uint32_t n = image_.tensor_count();
+  const bool one_region = big == fast;
+  // The arrays below, and alignment slack for every arena take.
+  const uint64_t aux = placed_bytes((uint64_t)n * sizeof(PlacementItem)) +
+                       placed_bytes((uint64_t)n * sizeof(WeightRegion)) +
+                       placed_bytes((uint64_t)n * sizeof(const uint8_t*)) + 4 * Arena::kAlign;
+  const uint64_t big_size = one_region ? p.fast.size : p.big.size;
+  const uint64_t big_need = one_region ? need.fast + need.big : need.big;
+  if (big_size <= big_need + aux) return Status::kOk;  // no room to plan in
+  const uint64_t big_free = big_size - big_need - aux;
+  const uint64_t fast_free = one_region || p.fast.size <= need.fast + Arena::kAlign
+                                 ? 0
+                                 : p.fast.size - need.fast - Arena::kAlign;
+  PlacementItem* items = big->take<PlacementItem>(n);
+  WeightRegion* region = big->take<WeightRegion>(n);
+  const uint8_t** at = big->take<const uint8_t*>(n);
+  if (!items || !region || !at) return Status::kOk;
+  placement_items(image_, items);
+  placement_ = choose_placement(items, n, classifier_is_embedding(image_.info()), big_free,
+                                fast_free, p.speeds, region);
+  if (placement_.tensors == 0) return Status::kOk;
+  Status s = copy_placed(image_, region, fast, big, at);
+  if (s != Status::kOk) {
+    snprintf(msg, cap, "internal error: weight placement ran out of the room it planned");
+    return s;
+  }
+  uint32_t bad = 0;
+  s = verify_placed(image_, at, &bad);
+  if (s != Status::kOk) {
+    const TensorView t = image_.tensor(bad);
+    snprintf(msg, cap, "weight placement: tensor %lu (%s) copied into %s reads back wrong. %s",
+             (unsigned long)bad, tensor_kind_name(t.kind), weight_region_name(region[bad]),
+             status_hint(s));
+    return s;
+  }
+  image_.relocate(at);
+  return Status::kOk;
+}
+
 void Stage::log(const char* line) const {
   if (platform_.log) platform_.log(platform_.log_ctx, line);
 }
@@ -94,12 +139,13 @@ Status Stage::boot(const Platform& p, const StageOptions& opts, char* msg, size_
   const MemoryNeeds need = memory_needs(info, opts);
   if (need.fast > p.fast.size || need.big > p.big.size) {
     const bool fast_short = need.fast > p.fast.size;
-    snprintf(msg, cap,
-             "this stage needs %lu B of %s but the board has %lu B: use a shorter context "
-             "(llmwire plan --seq / split --seq), fp16 KV (--kv f16) or more boards",
-             ul(fast_short ? need.fast : need.big),
-             fast_short ? "fast RAM (internal SRAM)" : "big RAM (PSRAM)",
-             ul(fast_short ? p.fast.size : p.big.size));
+    snprintf(
+        msg, cap,
+        "this stage needs %lu B of %s but the board has %lu B: use a shorter context "
+        "(llmwire plan --seq / split --seq), fp16 or int8 KV (--kv f16, --kv i8) or more boards",
+        ul(fast_short ? need.fast : need.big),
+        fast_short ? "fast RAM (internal SRAM)" : "big RAM (PSRAM)",
+        ul(fast_short ? p.fast.size : p.big.size));
     return Status::kArenaTooSmall;
   }
   // fast and big may be one region (hosts without PSRAM): then one arena serves both.
@@ -110,6 +156,11 @@ Status Stage::boot(const Platform& p, const StageOptions& opts, char* msg, size_
     snprintf(msg, cap, "this stage needs %lu B of RAM but the board has %lu B",
              ul(need.fast + need.big), ul(p.fast.size));
     return Status::kArenaTooSmall;
+  }
+  placement_ = PlacementTotals{};
+  if (opts.place_weights) {
+    s = place_weights(need, &fast, big, msg, cap);
+    if (s != Status::kOk) return s;
   }
   s = model_.init(image_, opts.run, &fast, big, p.executor);
   if (s != Status::kOk) {
@@ -124,6 +175,14 @@ Status Stage::boot(const Platform& p, const StageOptions& opts, char* msg, size_
     return Status::kArenaTooSmall;
   }
   used_ = MemoryNeeds{fast.used(), big == &fast ? 0 : big->used()};
+  if (placement_.tensors) {
+    char line[160];
+    snprintf(line, sizeof line,
+             "weights: %lu tensors copied from flash (%lu B to PSRAM, %lu B to SRAM), CRC verified",
+             (unsigned long)placement_.tensors, ul((size_t)placement_.big_bytes),
+             ul((size_t)placement_.fast_bytes));
+    log(line);
+  }
 
   // Tokenizer (head): read in place; a round trip of a fixed sentence must give it back.
   if (info.has(kFlagHasTokenizer)) {

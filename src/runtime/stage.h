@@ -13,6 +13,7 @@
 #include "pipeline/head.h"
 #include "pipeline/worker.h"
 #include "platform/platform.h"
+#include "runtime/placement.h"
 #include "runtime/selftest.h"
 
 namespace llmwire {
@@ -27,6 +28,7 @@ struct StageOptions {
   // buffer of (speculate + 1) x vocab floats in the big region. It saves passes on a
   // one-board model whose run.prompt_batch exceeds it; a ring verifies position by position.
   uint32_t speculate = 0;
+  bool place_weights = true;  // copy hot weights into spare RAM when Platform::speeds says so
 };
 
 enum class Role { kHead, kWorker };
@@ -50,6 +52,8 @@ class Stage {
   const SelfTestResult& selftest() const { return selftest_; }
   const Platform& platform() const { return platform_; }
   MemoryNeeds memory_used() const { return used_; }
+  // Weight tensors copied into RAM at boot (runtime/placement.h), verified before use.
+  const PlacementTotals& placement() const { return placement_; }
 
   // Head only (after boot): the ring head, sampler and token buffer for generate().
   RingHead& head() { return head_; }
@@ -69,6 +73,7 @@ class Stage {
 
  private:
   void log(const char* line) const;
+  Status place_weights(const MemoryNeeds& need, Arena* fast, Arena* big, char* msg, size_t cap);
 
   Platform platform_;
   Role role_ = Role::kWorker;
@@ -78,6 +83,7 @@ class Stage {
   bool has_tokenizer_ = false;
   SelfTestResult selftest_;
   MemoryNeeds used_;
+  PlacementTotals placement_;
   RingHead head_;
   Sampler sampler_;
   int32_t* tokens_ = nullptr;

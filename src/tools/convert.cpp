@@ -112,8 +112,8 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
     *err = "unknown weight type (use f32, q8 or q4)";
     return false;
   }
-  if ((uint32_t)opts.kv > (uint32_t)KvType::kF16) {
-    *err = "unknown KV cache type (use f32 or f16)";
+  if ((uint32_t)opts.kv > (uint32_t)KvType::kI8) {
+    *err = "unknown KV cache type (use f32, f16 or i8)";
     return false;
   }
   if (quantized && (opts.group < 8 || opts.group > 256 || opts.group % 8 != 0)) {

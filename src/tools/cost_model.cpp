@@ -18,6 +18,8 @@ const char* kernel_name(MacKind k) {
       return "attention f32 KV";
     case MacKind::kAttentionF16:
       return "attention f16 KV";
+    case MacKind::kAttentionI8:
+      return "attention i8 KV";
     default:
       return "?";
   }
@@ -40,7 +42,7 @@ CostFigures esp32s3_scalar_figures() {
   f.sram_bw = {230e6, "internal SRAM hot in cache, ~230 MB/s scalar (hw-facts)"};
   const int q4 = (int)MacKind::kMatmulQ4, q8 = (int)MacKind::kMatmulQ8,
             f32 = (int)MacKind::kMatmulF32, a32 = (int)MacKind::kAttentionF32,
-            a16 = (int)MacKind::kAttentionF16;
+            a16 = (int)MacKind::kAttentionF16, a8 = (int)MacKind::kAttentionI8;
   f.cycles_per_mac[q4] = {12.1,
                           "emulated LX7 (instruction-accurate): the scalar q4 matmul alone, "
                           "12.1 instructions per MAC (hw-facts)"};
@@ -56,11 +58,41 @@ CostFigures esp32s3_scalar_figures() {
   f.cycles_per_mac[a16] = {16,
                            "estimate, not measured: the f32 loop plus a software "
                            "half-to-float conversion (~10 instructions)"};
+  f.cycles_per_mac[a8] = {7,
+                          "estimate, not measured: the f32 loop with a signed byte load and an "
+                          "int-to-float conversion per element (the head vector's scale is "
+                          "applied once per dot product)"};
   f.handoff_s = {34e-6,
                  "measured: FreeRTOS task-notification round trip between the cores "
                  "(hw-facts)"};
   f.min_parallel_macs = {65536, "RunOptions::min_parallel_macs: smaller calls stay on one core"};
   return f;
+}
+
+CostFigures esp32s3_pie_figures() {
+  CostFigures f = esp32s3_scalar_figures();
+  f.cycles_per_mac[(int)MacKind::kMatmulQ8] = {
+      0.3,
+      "ESTIMATE: 0.14 instructions per int8 MAC measured for one fused EE.VMULAS.S8.ACCX "
+      "load+MAC sequence on the emulated LX7 (issue 9, hw-facts), plus ~5 instructions per "
+      "32-weight group for its scale (0.16)"};
+  f.cycles_per_mac[(int)MacKind::kMatmulQ4] = {
+      0.4,
+      "ESTIMATE: ~8 instructions per 32 q4 MACs in a working PIE int4 kernel (slvDev/esp32-ai, "
+      "hw-facts: 0.25), plus ~5 instructions per 32-weight group for its scale (0.16)"};
+  return f;
+}
+
+RegionSpeeds region_speeds(const CostFigures& f) {
+  RegionSpeeds s;
+  s.flash = (uint32_t)f.flash_bw.value;
+  s.big = (uint32_t)f.psram_bw.value;
+  s.fast = (uint32_t)f.sram_bw.value;
+  return s;
+}
+
+uint64_t classifier_result_frame_bytes() {
+  return 8 + 12 + 4 + 4 + 16 * 8 + 4;
 }
 
 uint64_t BoardCost::total_macs() const {
@@ -104,6 +136,12 @@ MacKind matmul_kernel(WeightType w) {
                                 : MacKind::kMatmulF32;
 }
 
+double region_bw(const CostFigures& f, WeightRegion r) {
+  return r == WeightRegion::kBig    ? f.psram_bw.value
+         : r == WeightRegion::kFast ? f.sram_bw.value
+                                    : f.flash_bw.value;
+}
+
 }  // namespace
 
 BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& in) {
@@ -114,25 +152,52 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
   const uint64_t dim = c.dim, kv_dim = c.kv_dim(), hidden = c.hidden_dim;
   const uint64_t elem = KvCache::element_bytes(in.kv);
   const uint64_t positions = (uint64_t)in.pos + 1;
-  // Weights are memory-mapped from flash; nothing is placed in PSRAM or SRAM yet.
+  // int8 KV: a float scale per head vector beside the elements.
+  const uint64_t scale_q = in.kv == KvType::kI8 ? 4ull * c.n_heads : 0;
+  const uint64_t scale_kv = in.kv == KvType::kI8 ? 4ull * c.n_kv_heads : 0;
+  const MacKind att_kind = in.kv == KvType::kF16  ? MacKind::kAttentionF16
+                           : in.kv == KvType::kI8 ? MacKind::kAttentionI8
+                                                  : MacKind::kAttentionF32;
+  // Weights are read where the placement put them (flash unless copied at boot).
   if (in.head) b.weight_flash += s.embedding_row;
+  uint64_t layer_bytes = 0;
   for (uint32_t l = in.layer_begin; l < in.layer_end; l++) {
-    for (uint64_t t : s.layer_tensors[l]) b.weight_flash += t;
+    for (uint64_t t : s.layer_tensors[l]) layer_bytes += t;
     for (uint64_t rows : {dim, kv_dim, kv_dim, dim}) comp.call(mk, rows * dim);  // q k v o
     // Every query head reads its KV head's keys and values at positions 0..pos.
     const uint64_t att_macs = 2 * dim * positions;
-    comp.call(in.kv == KvType::kF16 ? MacKind::kAttentionF16 : MacKind::kAttentionF32, att_macs);
-    b.kv_read += 2 * dim * positions * elem;
-    b.kv_written += 2 * kv_dim * elem;
+    comp.call(att_kind, att_macs);
+    b.kv_read += 2 * (dim * elem + scale_q) * positions;
+    b.kv_written += 2 * (kv_dim * elem + scale_kv);
     comp.call(mk, hidden * dim);  // w1
     comp.call(mk, dim * hidden);  // w2
     comp.call(mk, hidden * dim);  // w3
   }
-  if (in.head && in.classifier) {
-    b.weight_flash += s.rms_final + s.classifier;
-    comp.call(mk, (uint64_t)c.vocab_size * dim);
-    // Logits (vocab floats, larger than the data cache) are written, then read by sampling.
-    if (in.scratch_in_psram) b.scratch_psram += 2ull * 4 * c.vocab_size;
+  b.weight_sram = std::min(in.layer_bytes_fast, layer_bytes);
+  b.weight_psram = std::min(in.layer_bytes_big, layer_bytes - b.weight_sram);
+  b.weight_flash += layer_bytes - b.weight_sram - b.weight_psram;
+  // The classifier rows, counted apart so the critical path can run slices in parallel.
+  const bool slice = in.classifier_rows != CostInput::kAllRows;
+  const uint32_t rows = !in.classifier || (!in.head && !slice)
+                            ? 0
+                            : (slice ? std::min(in.classifier_rows, c.vocab_size) : c.vocab_size);
+  Compute cls{f, &b};
+  uint64_t cls_scratch = 0, cls_bytes = 0;
+  if (rows) {
+    b.classifier_rows = rows;
+    if (in.head) b.weight_flash += s.rms_final;
+    cls_bytes = s.classifier / c.vocab_size * rows;  // whole rows
+    if (in.classifier_region == WeightRegion::kBig) {
+      b.weight_psram += cls_bytes;
+    } else if (in.classifier_region == WeightRegion::kFast) {
+      b.weight_sram += cls_bytes;
+    } else {
+      b.weight_flash += cls_bytes;
+    }
+    cls.call(mk, (uint64_t)rows * dim);
+    // Logits (floats, larger than the data cache) are written, then read by sampling.
+    if (in.scratch_in_psram) cls_scratch = 2ull * 4 * rows;
+    b.scratch_psram += cls_scratch;
   }
   if (in.stages > 1) {
     b.link_bytes = activation_frame_bytes(c.dim);
@@ -141,9 +206,17 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
   b.flash_s = b.weight_flash / f.flash_bw.value;
   b.psram_s = b.psram_bytes() / f.psram_bw.value;
   b.sram_s = b.weight_sram / f.sram_bw.value;
+  const double cores = std::max(1.0, f.cores.value);
   b.compute_s =
-      (comp.cycles_one + comp.cycles_split / std::max(1.0, f.cores.value)) / f.clock_hz.value;
+      (comp.cycles_one + cls.cycles_one + (comp.cycles_split + cls.cycles_split) / cores) /
+      f.clock_hz.value;
   b.handoff_s = b.split_calls * f.handoff_s.value;
+  if (rows) {
+    b.classifier_s = cls_bytes / region_bw(f, in.classifier_region) +
+                     cls_scratch / f.psram_bw.value +
+                     (cls.cycles_one + cls.cycles_split / cores) / f.clock_hz.value +
+                     (cls.cycles_split > 0 ? f.handoff_s.value : 0.0);
+  }
   b.link_s = wire_seconds(b.link_bytes, in.baud);
   return b;
 }
@@ -152,6 +225,21 @@ double generation_path_s(const std::vector<BoardCost>& boards) {
   double t = 0;
   for (const BoardCost& b : boards) t += b.board_s() + b.link_s;
   return t;
+}
+
+double generation_path_split_s(const std::vector<BoardCost>& boards, uint32_t dim, uint32_t baud) {
+  const size_t n = boards.size();
+  double layers = 0;
+  for (const BoardCost& b : boards) layers += b.board_s() - b.classifier_s + b.link_s;
+  if (n == 0) return 0;
+  const double hop_x = wire_seconds(activation_frame_bytes(dim), baud);
+  const double hop_r = wire_seconds(classifier_result_frame_bytes(), baud);
+  double slices = boards[0].classifier_s;
+  for (size_t k = 1; k < n; k++) {
+    if (boards[k].classifier_rows == 0) continue;
+    slices = std::max(slices, k * hop_x + boards[k].classifier_s + (n - k) * hop_r);
+  }
+  return layers + slices;
 }
 
 double prompt_token_s(const std::vector<BoardCost>& boards, uint32_t window) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/image.h"
+#include "runtime/placement.h"
 
 namespace llmwire {
 
@@ -19,7 +20,15 @@ struct Figure {
 };
 
 // The kernels whose multiply-accumulates the model counts separately.
-enum class MacKind { kMatmulQ4, kMatmulQ8, kMatmulF32, kAttentionF32, kAttentionF16, kCount };
+enum class MacKind {
+  kMatmulQ4,
+  kMatmulQ8,
+  kMatmulF32,
+  kAttentionF32,
+  kAttentionF16,
+  kAttentionI8,
+  kCount
+};
 constexpr int kKernelCount = (int)MacKind::kCount;
 const char* kernel_name(MacKind k);
 
@@ -32,6 +41,12 @@ struct CostFigures {
 };
 // The ESP32-S3 figures (hardware-facts.md and the emulated-MCU counts), scalar kernels.
 CostFigures esp32s3_scalar_figures();
+// The same board with a PIE (EE.VMULAS.S8) q4/q8 matmul kernel: an ESTIMATE from the emulated
+// LX7's instruction count of one fused load+MAC sequence (issue 9 / hardware-facts), until the
+// kernel exists and is counted whole. `plan --kernel pie`.
+CostFigures esp32s3_pie_figures();
+// Speeds of the weight regions in the form the runtime's placement takes.
+RegionSpeeds region_speeds(const CostFigures& f);
 
 // The shape-dependent quantities the model needs (filled by the planner's ModelSizes).
 struct CostShape {
@@ -51,6 +66,14 @@ struct CostInput {
   uint32_t stages = 1;  // boards in the ring: > 1 means this board sends one frame
   uint32_t baud = 460800;
   bool scratch_in_psram = true;  // logits and attention scores (the model's big region)
+  // Weight placement (runtime/placement.h, computed at boot): bytes of this board's layer
+  // tensors copied into PSRAM / SRAM, and where its classifier rows live.
+  uint64_t layer_bytes_big = 0, layer_bytes_fast = 0;
+  WeightRegion classifier_region = WeightRegion::kFlash;
+  // Classifier rows this board computes when `classifier`: kAllRows on the head means the
+  // whole vocabulary; with the classifier split across boards every board gets a slice.
+  static constexpr uint32_t kAllRows = 0xFFFFFFFFu;
+  uint32_t classifier_rows = kAllRows;
 };
 
 // Counted quantities and the time they take, per token, on one board.
@@ -65,6 +88,10 @@ struct BoardCost {
   uint32_t link_frames = 0;
   // Seconds.
   double flash_s = 0, psram_s = 0, sram_s = 0, compute_s = 0, handoff_s = 0, link_s = 0;
+  uint32_t classifier_rows = 0;
+  // The part of board_s() spent on the classifier rows (their weights, MACs, logits and
+  // hand-off): with the classifier split it runs after the layers, in parallel across boards.
+  double classifier_s = 0;
 
   uint64_t total_macs() const;
   uint64_t psram_bytes() const { return weight_psram + kv_read + kv_written + scratch_psram; }
@@ -86,6 +113,16 @@ double wire_seconds(uint64_t bytes, uint32_t baud);
 // steady-state time per prompt token is the slowest of: the busiest board (its work and its
 // send), and one trip round the ring divided by the window.
 double generation_path_s(const std::vector<BoardCost>& boards);
+// The same with the classifier split across the boards (boards indexed by stage, 0 = head):
+// the layers go round the ring as above; then the head sends the final normed activation
+// round the ring once more, each board computes its slice as soon as the activation reaches
+// it (board k after k hops), and its slice result (one small frame) travels on to the head.
+// The head's own slice runs meanwhile. `baud` is the ring's.
+double generation_path_split_s(const std::vector<BoardCost>& boards, uint32_t dim, uint32_t baud);
+// Bytes of one board's classifier-slice result: its max, sum of exponentials and top
+// candidates. ASSUMED (header + 2 floats + 16 candidates of id and logit) until the messages
+// of issue 9 item 3 are specified in docs/PROTOCOL.md.
+uint64_t classifier_result_frame_bytes();
 double prompt_token_s(const std::vector<BoardCost>& boards, uint32_t window);
 
 }  // namespace llmwire

@@ -128,31 +128,92 @@ ModelSizes sizes_from_config(const ModelConfig& c, WeightType w, uint32_t group,
   return s;
 }
 
+// Flags of a request that every evaluation below carries (placement, classifier split).
+struct Options {
+  bool place = true, split_classifier = false;
+  // Classifier rows by stage (split_classifier); null while the split is still being chosen:
+  // then a worker takes an equal share, or what its flash partition still holds if less.
+  const std::vector<std::pair<uint32_t, uint32_t>>* slices = nullptr;
+};
+
+static Options options_of(const PlanRequest& r) {
+  return Options{r.place_weights, r.split_classifier};
+}
+
+std::vector<std::pair<uint32_t, uint32_t>> classifier_slices_for(uint32_t vocab, uint32_t n) {
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  uint32_t r = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    uint32_t e =
+        k + 1 == n ? vocab : std::min(vocab, (uint32_t)((uint64_t)vocab * (k + 1) / n / 8 * 8));
+    e = std::max(e, r);
+    out.push_back({r, e});
+    r = e;
+  }
+  return out;
+}
+
 static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, uint32_t stage,
                                 uint32_t stages, uint32_t lb, uint32_t le, uint32_t seq, KvType kv,
-                                uint32_t baud) {
+                                uint32_t baud, const Options& opt) {
   const ModelConfig& c = m.info.config;
   BoardPlan b;
   b.stage = stage;
   b.head = stage == 0;
   b.layer_begin = lb;
   b.layer_end = le;
-  // Image: header, table, then 64-byte aligned tensors in the converter's order.
+  const uint32_t vocab = c.vocab_size;
+  const uint64_t cls_full = m.classifier ? m.classifier : m.embedding;
+  const uint64_t row_bytes = cls_full / vocab;
+  // Image: header, table, then 64-byte aligned tensors in the converter's order; each tensor
+  // also as the placement sees it.
   std::vector<uint64_t> parts;
+  std::vector<PlacementItem> items;
+  auto add = [&](TensorKind k, uint32_t layer, uint64_t bytes) {
+    parts.push_back(bytes);
+    PlacementItem it;
+    it.kind = k;
+    it.layer = layer;
+    it.bytes = bytes;
+    items.push_back(it);
+  };
   if (b.head) {
-    parts = m.tokenizer_tensors;
-    parts.push_back(m.embedding);
+    for (uint64_t t : m.tokenizer_tensors) add(TensorKind::kTokScores, kNoLayer, t);
+    add(TensorKind::kTokEmbedding, kNoLayer, m.embedding);
   }
   for (uint32_t l = lb; l < le; l++) {
-    parts.insert(parts.end(), m.layer_tensors[l].begin(), m.layer_tensors[l].end());
+    for (uint64_t t : m.layer_tensors[l]) add(TensorKind::kWq, l, t);
   }
-  if (b.head) {
-    parts.push_back(m.rms_final);
-    if (m.classifier) parts.push_back(m.classifier);
+  if (b.head) add(TensorKind::kRmsFinal, kNoLayer, m.rms_final);
+  // A separate classifier (or, split, this board's rows of it; a worker's rows of a shared
+  // one are a copy of embedding rows).
+  auto image_bytes = [&](size_t extra_tensors) {
+    uint64_t pos = kHeaderSize + (uint64_t)kTensorEntrySize * (parts.size() + extra_tensors);
+    for (uint64_t p : parts) pos = align64(pos) + p;
+    return align64(pos);
+  };
+  if (opt.split_classifier && opt.slices) {
+    b.classifier_begin = (*opt.slices)[stage].first;
+    b.classifier_end = (*opt.slices)[stage].second;
+  } else if (opt.split_classifier) {
+    uint32_t rows = classifier_slices_for(vocab, stages)[0].second;  // an equal share
+    const uint64_t used = image_bytes(1);
+    const uint64_t room = board.partition_bytes > used ? board.partition_bytes - used : 0;
+    if (!b.head || m.classifier) rows = std::min<uint64_t>(rows, room / row_bytes / 8 * 8);
+    b.classifier_end = rows;
+  } else if (b.head) {
+    b.classifier_end = vocab;
   }
-  uint64_t pos = kHeaderSize + (uint64_t)kTensorEntrySize * parts.size();
-  for (uint64_t p : parts) pos = align64(pos) + p;
-  b.image_bytes = pos;
+  const uint64_t cls_bytes = row_bytes * (b.classifier_end - b.classifier_begin);
+  if ((b.head && m.classifier && !opt.split_classifier) ||
+      (opt.split_classifier && cls_bytes && (m.classifier || !b.head))) {
+    add(TensorKind::kClassifier, kNoLayer, opt.split_classifier ? cls_bytes : m.classifier);
+  }
+  {
+    uint64_t pos = kHeaderSize + (uint64_t)kTensorEntrySize * parts.size();
+    for (uint64_t p : parts) pos = align64(pos) + p;
+    b.image_bytes = pos;
+  }
 
   // RAM: exactly what the stage runtime takes from each region at boot.
   ImageInfo si = m.info;
@@ -165,7 +226,7 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   so.run.kv_override = true;
   so.run.kv_type = kv;
   const MemoryNeeds need = Stage::memory_needs(si, so);
-  b.kv_bytes = KvCache::bytes(kv, le - lb, seq, c.kv_dim());
+  b.kv_bytes = KvCache::bytes(kv, le - lb, seq, c.kv_dim(), c.n_kv_heads);
   // The frame receiver's buffer lives in the runtime object itself (internal RAM).
   b.link_buffer_bytes = kMaxFrameSize;
   b.activation_bytes = need.fast;
@@ -182,6 +243,28 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   b.fits_flash = b.image_bytes <= board.partition_bytes;
   b.fits_ram = psram <= board.psram_bytes;
 
+  // Weight placement, as the stage computes it at boot from the RAM left over.
+  std::vector<WeightRegion> region(items.size(), WeightRegion::kFlash);
+  if (opt.place && b.fits_ram) {
+    const uint64_t big_free = board.psram_bytes - psram;
+    const uint64_t fast_free = board.sram_bytes > sram ? board.sram_bytes - sram : 0;
+    const bool shared = m.info.config.shared_classifier && b.head;
+    b.placement = choose_placement(items.data(), (uint32_t)items.size(), shared, big_free,
+                                   fast_free, region_speeds(board.cost), region.data());
+  }
+  for (size_t i = 0; i < items.size(); i++) {
+    const bool cls =
+        items[i].kind == TensorKind::kClassifier ||
+        (items[i].kind == TensorKind::kTokEmbedding && m.info.config.shared_classifier && b.head);
+    if (cls) {
+      b.classifier_region = region[i];
+    } else if (items[i].layer != kNoLayer && region[i] == WeightRegion::kBig) {
+      b.placed_layer_big += items[i].bytes;
+    } else if (items[i].layer != kNoLayer && region[i] == WeightRegion::kFast) {
+      b.placed_layer_fast += items[i].bytes;
+    }
+  }
+
   // Per token, at the mean position of a context filled from 0 to seq.
   CostShape shape;
   shape.config = c;
@@ -189,8 +272,12 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   shape.layer_tensors = m.layer_tensors;
   shape.embedding_row = m.embedding_row;
   shape.rms_final = m.rms_final;
-  shape.classifier = m.classifier ? m.classifier : m.embedding;
+  shape.classifier = cls_full;
   CostInput in;
+  in.layer_bytes_big = b.placed_layer_big;
+  in.layer_bytes_fast = b.placed_layer_fast;
+  in.classifier_region = b.classifier_region;
+  if (opt.split_classifier) in.classifier_rows = b.classifier_end - b.classifier_begin;
   in.layer_begin = lb;
   in.layer_end = le;
   in.head = b.head;
@@ -209,6 +296,38 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
 
 Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq, KvType kv,
                     uint32_t baud, const std::vector<std::pair<uint32_t, uint32_t>>& ranges) {
+  PlanRequest r;
+  r.kv = kv;
+  r.baud = baud;
+  return evaluate_split(m, board, r, seq, ranges);
+}
+
+Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,
+                    uint32_t seq, const std::vector<std::pair<uint32_t, uint32_t>>& ranges) {
+  const KvType kv = req.kv;
+  const uint32_t baud = req.baud;
+  Options opt = options_of(req);
+  std::vector<std::pair<uint32_t, uint32_t>> slices;
+  if (opt.split_classifier) {
+    // Workers take their share (or what their flash holds); the head the rest, first.
+    const uint32_t n = (uint32_t)ranges.size();
+    std::vector<uint32_t> rows(n, 0);
+    uint32_t workers = 0;
+    for (uint32_t s = 1; s < n; s++) {
+      rows[s] =
+          evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, seq, kv, baud, opt)
+              .classifier_end;
+      workers += rows[s];
+    }
+    const uint32_t vocab = m.info.config.vocab_size;
+    slices.push_back({0, vocab - std::min(workers, vocab)});
+    for (uint32_t s = 1; s < n; s++) {
+      const uint32_t r0 = slices.back().second;
+      slices.push_back({r0, std::min(vocab, r0 + rows[s])});
+    }
+    if (n == 1) slices[0] = {0, vocab};
+    opt.slices = &slices;
+  }
   Plan p;
   p.seq_len = seq;
   p.kv = kv;
@@ -216,7 +335,7 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq
   const uint32_t n = (uint32_t)ranges.size();
   for (uint32_t s = 0; s < n; s++) {
     p.boards.push_back(
-        evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, seq, kv, baud));
+        evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, seq, kv, baud, opt));
     const BoardPlan& b = p.boards.back();
     p.fits = p.fits && b.fits_flash && b.fits_ram;
     p.link_share += b.gen.link_s;
@@ -227,7 +346,11 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq
     prompt.push_back(b.prompt);
   }
   p.estimate_pos = seq / 2;
-  p.token_s = generation_path_s(gen);
+  p.classifier_split = opt.split_classifier;
+  for (const BoardPlan& b : p.boards)
+    p.classifier_slices.push_back({b.classifier_begin, b.classifier_end});
+  p.token_s = opt.split_classifier ? generation_path_split_s(gen, m.info.config.dim, baud)
+                                   : generation_path_s(gen);
   p.prompt_window = HeadOptions{}.window;
   p.prompt_token_s = prompt_token_s(prompt, p.prompt_window);
   if (p.token_s > 0) p.link_share /= p.token_s;
@@ -238,7 +361,7 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq
     bool ok = true;
     for (uint32_t s = 0; s < n && ok; s++) {
       const BoardPlan b =
-          evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, mid, kv, baud);
+          evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, mid, kv, baud, opt);
       ok = b.fits_flash && b.fits_ram;
     }
     if (ok)
@@ -255,12 +378,13 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq
 // upwards in ring order, the head takes the last range (possibly empty). Dynamic programming over
 // cut points.
 static bool best_split(const ModelSizes& m, const BoardProfile& board, uint32_t n, uint32_t seq,
-                       KvType kv, uint32_t baud, std::vector<std::pair<uint32_t, uint32_t>>* out) {
+                       KvType kv, uint32_t baud, const Options& opt,
+                       std::vector<std::pair<uint32_t, uint32_t>>* out) {
   const uint32_t L = m.info.config.n_layers;
   if (n == 0 || n - 1 > L) return false;
   const double kInf = 1e300;
   auto cost = [&](uint32_t stage, uint32_t a, uint32_t b, bool* fits) {
-    const BoardPlan bp = evaluate_board(m, board, stage, n, a, b, seq, kv, baud);
+    const BoardPlan bp = evaluate_board(m, board, stage, n, a, b, seq, kv, baud, opt);
     *fits = bp.fits_flash && bp.fits_ram;
     // A generated token's critical path is the sum over the boards, the same for every cut
     // (up to core hand-offs); what the cuts change is the busiest board while a prompt streams.
@@ -311,35 +435,47 @@ static bool best_split(const ModelSizes& m, const BoardProfile& board, uint32_t 
 }
 
 static std::string kv_name(KvType kv) {
-  return kv == KvType::kF16 ? "f16" : "f32";
+  return kv_type_name(kv);
+}
+
+// KV types with smaller elements than `kv`, largest first (what the advice suggests).
+static std::vector<KvType> smaller_kv_types(KvType kv) {
+  std::vector<KvType> out;
+  for (KvType t : {KvType::kF16, KvType::kI8}) {
+    if (KvCache::element_bytes(t) < KvCache::element_bytes(kv)) out.push_back(t);
+  }
+  return out;
 }
 
 Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req) {
   const ModelConfig& c = m.info.config;
+  const Options opt = options_of(req);
   const uint32_t seq = req.seq_len ? std::min(req.seq_len, c.seq_len) : c.seq_len;
   std::vector<std::pair<uint32_t, uint32_t>> ranges;
-  if (!req.forced.empty()) return evaluate_split(m, board, seq, req.kv, req.baud, req.forced);
+  if (!req.forced.empty()) return evaluate_split(m, board, req, seq, req.forced);
   const uint32_t max_boards = c.n_layers + 1;
   if (req.boards == 0) {
     for (uint32_t n = 1; n <= max_boards; n++) {
-      if (best_split(m, board, n, seq, req.kv, req.baud, &ranges)) {
-        Plan p = evaluate_split(m, board, seq, req.kv, req.baud, ranges);
+      if (best_split(m, board, n, seq, req.kv, req.baud, opt, &ranges)) {
+        Plan p = evaluate_split(m, board, req, seq, ranges);
         // What fewer boards would take: fp16 KV, or a shorter context.
         std::string also;
-        if (req.kv == KvType::kF32) {
-          for (uint32_t k = 1; k < n; k++) {
+        for (KvType smaller : smaller_kv_types(req.kv)) {
+          bool found = false;
+          for (uint32_t k = 1; k < n && !found; k++) {
             std::vector<std::pair<uint32_t, uint32_t>> r;
-            if (best_split(m, board, k, seq, KvType::kF16, req.baud, &r)) {
-              also += " With --kv f16, " + std::to_string(k) + " boards fit at seq " +
-                      std::to_string(seq) + ".";
-              break;
+            if (best_split(m, board, k, seq, smaller, req.baud, opt, &r)) {
+              also += " With --kv " + kv_name(smaller) + ", " + std::to_string(k) +
+                      " boards fit at seq " + std::to_string(seq) + ".";
+              found = true;
             }
           }
+          if (found) break;
         }
         for (uint32_t k = 1; k < n; k++) {
           std::vector<std::pair<uint32_t, uint32_t>> r;
-          if (best_split(m, board, k, 1, req.kv, req.baud, &r)) {
-            const Plan q = evaluate_split(m, board, 1, req.kv, req.baud, r);
+          if (best_split(m, board, k, 1, req.kv, req.baud, opt, &r)) {
+            const Plan q = evaluate_split(m, board, req, 1, r);
             also += " " + std::to_string(k) +
                     " boards are enough for the weights (flash): they fit up to --seq " +
                     std::to_string(q.max_seq) + " with " + kv_name(req.kv) + " KV.";
@@ -356,7 +492,7 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
     while (lo < hi) {
       const uint32_t mid = lo + (hi - lo + 1) / 2;
       std::vector<std::pair<uint32_t, uint32_t>> r;
-      if (best_split(m, board, max_boards, mid, req.kv, req.baud, &r)) {
+      if (best_split(m, board, max_boards, mid, req.kv, req.baud, opt, &r)) {
         lo = mid;
       } else {
         hi = mid - 1;
@@ -365,8 +501,8 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
     Plan p;
     if (lo > 0) {
       for (uint32_t n = 1; n <= max_boards; n++) {
-        if (best_split(m, board, n, lo, req.kv, req.baud, &ranges)) {
-          p = evaluate_split(m, board, lo, req.kv, req.baud, ranges);
+        if (best_split(m, board, n, lo, req.kv, req.baud, opt, &ranges)) {
+          p = evaluate_split(m, board, req, lo, ranges);
           break;
         }
       }
@@ -380,14 +516,15 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
       p.advice += " Longest seq that fits: " + std::to_string(lo) + " on " +
                   std::to_string(p.boards.size()) + " boards (use --seq " + std::to_string(lo) +
                   ").";
-      if (req.kv == KvType::kF32) p.advice += " --kv f16 halves the KV cache.";
+      if (req.kv == KvType::kF32) p.advice += " --kv f16 halves the KV cache, --kv i8 quarters it.";
+      if (req.kv == KvType::kF16) p.advice += " --kv i8 halves the KV cache.";
     } else {
       p.advice += " A single layer or the head's embedding + classifier is larger than one board.";
     }
     return p;
   }
-  if (best_split(m, board, req.boards, seq, req.kv, req.baud, &ranges)) {
-    return evaluate_split(m, board, seq, req.kv, req.baud, ranges);
+  if (best_split(m, board, req.boards, seq, req.kv, req.baud, opt, &ranges)) {
+    return evaluate_split(m, board, req, seq, ranges);
   }
   // Nothing fits at this seq: find the longest seq that does, and what else would help.
   Plan p;
@@ -396,7 +533,7 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
   while (lo < hi) {
     const uint32_t mid = lo + (hi - lo + 1) / 2;
     std::vector<std::pair<uint32_t, uint32_t>> r;
-    if (best_split(m, board, req.boards, mid, req.kv, req.baud, &r)) {
+    if (best_split(m, board, req.boards, mid, req.kv, req.baud, opt, &r)) {
       lo = mid;
       best_ranges = r;
     } else {
@@ -404,7 +541,7 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
     }
   }
   if (lo > 0) {
-    p = evaluate_split(m, board, lo, req.kv, req.baud, best_ranges);
+    p = evaluate_split(m, board, req, lo, best_ranges);
     p.fits = false;  // not at the requested seq
   }
   p.seq_len = lo;
@@ -414,15 +551,16 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
   if (lo > 0)
     advice += " Longest seq that fits: " + std::to_string(lo) + " (use --seq " +
               std::to_string(lo) + ").";
-  if (req.kv == KvType::kF32) {
+  for (KvType smaller : smaller_kv_types(req.kv)) {
     std::vector<std::pair<uint32_t, uint32_t>> r;
-    if (best_split(m, board, req.boards, seq, KvType::kF16, req.baud, &r)) {
-      advice += " With --kv f16 it fits at seq " + std::to_string(seq) + ".";
+    if (best_split(m, board, req.boards, seq, smaller, req.baud, opt, &r)) {
+      advice += " With --kv " + kv_name(smaller) + " it fits at seq " + std::to_string(seq) + ".";
+      break;
     }
   }
   for (uint32_t n = req.boards + 1; n <= max_boards; n++) {
     std::vector<std::pair<uint32_t, uint32_t>> r;
-    if (best_split(m, board, n, seq, req.kv, req.baud, &r)) {
+    if (best_split(m, board, n, seq, req.kv, req.baud, opt, &r)) {
       advice += " " + std::to_string(n) + " boards fit at seq " + std::to_string(seq) + ".";
       break;
     }

@@ -50,6 +50,11 @@ struct PlanRequest {
   KvType kv = KvType::kF32;
   uint32_t baud = 460800;                             // link speed for the estimate
   std::vector<std::pair<uint32_t, uint32_t>> forced;  // user-given layer ranges (split --layers)
+  // Weight placement as the boards compute it at boot (runtime/placement.h).
+  bool place_weights = true;
+  // Classifier rows split over every board (issue 9 item 3), merged at the head; the runtime
+  // side takes Plan::classifier_slices.
+  bool split_classifier = false;
 };
 
 struct BoardPlan {
@@ -64,6 +69,12 @@ struct BoardPlan {
   BoardCost gen;                      // a generated token at the plan's estimate position
   BoardCost prompt;                   // a prompt token (no classifier) at the same position
   bool fits_flash = false, fits_ram = false;
+  // Classifier rows [classifier_begin, classifier_end) this board computes.
+  uint32_t classifier_begin = 0, classifier_end = 0;
+  // Weight placement at boot: what goes where (bytes include arena alignment).
+  PlacementTotals placement;
+  uint64_t placed_layer_big = 0, placed_layer_fast = 0;
+  WeightRegion classifier_region = WeightRegion::kFlash;
 };
 
 struct Plan {
@@ -78,6 +89,10 @@ struct Plan {
   uint32_t prompt_window = 0;     // positions in flight while streaming a prompt
   double link_share = 0;          // fraction of token_s spent on the wires
   std::string advice;             // when nothing fits: what would
+  // Classifier rows of each board, indexed by stage; the head's alone holds [0, vocab) unless
+  // the request split the classifier.
+  std::vector<std::pair<uint32_t, uint32_t>> classifier_slices;
+  bool classifier_split = false;
 };
 
 // Stage images hold the head's range last: stage 1 runs layers from 0, ..., the head
@@ -86,6 +101,11 @@ Plan make_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest
 // Evaluates one given split (ranges indexed by stage).
 Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq, KvType kv,
                     uint32_t baud, const std::vector<std::pair<uint32_t, uint32_t>>& ranges);
+// The same with the request's options (placement, classifier split); seq, kv, baud from req.
+Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,
+                    uint32_t seq, const std::vector<std::pair<uint32_t, uint32_t>>& ranges);
+// Equal classifier slices for n boards (stage order), multiples of 8 rows except the last.
+std::vector<std::pair<uint32_t, uint32_t>> classifier_slices_for(uint32_t vocab, uint32_t n);
 
 // How every command prints a stage's layers: inclusive, "3-4" for layers 3 and 4 (the form
 // --layers takes), "none" for a head without layers. Ranges are half-open [begin, end) inside.

@@ -29,10 +29,13 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 prompt="Once upon a time"
 steps=24
 
-images() {  # q -> $work/q.img and its 2- and 3-board splits
+images() {  # q (q4, q8, or q4-i8: int8 KV cache) -> $work/q.img and its 2- and 3-board splits
   local q=$1
   [ -f "$work/$q.img" ] && return
-  "$bin" convert "$models/stories260K.bin" "$models/tok512.bin" -o "$work/$q.img" --quant "$q" >/dev/null 2>&1
+  local kv=f32
+  [[ "$q" == *-i8 ]] && kv=i8
+  "$bin" convert "$models/stories260K.bin" "$models/tok512.bin" -o "$work/$q.img" --quant "${q%-i8}" \
+    --kv "$kv" >/dev/null 2>&1
   mkdir -p "$work/$q-2" "$work/$q-3"
   cp "$work/$q.img" "$work/$q-2/m.img" && cp "$work/$q.img" "$work/$q-3/m.img"
   "$bin" split "$work/$q-2/m.img" --boards 2 >/dev/null
@@ -91,6 +94,7 @@ if [ "$what" = quick ] || [ "$what" = all ]; then
   story q4 3 0.8 7
   story q8 2 0.8 3
   story q8 3 0 1
+  story q4-i8 2 0.8 7
 fi
 if [ "$what" = all ]; then
   story q4 3 0 1

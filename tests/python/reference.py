@@ -43,7 +43,7 @@ FLAG_HAS_CLASSIFIER = 1 << 3
 
 DT_F32, DT_Q8, DT_Q4, DT_U8, DT_U32, DT_U16 = 0, 1, 2, 3, 4, 5
 WT_F32, WT_Q8, WT_Q4 = 0, 1, 2
-KV_F32, KV_F16 = 0, 1
+KV_F32, KV_F16, KV_I8 = 0, 1, 2
 
 K_EMB, K_RMS_ATT, K_WQ, K_WK, K_WV, K_WO, K_RMS_FFN, K_W1, K_W2, K_W3 = range(1, 11)
 K_RMS_FINAL, K_CLS = 11, 12
@@ -313,7 +313,7 @@ def read_image(path, verify_payload=True):
         raise FormatError("unknown weight type %d" % wt)
     if wt != WT_F32 and (G == 0 or G % 8 or G > 256):
         raise FormatError("bad group size %d" % G)
-    if cfg["kv_type"] not in (KV_F32, KV_F16):
+    if cfg["kv_type"] not in (KV_F32, KV_F16, KV_I8):
         raise FormatError("unknown kv type %d" % cfg["kv_type"])
     buf = np.frombuffer(raw, dtype=np.uint8)
     for i in range(cfg["tensor_count"]):
@@ -624,9 +624,19 @@ def softmax_rows(v, mask):
 
 
 def kv_store(x, kv_type):
-    """Value a KV cache returns for x: fp32 unchanged, fp16 round-to-nearest-even."""
+    """Value a KV cache returns for x [T, KV, hs]: fp32 unchanged, fp16 round-to-nearest-even;
+    int8 (one scale per head vector): (elements as float32, scales [T, KV]) with
+    scale = max|x| / 127 and element = rint(x * (127 / max|x|)) (ties to even), clamped to
+    +-127, 0 for an all-zero vector."""
     if kv_type == KV_F16:
         return x.astype(np.float16).astype(F32)
+    if kv_type == KV_I8:
+        amax = np.max(np.abs(x), axis=-1).astype(F32)
+        scale = (amax / F32(127.0)).astype(F32)
+        with np.errstate(divide="ignore"):
+            inv = np.where(amax == 0, F32(0), F32(127.0) / amax).astype(F32)
+        q = np.clip(np.rint((x * inv[..., None]).astype(F32)), -127, 127).astype(F32)
+        return (q, scale)
     return x
 
 
@@ -637,12 +647,22 @@ def attention(q, k, v, n_heads, n_kv_heads, head_size):
     T = q.shape[0]
     rep = n_heads // n_kv_heads
     kvh = np.arange(n_heads) // rep
+    # int8 cache: (elements, scales); the key scale multiplies the finished dot product, the
+    # value scale the attention weight: ((sum q*k) * ks) / sqrt(hs) and (a * vs) * v.
+    ks = vs = None
+    if isinstance(k, tuple):
+        k, ks = k
+        v, vs = v
+        ks = ks[:, kvh]  # [T', H]
+        vs = vs[:, kvh]
     kk = k[:, kvh, :]  # [T', H, hs]
     vv = v[:, kvh, :]
     # scores[t, h, t'] = sum_i q[t,h,i] * k[t',h,i], i ascending
     sc = np.zeros((T, n_heads, T), dtype=F32)
     for i in range(head_size):
         sc = sc + q[:, :, i][:, :, None] * kk[:, :, i].T[None, :, :]
+    if ks is not None:
+        sc = sc * ks.T[None, :, :]
     sc = sc / F32(math.sqrt(head_size))
     mask = (np.arange(T)[None, :] <= np.arange(T)[:, None])[:, None, :]  # [T, 1, T']
     mask = np.broadcast_to(mask, sc.shape)
@@ -650,7 +670,8 @@ def attention(q, k, v, n_heads, n_kv_heads, head_size):
     out = np.zeros((T, n_heads, head_size), dtype=F32)
     for tp in range(T):
         # positions t < tp have a[t, :, tp] == 0: adding +0.0 leaves acc unchanged
-        out = out + a[:, :, tp][:, :, None] * vv[tp][None, :, :]
+        w = a[:, :, tp] if vs is None else a[:, :, tp] * vs[tp][None, :]
+        out = out + w[:, :, None] * vv[tp][None, :, :]
     return out.reshape(T, n_heads * head_size)
 
 

@@ -757,7 +757,8 @@ def _add_synthetic_cases():
                 path32, img32 = self.image(shape["name"], ck, tok, quant, kv="f32")
                 runs = [("kv=f16 (image default)", path, [], R.KV_F16),
                         ("kv=f16 (--kv override)", path32, ["--kv", "f16"], R.KV_F16),
-                        ("kv=f32 (--kv override)", path, ["--kv", "f32"], R.KV_F32)]
+                        ("kv=f32 (--kv override)", path, ["--kv", "f32"], R.KV_F32),
+                        ("kv=i8 (--kv override)", path32, ["--kv", "i8"], R.KV_I8)]
                 for what, p, extra, kv in runs:
                     got = cpp_logits(p, toks, V, extra)
                     label = "%s %s %s" % (shape["name"], quant, what)

@@ -127,7 +127,13 @@ void stage_task(void*) {
   opts.run.prompt_batch = CONFIG_LLMWIRE_SPECULATE + 1;
   const MemoryNeeds need = Stage::memory_needs(g_model.info, opts);
   const size_t fast_bytes = region_bytes_for(need.fast);
-  const size_t big_bytes = region_bytes_for(need.big);
+  // Weight placement (runtime/placement.h) copies hot weights into what the KV cache and the
+  // buffers leave of PSRAM: take the largest PSRAM block, keeping 64 KB for the drivers.
+  size_t big_bytes = region_bytes_for(need.big);
+  if (psram_total) {
+    const size_t largest = heap_caps_get_largest_free_block(MALLOC_CAP_SPIRAM);
+    if (largest > big_bytes + 64 * 1024) big_bytes = largest - 64 * 1024;
+  }
   uint8_t* fast = static_cast<uint8_t*>(heap_caps_malloc(fast_bytes, kInternal));
   if (!fast) {
     snprintf(msg, sizeof msg,
@@ -141,7 +147,8 @@ void stage_task(void*) {
   if (!big) {
     snprintf(msg, sizeof msg,
              "this stage needs %lu KB of %s for the KV cache and logits but the largest free "
-             "block is %lu KB: use a shorter context (--seq), fp16 KV (--kv f16) or more boards",
+             "block is %lu KB: use a shorter context (--seq), fp16 or int8 KV (--kv f16, --kv i8) "
+             "or more boards",
              kib(big_bytes), psram_total ? "PSRAM" : "RAM (PSRAM missing)",
              kib(heap_caps_get_largest_free_block(big_caps)));
     halt(msg);
@@ -166,6 +173,10 @@ void stage_task(void*) {
   p.executor = &g_executor;
   p.fast = MemoryRegion{fast, fast_bytes};
   p.big = MemoryRegion{big, big_bytes};
+  // Read speeds for weight placement (docs/PLANNER.md): mapped QIO flash ~25 MB/s (measured
+  // row reads), octal PSRAM with 64-byte lines ~85 MB/s (measured); internal RAM is sized
+  // exactly, so nothing is placed there.
+  if (psram_total) p.speeds = RegionSpeeds{25000000, 85000000, 0};
   p.console = &g_console;
   p.log = log_line;
   p.boot_id = esp_random() | 1u;

@@ -45,7 +45,7 @@ bool check_host_memory(const std::string& path, const ImageInfo& info, const Run
   *err = path + " needs " + std::to_string((need + (1u << 20) - 1) >> 20) + " MB of RAM at seq " +
          std::to_string(seq) + " (KV cache and activations), more than the " +
          std::to_string(have >> 20) + " MB this process can allocate";
-  *hint = lo > 0 ? "use --seq " + std::to_string(lo) + " or shorter (or --kv f16)"
+  *hint = lo > 0 ? "use --seq " + std::to_string(lo) + " or shorter (or --kv f16 / --kv i8)"
                  : "the model does not fit this machine's memory at any sequence length";
   return false;
 }
