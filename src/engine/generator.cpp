@@ -10,6 +10,15 @@ Status Forwarder::feed_prompt(const int32_t* tokens, uint32_t n) {
   return Status::kOk;
 }
 
+Status Forwarder::next_token(int32_t token, uint32_t pos, Sampler* sampler, int32_t* next) {
+  const float* logits = nullptr;
+  const Status s = forward(token, pos, true, &logits);
+  if (s != Status::kOk) return s;
+  // llama2.c's sampler mutates logits; they are this position's scratch.
+  *next = sampler->sample(const_cast<float*>(logits));
+  return Status::kOk;
+}
+
 bool piece_is_printable(const Piece& p) {
   if (p.len == 0) return false;
   if (p.len == 1) {
@@ -55,11 +64,9 @@ Status generate(Forwarder* fwd, const Tokenizer& tok, Sampler* sampler, const ch
   uint64_t t_first = t0;
   for (uint32_t i = 0; i < max_new && pos < seq; i++) {
     if (io.should_stop && io.should_stop(io.ctx)) break;
-    const float* logits = nullptr;
-    s = fwd->forward(token, pos, true, &logits);
+    int32_t next = 0;
+    s = fwd->next_token(token, pos, sampler, &next);
     if (s != Status::kOk) return s;
-    // llama2.c's sampler mutates logits; they are this position's scratch.
-    const int32_t next = sampler->sample(const_cast<float*>(logits));
     if (i == 0 && io.now_us) t_first = io.now_us(io.ctx);
     pos++;
     if ((uint32_t)next == tok.bos_id() || (uint32_t)next == tok.eos_id()) break;

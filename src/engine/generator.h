@@ -22,6 +22,10 @@ class Forwarder {
   // Feeds prompt tokens [0, n) at positions [0, n) without needing their logits. The default
   // calls forward() one by one; a pipeline overrides it to stream them.
   virtual Status feed_prompt(const int32_t* tokens, uint32_t n);
+  // Runs token at pos and picks the next token with `sampler`. The default is forward() then
+  // sampler->sample(); a ring whose classifier is split overrides it to merge the boards'
+  // slices without gathering the whole vocabulary when decoding greedily.
+  virtual Status next_token(int32_t token, uint32_t pos, Sampler* sampler, int32_t* next);
   virtual uint32_t seq_len() const = 0;
 
  protected:
