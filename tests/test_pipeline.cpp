@@ -326,6 +326,9 @@ int check_classifier_splits(const std::string& img, const TempDir& dir,
       EXPECT_EQ(ring.head.forward(prompt[0], 0, true, &l), Status::kOk);
       EXPECT_EQ(0, std::memcmp(l, logits0.data(), vocab * 4)) << describe(r) << describe_rows(rows);
       EXPECT_GT(ring.head.counters().classify_rounds, 0u);
+      // Sampling gathers the logits unless the head holds every row (a shared classifier).
+      const bool shared = full.info().config.shared_classifier;
+      EXPECT_EQ(ring.head.counters().logits_rows_rx > 0, !shared && rows[0] < vocab);
       if (testing::Test::HasFailure()) return checked;
       checked++;
     }

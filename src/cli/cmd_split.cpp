@@ -34,7 +34,14 @@ std::vector<uint32_t> classifier_rows(const Plan& plan, const ModelSizes& sizes,
         wire_seconds(kFrameOverhead + kClassifyHeaderSize + 4ull * sizes.info.config.dim, baud);
     std::vector<double> start(n), per_row(n, row_s > 0 ? row_s : 1e-9);
     for (uint32_t k = 0; k < n; k++) start[k] = k * hop_s;
-    return balance_classifier_rows(vocab, start, per_row);
+    rows = balance_classifier_rows(vocab, start, per_row);
+    if (rows[0] == vocab) {
+      std::printf(
+          "\nclassifier split: none (auto): the head computes every row sooner than a CLASSIFY "
+          "frame reaches stage 1\n");
+      rows.clear();
+    }
+    return rows;
   }
   if (!parse_classifier_rows(g_cls, vocab, n, &rows, &err)) {
     fail(err, "give none, auto, even or one row count per board, head first, e.g. 256,256");
@@ -91,17 +98,25 @@ void run() {
   }
   const std::vector<uint32_t> cls_rows = classifier_rows(plan, sizes, req.baud);
   if (!cls_rows.empty()) {
-    std::printf("\nclassifier split: rows");
+    std::printf("\nclassifier split:");
     uint32_t r = 0;
     for (size_t k = 0; k < cls_rows.size(); k++) {
-      std::printf(" %s stage %zu %u-%u", k ? "," : "", k, r, r + cls_rows[k] - 1);
-      if (cls_rows[k] == 0) std::printf(" (none)");
+      if (cls_rows[k] == 0) {
+        std::printf("%s stage %zu no rows", k ? "," : "", k);
+      } else {
+        std::printf("%s stage %zu rows %u-%u", k ? "," : "", k, r, r + cls_rows[k] - 1);
+      }
       r += cls_rows[k];
     }
-    std::printf(
-        "; %llu link bytes per greedy token, %llu when sampling\n",
-        (unsigned long long)classifier_round_link_bytes(sizes.info.config.dim, cls_rows, false),
-        (unsigned long long)classifier_round_link_bytes(sizes.info.config.dim, cls_rows, true));
+    const uint32_t dim = sizes.info.config.dim;
+    std::printf("; %llu link bytes per greedy token",
+                (unsigned long long)classifier_round_link_bytes(dim, cls_rows, false));
+    if (sizes.info.config.shared_classifier) {
+      std::printf(" (sampling: the head computes every row, it holds the embedding)\n");
+    } else {
+      std::printf(", %llu when sampling\n",
+                  (unsigned long long)classifier_round_link_bytes(dim, cls_rows, true));
+    }
   }
   std::vector<uint64_t> written;
   if (!split_image(image, ranges, plan.seq_len, plan.kv, paths, &written, &err, cls_rows))

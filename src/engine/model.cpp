@@ -145,6 +145,7 @@ Status Model::init(const Image& image, const RunOptions& opts, Arena* fast, Aren
     cls_begin_ = info.cls_row_begin;
     cls_end_ = info.cls_row_end;
   }
+  cls_held_end_ = has_classifier_ && config_.shared_classifier ? config_.vocab_size : cls_end_;
   // RoPE frequencies theta^(-2i/hs), from our own exp/log (no platform libm).
   const uint32_t hs = config_.head_size();
   const float log_theta = log_f32(info.rope_theta);
@@ -479,7 +480,7 @@ Status Model::final_norm(const float* x, float* xn) {
 
 Status Model::classify(const float* xn, uint32_t r0, uint32_t r1, float* out) {
   if (cls_begin_ == cls_end_) return Status::kNotInImage;
-  if (r0 > r1 || r0 < cls_begin_ || r1 > cls_end_) return Status::kBadArgument;
+  if (r0 > r1 || r0 < cls_begin_ || r1 > cls_held_end_) return Status::kBadArgument;
   if (r0 == r1) return Status::kOk;
   QuantizedInput xq;
   quantize(xn, config_.dim, &xq, buf_.xq_q, buf_.xq_s, buf_.xq_sum);

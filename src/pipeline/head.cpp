@@ -330,7 +330,9 @@ Status RingHead::forward(int32_t token, uint32_t pos, bool need_logits, const fl
     s = run(pos, pos + 1);
   }
   if (s != Status::kOk || !need_logits) return s;
-  if (split_classifier_) {
+  // Every logit: a head holding every row (the embedding is the classifier) computes them
+  // itself, the wires being far slower than its rows; otherwise the ring sends them.
+  if (split_classifier_ && model_->classifier_held_end() < model_->config().vocab_size) {
     s = classify_ring(pos, ClassifyMode::kLogits, nullptr);
     if (logits) *logits = model_->logits();
     return s;

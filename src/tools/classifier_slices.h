@@ -22,8 +22,9 @@ std::vector<uint32_t> even_classifier_rows(uint32_t vocab, uint32_t stages);
 
 // Bytes a classifier round puts on the wires for one position, summed over the hops: the
 // CLASSIFY frame from the head to the last worker, each worker's CLASS_SLICE and, when
-// sampling needs every logit (`logits`), its CLASS_LOGITS frames, each counted on every hop
-// it crosses on its way to the head. rows: as above, stage 0 first.
+// sampling needs every logit (`logits`: a head without a shared classifier), its CLASS_LOGITS
+// frames, each counted on every hop it crosses on its way to the head. rows: as above, stage
+// 0 first.
 uint64_t classifier_round_link_bytes(uint32_t dim, const std::vector<uint32_t>& rows, bool logits);
 
 // "even" or "R0,R1,..." (rows per stage, head first) for `stages` boards and `vocab` rows.
