@@ -29,15 +29,15 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 prompt="Once upon a time"
 steps=24
 
-images() {  # q -> $work/q.img and its 2- and 3-board splits (2c, 3c: classifier split too)
-  local q=$1
+images() {  # q -> $work/q.img and its 2- and 3-board splits (2c, 3c: the classifier split evenly too)
+  local q=$1 n
   [ -f "$work/$q.img" ] && return
   "$bin" convert "$models/stories260K.bin" "$models/tok512.bin" -o "$work/$q.img" --quant "$q" >/dev/null 2>&1
   for n in 2 3; do
     mkdir -p "$work/$q-$n" "$work/$q-${n}c"
     cp "$work/$q.img" "$work/$q-$n/m.img" && cp "$work/$q.img" "$work/$q-${n}c/m.img"
     "$bin" split "$work/$q-$n/m.img" --boards $n >/dev/null
-    "$bin" split "$work/$q-${n}c/m.img" --boards $n --classifier-slices auto >/dev/null
+    "$bin" split "$work/$q-${n}c/m.img" --boards $n --classifier-slices even >/dev/null
   done
 }
 stages() { ls "$work/$1-$2"/m.stage*.img | sort; }
