@@ -69,6 +69,27 @@ void check_messages(uint8_t type, const uint8_t* p, size_t len) {
     FUZZ_CHECK(encode_error(em.stage_index, em.code, em.text, em.text_len, out, sizeof out) == len);
     FUZZ_CHECK(memcmp(out, p, len) == 0);
   }
+  ClassifyView cv;
+  if (decode_classify(p, len, &cv) == MsgStatus::kOk) {
+    std::vector<float> x(cv.dim);
+    load_f32_array(cv.data, cv.dim, x.data());
+    const size_t n = encode_classify(cv.h, x.data(), cv.dim, out, sizeof out);
+    FUZZ_CHECK(n == len && memcmp(out, p, 9) == 0 && memcmp(out + 12, p + 12, len - 12) == 0);
+  }
+  ClassLogitsView lv;
+  if (decode_class_logits(p, len, &lv) == MsgStatus::kOk) {
+    std::vector<float> x(lv.count);
+    load_f32_array(lv.data, lv.count, x.data());
+    const size_t n = encode_class_logits(lv.h, x.data(), lv.count, out, sizeof out);
+    FUZZ_CHECK(n == len && memcmp(out, p, 13) == 0 && memcmp(out + 16, p + 16, len - 16) == 0);
+  }
+  ClassSlice cs;
+  if (decode_class_slice(p, len, &cs) == MsgStatus::kOk) {
+    FUZZ_CHECK(cs.row_begin <= cs.row_end);
+    FUZZ_CHECK(!(cs.flags & kSliceHasMax) || (cs.argmax >= cs.row_begin && cs.argmax < cs.row_end));
+    FUZZ_CHECK(encode_class_slice(cs, out, sizeof out) == len && memcmp(out, p, 18) == 0 &&
+               memcmp(out + 20, p + 20, 8) == 0);  // reserved ignored
+  }
   (void)validate_message(type, p, len);
   (void)msg_type_name(type);
 }

@@ -383,6 +383,11 @@ TEST(Messages, ValidateDispatchesOnTypeAndNamesAreDefined) {
   EXPECT_EQ(validate_message((uint8_t)MsgType::kActivation, four.data(), 4), MsgStatus::kTooShort);
   EXPECT_EQ(validate_message(0, four.data(), 4), MsgStatus::kBadValue);
   EXPECT_EQ(validate_message(10, four.data(), 4), MsgStatus::kBadValue);
+  EXPECT_EQ(validate_message(19, four.data(), 4), MsgStatus::kBadValue);
+  EXPECT_EQ(validate_message((uint8_t)MsgType::kClassSlice, four.data(), 4), MsgStatus::kTooShort);
+  EXPECT_STREQ(msg_type_name(16), "CLASSIFY");
+  EXPECT_STREQ(msg_type_name(17), "CLASS_LOGITS");
+  EXPECT_STREQ(msg_type_name(18), "CLASS_SLICE");
   EXPECT_STREQ(msg_type_name(2), "ACTIVATION");
   EXPECT_STREQ(msg_type_name(200), "UNKNOWN");
   EXPECT_STRNE(msg_status_name(MsgStatus::kBadDim), "unknown");
@@ -417,10 +422,131 @@ TEST(Messages, DecodersAcceptExactlyTheValidLengths) {
     if (decode_stats(p, len, &sv) == MsgStatus::kOk) {
       EXPECT_EQ(len, 8u + 64u * sv.count);
     }
+    ClassifyView cv;
+    if (decode_classify(p, len, &cv) == MsgStatus::kOk) {
+      EXPECT_TRUE(len > 12 && (len - 12) % 4 == 0);
+      EXPECT_LE(cv.h.mode, 1);
+    }
+    ClassLogitsView lv;
+    if (decode_class_logits(p, len, &lv) == MsgStatus::kOk) {
+      EXPECT_TRUE(len > 16 && (len - 16) % 4 == 0);
+    }
+    ClassSlice cs;
+    if (decode_class_slice(p, len, &cs) == MsgStatus::kOk) {
+      EXPECT_EQ(len, 28u);
+    }
     ErrorMsg em;
     if (decode_error(p, len, &em) == MsgStatus::kOk) {
       EXPECT_EQ(len, 4u + em.text_len);
       EXPECT_LE(em.text_len, 200);
     }
   }
+}
+
+// The worked examples of docs/PROTOCOL.md "Classifier split", byte for byte.
+TEST(Messages, ClassifyLayoutAndRules) {
+  ClassifyHeader h;
+  h.session_id = 0x00010002;
+  h.pos = 5;
+  h.mode = (uint8_t)ClassifyMode::kLogits;
+  const float xn[2] = {1.0f, -2.0f};
+  const Bytes expected = {0x02, 0x00, 0x01, 0x00, 0x05, 0x00, 0x00, 0x00, 0x01, 0x00,
+                          0x00, 0x00, 0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x00, 0xC0};
+  Bytes buf(64);
+  ASSERT_EQ(encode_classify(h, xn, 2, buf.data(), buf.size()), expected.size());
+  EXPECT_EQ(Bytes(buf.begin(), buf.begin() + expected.size()), expected);
+  ClassifyView v;
+  ASSERT_EQ(decode_classify(expected.data(), expected.size(), &v), MsgStatus::kOk);
+  EXPECT_EQ(v.h.session_id, h.session_id);
+  EXPECT_EQ(v.h.pos, 5u);
+  EXPECT_EQ(v.h.mode, 1);
+  ASSERT_EQ(v.dim, 2u);
+  float back[2];
+  load_f32_array(v.data, 2, back);
+  EXPECT_EQ(memcmp(back, xn, 8), 0);
+  Bytes bad = expected;
+  bad[8] = 2;  // unknown mode
+  EXPECT_EQ(decode_classify(bad.data(), bad.size(), &v), MsgStatus::kBadValue);
+  bad = expected;
+  bad[10] = 1;  // reserved: ignored
+  EXPECT_EQ(decode_classify(bad.data(), bad.size(), &v), MsgStatus::kOk);
+  EXPECT_EQ(decode_classify(expected.data(), 12, &v), MsgStatus::kBadDim);
+  EXPECT_EQ(decode_classify(expected.data(), 11, &v), MsgStatus::kTooShort);
+  EXPECT_EQ(decode_classify(expected.data(), 18, &v), MsgStatus::kBadDim);
+  h.mode = 2;
+  EXPECT_EQ(encode_classify(h, xn, 2, buf.data(), buf.size()), 0u);
+}
+
+TEST(Messages, ClassLogitsLayoutAndRules) {
+  ClassLogitsHeader h;
+  h.session_id = 0x00010002;
+  h.pos = 5;
+  h.first_row = 256;
+  h.stage = 1;
+  const float v[2] = {0.5f, -0.25f};
+  const Bytes expected = {0x02, 0x00, 0x01, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+                          0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3F, 0x00, 0x00, 0x80, 0xBE};
+  Bytes buf(64);
+  ASSERT_EQ(encode_class_logits(h, v, 2, buf.data(), buf.size()), expected.size());
+  EXPECT_EQ(Bytes(buf.begin(), buf.begin() + expected.size()), expected);
+  ClassLogitsView lv;
+  ASSERT_EQ(decode_class_logits(expected.data(), expected.size(), &lv), MsgStatus::kOk);
+  EXPECT_EQ(lv.h.first_row, 256u);
+  EXPECT_EQ(lv.h.stage, 1);
+  EXPECT_EQ(lv.count, 2u);
+  EXPECT_EQ(decode_class_logits(expected.data(), 16, &lv), MsgStatus::kBadDim);
+  EXPECT_EQ(decode_class_logits(expected.data(), 17, &lv), MsgStatus::kBadDim);
+  Bytes bad = expected;
+  bad[15] = 1;  // reserved: ignored
+  EXPECT_EQ(decode_class_logits(bad.data(), bad.size(), &lv), MsgStatus::kOk);
+  bad = expected;
+  bad[8] = bad[9] = bad[10] = bad[11] = 0xFF;  // rows past 2^32
+  EXPECT_EQ(decode_class_logits(bad.data(), bad.size(), &lv), MsgStatus::kBadValue);
+  // Never longer than an ACTIVATION of the same model.
+  EXPECT_EQ(class_logits_max_count(64), 63u);
+  EXPECT_EQ(class_logits_max_count(288), 287u);
+  EXPECT_LE(kClassLogitsHeaderSize + 4 * class_logits_max_count(288), activation_size(288));
+}
+
+TEST(Messages, ClassSliceLayoutAndRules) {
+  ClassSlice m;
+  m.session_id = 0x00010002;
+  m.pos = 5;
+  m.row_begin = 256;
+  m.row_end = 512;
+  m.stage = 1;
+  m.flags = kSliceHasMax;
+  m.max = 3.5f;
+  m.argmax = 300;
+  const Bytes expected = {0x02, 0x00, 0x01, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x01,
+                          0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x01, 0x01, 0x00, 0x00,
+                          0x00, 0x00, 0x60, 0x40, 0x2C, 0x01, 0x00, 0x00};
+  Bytes buf(64);
+  ASSERT_EQ(encode_class_slice(m, buf.data(), buf.size()), 28u);
+  EXPECT_EQ(Bytes(buf.begin(), buf.begin() + 28), expected);
+  ClassSlice d;
+  ASSERT_EQ(decode_class_slice(expected.data(), 28, &d), MsgStatus::kOk);
+  EXPECT_EQ(d.row_begin, 256u);
+  EXPECT_EQ(d.row_end, 512u);
+  EXPECT_EQ(d.max, 3.5f);
+  EXPECT_EQ(d.argmax, 300u);
+  EXPECT_EQ(decode_class_slice(expected.data(), 27, &d), MsgStatus::kTooShort);
+  EXPECT_EQ(decode_class_slice(buf.data(), 29, &d), MsgStatus::kBadLength);
+  auto broken = [&](size_t off, uint8_t v) {
+    Bytes b = expected;
+    b[off] = v;
+    return decode_class_slice(b.data(), b.size(), &d);
+  };
+  EXPECT_EQ(broken(25, 0x02), MsgStatus::kBadValue);  // argmax 556 outside the rows
+  EXPECT_EQ(broken(17, 0x04), MsgStatus::kBadValue);  // unknown flag
+  EXPECT_EQ(broken(17, 0x00), MsgStatus::kBadValue);  // max set without kSliceHasMax
+  EXPECT_EQ(broken(18, 0x01), MsgStatus::kOk);        // reserved: ignored
+  EXPECT_EQ(broken(13, 0x00), MsgStatus::kBadValue);  // row_end < row_begin
+  // An empty slice: no max.
+  ClassSlice e;
+  e.stage = 2;
+  ASSERT_EQ(encode_class_slice(e, buf.data(), buf.size()), 28u);
+  EXPECT_EQ(decode_class_slice(buf.data(), 28, &d), MsgStatus::kOk);
+  e.argmax = 1;
+  EXPECT_EQ(encode_class_slice(e, buf.data(), buf.size()), 0u);
 }

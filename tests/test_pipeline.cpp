@@ -5,9 +5,12 @@
 
 #include <atomic>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <thread>
 
+#include "engine/sampler.h"
+#include "pipeline/classifier_split.h"
 #include "pipeline/head.h"
 #include "pipeline/ring.h"
 #include "pipeline/split_link.h"
@@ -16,6 +19,7 @@
 #include "platform/host/host_stage.h"
 #include "test_util.h"
 #include "tools/host_model.h"
+#include "tools/image_writer.h"
 #include "tools/split.h"
 
 using namespace llmwire;
@@ -225,7 +229,212 @@ void check_all_splits(const std::string& img, const TempDir& dir,
   EXPECT_GT(checked, 10);
 }
 
+// Tokens picked by `fwd` after `prompt` for `steps` positions, each fed back: the generation
+// loop of engine/generator.cpp without the tokenizer.
+std::vector<int32_t> pick_tokens(Forwarder* fwd, uint32_t vocab, const SamplerSettings& ss,
+                                 const std::vector<int32_t>& prompt, uint32_t steps) {
+  Sampler sm;
+  std::vector<uint8_t> scratch(Sampler::scratch_bytes(vocab));
+  EXPECT_EQ(sm.init(vocab, ss, scratch.data(), scratch.size()), Status::kOk);
+  std::vector<int32_t> out;
+  EXPECT_EQ(fwd->begin(), Status::kOk);
+  EXPECT_EQ(fwd->feed_prompt(prompt.data(), (uint32_t)prompt.size() - 1), Status::kOk);
+  int32_t token = prompt.back();
+  for (uint32_t pos = (uint32_t)prompt.size() - 1; out.size() < steps; pos++) {
+    int32_t next = -1;
+    const Status s = fwd->next_token(token, pos, &sm, &next);
+    EXPECT_EQ(s, Status::kOk);
+    if (s != Status::kOk) break;
+    out.push_back(next);
+    token = next;
+  }
+  return out;
+}
+
+// Greedy, top-p and plain multinomial sampling.
+const SamplerSettings kSettings[] = {{0.0f, 0.9f, 1}, {0.8f, 0.9f, 7}, {1.0f, 1.0f, 3}};
+
+// A few ways to divide `vocab` rows over n boards (head first), picked by `which`: even, the
+// head with one row, a worker with none, and lopsided.
+std::vector<uint32_t> slice_pattern(uint32_t vocab, uint32_t n, uint32_t which) {
+  std::vector<uint32_t> rows(n, 0);
+  switch (which % 4) {
+    case 0:
+      for (uint32_t k = 0; k < n; k++) rows[k] = vocab / n + (k < vocab % n ? 1 : 0);
+      break;
+    case 1:
+      rows[0] = 1;
+      for (uint32_t k = 1; k < n; k++) rows[k] = (vocab - 1) / (n - 1);
+      rows[n - 1] += (vocab - 1) % (n - 1);
+      break;
+    case 2:  // the last worker holds none
+      rows[0] = vocab / 3;
+      rows[n - 2] += vocab - rows[0];
+      break;
+    default:
+      rows[0] = vocab - (n - 1) * 5;
+      for (uint32_t k = 1; k < n; k++) rows[k] = 5;
+      break;
+  }
+  return rows;
+}
+
+std::string describe_rows(const std::vector<uint32_t>& rows) {
+  std::string s = " classifier rows";
+  for (uint32_t r : rows) s += " " + std::to_string(r);
+  return s;
+}
+
+// Every layer split of `img` over 2..4 boards, each with one of the slice patterns: the ring
+// with its classifier split picks the tokens the monolithic model picks (greedy and seeded
+// sampling) and assembles bit-identical logits. Returns the splits checked.
+int check_classifier_splits(const std::string& img, const TempDir& dir,
+                            const std::vector<int32_t>& prompt, uint32_t steps) {
+  HostModel mono;
+  std::string err, hint;
+  EXPECT_TRUE(mono.load(img, RunOptions{}, 1, &err, &hint)) << err;
+  const uint32_t vocab = mono.model().config().vocab_size;
+  std::vector<std::vector<int32_t>> expect;
+  for (const SamplerSettings& ss : kSettings)
+    expect.push_back(pick_tokens(&mono, vocab, ss, prompt, steps));
+  const float* l = nullptr;
+  EXPECT_EQ(mono.forward(prompt[0], 0, true, &l), Status::kOk);
+  const std::vector<float> logits0(l, l + vocab);
+  const Image& full = mono.image();
+  const uint32_t layers = full.info().config.n_layers;
+  int checked = 0;
+  for (uint32_t boards = 2; boards <= 4; boards++) {
+    std::vector<Ranges> splits;
+    all_splits(layers, boards, {}, 0, &splits);
+    for (const Ranges& r : splits) {
+      const std::vector<uint32_t> rows = slice_pattern(vocab, boards, (uint32_t)checked);
+      std::vector<std::string> paths;
+      for (size_t k = 0; k < r.size(); k++)
+        paths.push_back(dir.file("cs" + std::to_string(k) + ".img"));
+      std::vector<uint64_t> sizes;
+      EXPECT_TRUE(split_image(full, r, 0, full.info().kv_type, paths, &sizes, &err, rows)) << err;
+      Ring ring;
+      HeadOptions ho;
+      EXPECT_TRUE(ring.start(paths, ho, &err)) << err << " " << describe(r);
+      if (testing::Test::HasFailure()) return checked;
+      for (size_t i = 0; i < std::size(kSettings); i++) {
+        EXPECT_EQ(pick_tokens(&ring.head, vocab, kSettings[i], prompt, steps), expect[i])
+            << describe(r) << describe_rows(rows) << " temperature " << kSettings[i].temperature
+            << " " << ring.head.error();
+      }
+      ring.head.begin();
+      EXPECT_EQ(ring.head.forward(prompt[0], 0, true, &l), Status::kOk);
+      EXPECT_EQ(0, std::memcmp(l, logits0.data(), vocab * 4)) << describe(r) << describe_rows(rows);
+      EXPECT_GT(ring.head.counters().classify_rounds, 0u);
+      // Sampling gathers the logits unless the head holds every row (a shared classifier).
+      const bool shared = full.info().config.shared_classifier;
+      EXPECT_EQ(ring.head.counters().logits_rows_rx > 0, !shared && rows[0] < vocab);
+      if (testing::Test::HasFailure()) return checked;
+      checked++;
+    }
+  }
+  return checked;
+}
+
+// Rewrites a whole-model image with an unshared classifier whose row i is a copy of row
+// i % period: every logit's value recurs in every slice, so ties span the boards.
+std::string with_tied_rows(const std::string& img, const std::string& out, uint32_t period) {
+  MappedFile f;
+  std::string err;
+  EXPECT_TRUE(f.open(img, &err)) << err;
+  Image im;
+  EXPECT_EQ(im.open(f.data(), f.size()), Status::kOk);
+  ImageWriter w(im.info());
+  std::vector<uint8_t> tied;
+  for (uint32_t i = 0; i < im.tensor_count(); i++) {
+    const TensorView t = im.tensor(i);
+    if (t.kind != TensorKind::kClassifier) {
+      w.add_raw(t.kind, t.layer, t.dtype, t.rows, t.cols, t.row_stride, t.data);
+      continue;
+    }
+    tied.resize((size_t)t.rows * t.row_stride);
+    for (uint32_t r = 0; r < t.rows; r++)
+      std::memcpy(tied.data() + (size_t)r * t.row_stride, t.row(r % period), t.row_stride);
+    w.add_raw(t.kind, t.layer, t.dtype, t.rows, t.cols, t.row_stride, tied.data());
+  }
+  EXPECT_TRUE(w.write(out, &err)) << err;
+  return out;
+}
+
 }  // namespace
+
+// The slices' (max, arg max) merge to engine/sampler.h argmax on any cut of any vector:
+// ties across slices, NaN at row 0, at a slice's first row and everywhere, infinities, zeros
+// of both signs.
+TEST(ClassifierSplit, MergeEqualsArgmax) {
+  uint64_t z = 12345;
+  auto rnd = [&] {
+    z = z * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(z >> 33);
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const float pool[] = {0.0f, -0.0f, 1.0f, 1.0f, -1.0f, 2.5f, 2.5f, inf, -inf, nan};
+  int nan_first = 0;
+  for (int trial = 0; trial < 20000; trial++) {
+    const uint32_t n = 1 + rnd() % 12;
+    std::vector<float> v(n);
+    for (float& x : v) x = pool[rnd() % std::size(pool)];
+    std::vector<ClassSlice> slices;
+    uint32_t at = 0;
+    while (at < n) {  // random cuts, empty slices included
+      const uint32_t len = slices.empty() ? 1 + rnd() % (n - at) : rnd() % (n - at + 1);
+      ClassSlice s;
+      summarize_slice(v.data() + at, at, at + len, &s);
+      slices.push_back(s);
+      at += len;
+    }
+    nan_first += v[0] != v[0];
+    ASSERT_EQ((int32_t)merge_argmax(slices.data(), slices.size()), argmax(v.data(), n))
+        << "trial " << trial;
+  }
+  EXPECT_GT(nan_first, 100);
+}
+
+TEST(ClassifierSplit, Stories260KGreedyAndSampledEqualMonolithic) {
+  std::string why;
+  const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);
+  if (models.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  for (WeightType q : {WeightType::kQ4, WeightType::kQ8}) {
+    ConvertOptions o;
+    o.checkpoint_path = models + "/stories260K.bin";
+    o.tokenizer_path = models + "/tok512.bin";
+    o.output_path = dir.file("s260k.img");
+    o.quant = q;
+    ConvertReport rep;
+    std::string err;
+    ASSERT_TRUE(convert_checkpoint(o, &rep, nullptr, &err)) << err;
+    const int n = check_classifier_splits(o.output_path, dir, {1, 403, 407, 261, 378}, 12);
+    std::printf("checked %d classifier splits\n", n);
+    EXPECT_EQ(n, 25);  // every layer split of 5 layers over 2-4 boards
+  }
+}
+
+// Ties constructed on purpose: the classifier's rows repeat with period 7, so the largest
+// logit occurs in every slice; the lowest row must win, as in the monolithic model.
+TEST(ClassifierSplit, TiedRowsAcrossBoards) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config(64, 100, 3, 4, 2, 96, 24, false);
+  for (WeightType q : {WeightType::kQ4, WeightType::kQ8}) {
+    const std::string img =
+        with_tied_rows(llmwire::test::make_image(dir, c, q, 32, 5), dir.file("tied.img"), 7);
+    HostModel mono;
+    std::string err, hint;
+    ASSERT_TRUE(mono.load(img, RunOptions{}, 1, &err, &hint)) << err;
+    const float* l = nullptr;
+    ASSERT_EQ(mono.forward(3, 0, true, &l), Status::kOk);
+    const int32_t best = argmax(l, c.vocab_size);
+    EXPECT_LT(best, 7);                    // the first copy wins...
+    EXPECT_EQ(l[best], l[best + 7 * 12]);  // ...over equal values on later boards
+    EXPECT_EQ(check_classifier_splits(img, dir, {3, 40, 41}, 8), 7);  // 3 layers, 2-4 boards
+  }
+}
 
 TEST(Pipeline, SyntheticGqaEverySplitBitExact) {
   TempDir dir;

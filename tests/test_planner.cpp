@@ -5,6 +5,7 @@
 
 #include "platform/host/mapped_file.h"
 #include "test_util.h"
+#include "tools/classifier_slices.h"
 #include "tools/host_model.h"
 #include "tools/planner.h"
 #include "tools/split.h"
@@ -373,4 +374,42 @@ TEST(CostModel, SplitClassifierRunsSlicesInParallel) {
   // Two boards working at once beat one board, and the split beats the whole classifier.
   EXPECT_LT(two.token_s, one.token_s);
   EXPECT_LT(two.token_s, whole.token_s);
+}
+
+// split --classifier-slices: the rows per board it writes.
+TEST(ClassifierSlices, ParseBalanceAndLinkBytes) {
+  std::vector<uint32_t> rows;
+  std::string err;
+  ASSERT_TRUE(parse_classifier_rows("even", 10, 3, &rows, &err)) << err;
+  EXPECT_EQ(rows, (std::vector<uint32_t>{4, 3, 3}));
+  ASSERT_TRUE(parse_classifier_rows("6,0,4", 10, 3, &rows, &err)) << err;
+  EXPECT_EQ(rows, (std::vector<uint32_t>{6, 0, 4}));
+  EXPECT_FALSE(parse_classifier_rows("6,4", 10, 3, &rows, &err));     // a board short
+  EXPECT_FALSE(parse_classifier_rows("6,0,5", 10, 3, &rows, &err));   // 11 rows
+  EXPECT_FALSE(parse_classifier_rows("0,5,5", 10, 3, &rows, &err));   // the head needs one
+  EXPECT_FALSE(parse_classifier_rows("6,-1,5", 10, 3, &rows, &err));  // not a count
+  EXPECT_FALSE(parse_classifier_rows("6,,4", 10, 3, &rows, &err));
+  EXPECT_FALSE(parse_classifier_rows("even", 10, 1, &rows, &err));
+  EXPECT_NE(err.find("2 boards"), std::string::npos) << err;
+
+  // Equal speeds, stage k starting k row-times late: finish together.
+  rows = balance_classifier_rows(1000, {0, 10, 20}, {1, 1, 1});
+  EXPECT_EQ(rows[0] + rows[1] + rows[2], 1000u);
+  EXPECT_NEAR(rows[0], 343, 1);
+  EXPECT_NEAR(rows[1], 333, 1);
+  EXPECT_NEAR(rows[2], 323, 1);
+  // A stage that starts after the head would have finished alone gets nothing.
+  rows = balance_classifier_rows(100, {0, 500}, {1, 1});
+  EXPECT_EQ(rows, (std::vector<uint32_t>{100, 0}));
+  // A twice-as-fast worker takes twice the rows.
+  rows = balance_classifier_rows(300, {0, 0}, {2, 1});
+  EXPECT_EQ(rows, (std::vector<uint32_t>{100, 200}));
+
+  // dim 64, rows 256 + 256 on 2 boards: one CLASSIFY (12 + 256 bytes + 12 framing) to stage 1
+  // and one CLASS_SLICE (28 + 12) back; sampling adds 256 floats in ceil(256/63) = 5 frames.
+  EXPECT_EQ(classifier_round_link_bytes(64, {256, 256}, false), 280u + 40u);
+  EXPECT_EQ(classifier_round_link_bytes(64, {256, 256}, true), 280u + 40u + 5 * 28 + 1024);
+  // 3 boards: stage 1's answers cross two hops.
+  EXPECT_EQ(classifier_round_link_bytes(64, {2, 1, 1}, false), 2 * 280u + 2 * 40 + 40);
+  EXPECT_EQ(classifier_round_link_bytes(64, {512}, false), 0u);
 }

@@ -84,6 +84,10 @@ void run(const std::string& path) {
               info.has(kFlagHasTokenizer) ? ", tokenizer" : "",
               info.has(kFlagHasEmbedding) ? ", embedding" : "",
               info.has(kFlagHasClassifier) ? ", classifier" : "");
+  if (info.has(kFlagClassifierSlice)) {
+    std::printf("  classifier split across the ring: this stage computes rows %u-%u of %u\n",
+                info.cls_row_begin, info.cls_row_end - 1, c.vocab_size);
+  }
   if (info.has(kFlagHasTokenizer)) {
     std::printf("  tokenizer: %u tokens, longest piece %u bytes, bos %u eos %u\n", c.vocab_size,
                 info.tok_max_len, info.bos_id, info.eos_id);

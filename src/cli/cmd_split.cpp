@@ -3,7 +3,11 @@
 
 #include "cli/commands.h"
 #include "cli/plan_args.h"
+#include "link/frame.h"
+#include "link/messages.h"
 #include "platform/host/mapped_file.h"
+#include "tools/classifier_slices.h"
+#include "tools/cost_model.h"
 #include "tools/split.h"
 
 namespace llmwire::cli {
@@ -12,6 +16,38 @@ namespace {
 PlanArgs g_args;
 std::string g_image, g_outdir;
 bool g_force = false;
+std::string g_cls = "none";
+
+// Rows per stage for --classifier-slices (empty: the head keeps the whole classifier).
+std::vector<uint32_t> classifier_rows(const Plan& plan, const ModelSizes& sizes, uint32_t baud) {
+  const uint32_t vocab = sizes.info.config.vocab_size, n = (uint32_t)plan.boards.size();
+  std::vector<uint32_t> rows;
+  std::string err;
+  if (g_cls == "none") return rows;
+  if (g_cls == "auto") {
+    if (n < 2) fail("--classifier-slices auto needs at least 2 boards");
+    // Each stage starts when the CLASSIFY frame reaches it (each worker passes it on first)
+    // and computes a row as fast as the head does (the plan's classifier cost per row).
+    const BoardPlan& head = plan.boards[0];
+    const double row_s = (head.gen.board_s() - head.prompt.board_s()) / vocab;
+    const double hop_s =
+        wire_seconds(kFrameOverhead + kClassifyHeaderSize + 4ull * sizes.info.config.dim, baud);
+    std::vector<double> start(n), per_row(n, row_s > 0 ? row_s : 1e-9);
+    for (uint32_t k = 0; k < n; k++) start[k] = k * hop_s;
+    rows = balance_classifier_rows(vocab, start, per_row);
+    if (rows[0] == vocab) {
+      std::printf(
+          "\nclassifier split: none (auto): the head computes every row sooner than a CLASSIFY "
+          "frame reaches stage 1\n");
+      rows.clear();
+    }
+    return rows;
+  }
+  if (!parse_classifier_rows(g_cls, vocab, n, &rows, &err)) {
+    fail(err, "give none, auto, even or one row count per board, head first, e.g. 256,256");
+  }
+  return rows;
+}
 
 void run() {
   MappedFile file;
@@ -60,8 +96,31 @@ void run() {
     ranges.push_back({b.layer_begin, b.layer_end});
     paths.push_back(stage_path(g_image, g_outdir, b.stage));
   }
+  const std::vector<uint32_t> cls_rows = classifier_rows(plan, sizes, req.baud);
+  if (!cls_rows.empty()) {
+    std::printf("\nclassifier split:");
+    uint32_t r = 0;
+    for (size_t k = 0; k < cls_rows.size(); k++) {
+      if (cls_rows[k] == 0) {
+        std::printf("%s stage %zu no rows", k ? "," : "", k);
+      } else {
+        std::printf("%s stage %zu rows %u-%u", k ? "," : "", k, r, r + cls_rows[k] - 1);
+      }
+      r += cls_rows[k];
+    }
+    const uint32_t dim = sizes.info.config.dim;
+    std::printf("; %llu link bytes per greedy token",
+                (unsigned long long)classifier_round_link_bytes(dim, cls_rows, false));
+    if (sizes.info.config.shared_classifier) {
+      std::printf(" (sampling: the head computes every row, it holds the embedding)\n");
+    } else {
+      std::printf(", %llu when sampling\n",
+                  (unsigned long long)classifier_round_link_bytes(dim, cls_rows, true));
+    }
+  }
   std::vector<uint64_t> written;
-  if (!split_image(image, ranges, plan.seq_len, plan.kv, paths, &written, &err)) fail(err);
+  if (!split_image(image, ranges, plan.seq_len, plan.kv, paths, &written, &err, cls_rows))
+    fail(err);
   std::printf("\nwrote %zu stage images:\n", paths.size());
   for (size_t i = 0; i < paths.size(); i++) {
     std::printf("  stage %zu: %-40s %10llu bytes  (%.1f%% of the %llu-byte partition)%s\n", i,
@@ -87,6 +146,11 @@ void add_split_command(CLI::App& app) {
       "explicit layer ranges in layer order, e.g. 0-2,3-5; the LAST range runs on the head "
       "(stage 0), '-' for a head without layers");
   cmd->add_option("-o,--out-dir", g_outdir, "folder for the stage images (default: beside IMAGE)");
+  cmd->add_option("--classifier-slices", g_cls,
+                  "divide the classifier's rows over the boards: none (the head computes them "
+                  "all), auto (the boards finish together), even, or rows per board, head first "
+                  "(e.g. 256,256)")
+      ->capture_default_str();
   cmd->add_flag("--force", g_force, "write the images even if the plan says they do not fit");
   add_plan_options(cmd, &g_args, false);
   cmd->callback([] { run(); });

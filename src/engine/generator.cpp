@@ -25,6 +25,15 @@ Status Forwarder::forward_batch(const int32_t* tokens, uint32_t pos, uint32_t n,
   return Status::kOk;
 }
 
+Status Forwarder::next_token(int32_t token, uint32_t pos, Sampler* sampler, int32_t* next) {
+  const float* logits = nullptr;
+  const Status s = forward(token, pos, true, &logits);
+  if (s != Status::kOk) return s;
+  // llama2.c's sampler mutates logits; they are this position's scratch.
+  *next = sampler->sample(const_cast<float*>(logits));
+  return Status::kOk;
+}
+
 bool piece_is_printable(const Piece& p) {
   if (p.len == 0) return false;
   if (p.len == 1) {
@@ -89,12 +98,11 @@ Status generate(Forwarder* fwd, const Tokenizer& tok, Sampler* sampler, const ch
     const uint32_t k =
         limit ? find_draft(tokens, n, spec->ngram ? spec->ngram : kDraftNgram, limit, tokens + n)
               : 0;
-    const float* logits = nullptr;
-    if (k == 0) {
-      s = fwd->forward(token, pos, true, &logits);
-    } else {
-      s = fwd->forward_batch(tokens + n - 1, pos, k + 1, spec->logits, vocab);
-    }
+    // No guess: one position, through next_token() so a ring with a split classifier can merge
+    // the boards' slices instead of gathering every logit.
+    int32_t single = 0;
+    s = k == 0 ? fwd->next_token(token, pos, sampler, &single)
+               : fwd->forward_batch(tokens + n - 1, pos, k + 1, spec->logits, vocab);
     if (s != Status::kOk) return s;
     stats->passes++;
     stats->drafted += k;
@@ -102,9 +110,11 @@ Status generate(Forwarder* fwd, const Tokenizer& tok, Sampler* sampler, const ch
     // guess is at tokens[n]. The first rejection ends the pass (later logits saw wrong text).
     for (uint32_t i = 0; i <= k; i++) {
       // llama2.c's sampler mutates logits; they are this position's scratch.
-      float* l = k == 0 ? const_cast<float*>(logits) : spec->logits + (size_t)i * vocab;
+      float* l = spec ? spec->logits + (size_t)i * vocab : nullptr;
       bool kept = false;
-      const int32_t next = i < k ? sampler->sample_draft(l, tokens[n], &kept) : sampler->sample(l);
+      const int32_t next = k == 0   ? single
+                           : i < k  ? sampler->sample_draft(l, tokens[n], &kept)
+                                    : sampler->sample(l);
       if (produced == 0 && i == 0 && io.now_us) t_first = io.now_us(io.ctx);
       pos++;
       if ((uint32_t)next == tok.bos_id() || (uint32_t)next == tok.eos_id()) {

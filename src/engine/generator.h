@@ -29,6 +29,10 @@ class Forwarder {
                                uint32_t vocab);
   // Positions forward_batch() runs in one pass over the weights; 1 turns speculation off.
   virtual uint32_t max_batch() const { return 1; }
+  // Runs token at pos and picks the next token with `sampler`. The default is forward() then
+  // sampler->sample(); a ring whose classifier is split overrides it to merge the boards'
+  // slices without gathering the whole vocabulary when decoding greedily.
+  virtual Status next_token(int32_t token, uint32_t pos, Sampler* sampler, int32_t* next);
   virtual uint32_t seq_len() const = 0;
 
  protected:

@@ -115,7 +115,19 @@ Status Image::check_config() const {
   }
   // Stage 0 owns the tokenizer, embedding and classifier; a whole model is stage 0 of 1 and
   // holds every layer; a split model's head runs the last layers.
-  if (info_.flags & ~(uint32_t)0xF) return Status::kBadConfig;
+  if (info_.flags & ~kKnownImageFlags) return Status::kBadConfig;
+  // A classifier slice: the head holds the first rows (and the final norm), a worker any
+  // non-empty range; an unsplit image records no range.
+  if (info_.has(kFlagClassifierSlice)) {
+    if (info_.stage_count < 2 || info_.cls_row_begin >= info_.cls_row_end ||
+        info_.cls_row_end > c.vocab_size ||
+        (info_.stage_index == 0) != info_.has(kFlagHasClassifier) ||
+        (info_.stage_index == 0 && info_.cls_row_begin != 0)) {
+      return Status::kBadConfig;
+    }
+  } else if (info_.cls_row_begin != 0 || info_.cls_row_end != 0) {
+    return Status::kBadConfig;
+  }
   if (info_.stage_count == 1 && (info_.layer_begin != 0 || info_.layer_end != c.n_layers)) {
     return Status::kBadConfig;
   }
@@ -199,8 +211,12 @@ Status Image::check_table() {
     DType edt = wdt;
     switch (k) {
       case TensorKind::kTokEmbedding:
-      case TensorKind::kClassifier:
         er = c.vocab_size;
+        ec = c.dim;
+        break;
+      case TensorKind::kClassifier:
+        er = info_.has(kFlagClassifierSlice) ? info_.cls_row_end - info_.cls_row_begin
+                                             : c.vocab_size;
         ec = c.dim;
         break;
       case TensorKind::kRmsAtt:
@@ -294,6 +310,8 @@ Status Image::check_required() const {
   if (has_cls) {
     if (!need(TensorKind::kRmsFinal, kNoLayer)) return Status::kMissingTensor;
     if (!shared && !need(TensorKind::kClassifier, kNoLayer)) return Status::kMissingTensor;
+  } else if (info_.has(kFlagClassifierSlice)) {
+    if (!need(TensorKind::kClassifier, kNoLayer)) return Status::kMissingTensor;  // its rows
   }
   if (info_.has(kFlagHasTokenizer)) {
     for (TensorKind k : kTokenizerKinds) {

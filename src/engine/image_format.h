@@ -43,7 +43,9 @@ constexpr uint32_t kModelName = 124;    // char[32], NUL padded
 constexpr uint32_t kQuantMethod = 156;  // u32 QuantMethod bits (0: plain, or an older image)
 constexpr uint32_t kCalibTokens = 160;  // u32 calibration tokens (0: not calibrated)
 constexpr uint32_t kCalibCrc = 164;     // u32 CRC-32C of the calibration text's bytes
-// [168, 248) reserved, zero.
+constexpr uint32_t kClsRowBegin = 168;  // u32 first classifier row held (kFlagClassifierSlice)
+constexpr uint32_t kClsRowEnd = 172;    // u32 one past the last row held (kFlagClassifierSlice)
+// [176, 248) reserved, zero.
 constexpr uint32_t kSelftestDigest = 248;  // u32 /selftest story digest (head images; 0: none)
 constexpr uint32_t kHeaderCrc = 252;       // u32 CRC-32C of bytes [0, 252)
 }  // namespace hdr
@@ -53,7 +55,11 @@ enum ImageFlags : uint32_t {
   kFlagHasTokenizer = 1u << 1,
   kFlagHasEmbedding = 1u << 2,
   kFlagHasClassifier = 1u << 3,  // final norm + classifier rows
+  // The classifier is split across the ring: this stage computes rows [cls_row_begin,
+  // cls_row_end) (docs/PROTOCOL.md "Classifier split"). The head holds the first slice.
+  kFlagClassifierSlice = 1u << 4,
 };
+constexpr uint32_t kKnownImageFlags = 0x1F;
 
 // How the converter chose the quantized weights (header field quant_method). Informational
 // except kQuantMixed, which lets a quantized image hold both Q4 and Q8 matrices.

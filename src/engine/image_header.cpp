@@ -41,6 +41,8 @@ void encode_header(const ImageInfo& info, uint8_t out[kHeaderSize]) {
   store_u32(out + hdr::kQuantMethod, info.quant_method);
   store_u32(out + hdr::kCalibTokens, info.calib_tokens);
   store_u32(out + hdr::kCalibCrc, info.calib_crc);
+  store_u32(out + hdr::kClsRowBegin, info.cls_row_begin);
+  store_u32(out + hdr::kClsRowEnd, info.cls_row_end);
   store_u32(out + hdr::kSelftestDigest, info.selftest_digest);
   store_u32(out + hdr::kHeaderCrc, crc32c(out, hdr::kHeaderCrc));
 }
@@ -87,6 +89,8 @@ Status decode_header(const uint8_t* data, size_t len, ImageInfo* info) {
   info->quant_method = load_u32(data + hdr::kQuantMethod);
   info->calib_tokens = load_u32(data + hdr::kCalibTokens);
   info->calib_crc = load_u32(data + hdr::kCalibCrc);
+  info->cls_row_begin = load_u32(data + hdr::kClsRowBegin);
+  info->cls_row_end = load_u32(data + hdr::kClsRowEnd);
   info->selftest_digest = load_u32(data + hdr::kSelftestDigest);
   return Status::kOk;
 }

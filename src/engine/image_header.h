@@ -40,6 +40,9 @@ struct ImageInfo {
   // CRC-32C of the token ids of the /selftest story as the PC tells it with this image's
   // settings (runtime/head_console.h); 0 when not computed. Written by convert and split.
   uint32_t selftest_digest = 0;
+  // Classifier rows this stage computes when kFlagClassifierSlice is set (else both 0).
+  uint32_t cls_row_begin = 0;
+  uint32_t cls_row_end = 0;
 
   bool has(ImageFlags f) const { return (flags & f) != 0; }
 };

@@ -44,7 +44,11 @@ void Model::layout(const ImageInfo& info, const RunOptions& opts, Arena* fast, A
   }
   // Big region: grows with the sequence length or the vocabulary.
   t->att = big->take<float>((size_t)c.n_heads * seq);
-  t->logits = info.has(kFlagHasClassifier) ? big->take<float>(c.vocab_size) : nullptr;
+  // The head assembles the whole vocabulary; a worker holds only its classifier slice.
+  t->logits = info.has(kFlagHasClassifier) ? big->take<float>(c.vocab_size)
+              : info.has(kFlagClassifierSlice)
+                  ? big->take<float>(info.cls_row_end - info.cls_row_begin)
+                  : nullptr;
   t->kv = big->take<uint8_t>(KvCache::bytes(kv, layers, seq, c.kv_dim(), c.n_kv_heads));
   // Fast region, prompt batches (RunOptions::prompt_batch > 1): per-position copies.
   *bt = BatchBuffers{};
@@ -123,6 +127,7 @@ Status Model::init(const Image& image, const RunOptions& opts, Arena* fast, Aren
   }
   has_embedding_ = image.find(TensorKind::kTokEmbedding, kNoLayer, &embedding_);
   has_classifier_ = info.has(kFlagHasClassifier);
+  cls_begin_ = cls_end_ = 0;
   if (has_classifier_) {
     if (!image.find(TensorKind::kRmsFinal, kNoLayer, &rms_final_)) return Status::kMissingTensor;
     if (config_.shared_classifier) {
@@ -131,7 +136,16 @@ Status Model::init(const Image& image, const RunOptions& opts, Arena* fast, Aren
     } else if (!image.find(TensorKind::kClassifier, kNoLayer, &classifier_)) {
       return Status::kMissingTensor;
     }
+    cls_end_ = config_.vocab_size;
+  } else if (info.has(kFlagClassifierSlice) &&
+             !image.find(TensorKind::kClassifier, kNoLayer, &classifier_)) {
+    return Status::kMissingTensor;
   }
+  if (info.has(kFlagClassifierSlice)) {
+    cls_begin_ = info.cls_row_begin;
+    cls_end_ = info.cls_row_end;
+  }
+  cls_held_end_ = has_classifier_ && config_.shared_classifier ? config_.vocab_size : cls_end_;
   // RoPE frequencies theta^(-2i/hs), from our own exp/log (no platform libm).
   const uint32_t hs = config_.head_size();
   const float log_theta = log_f32(info.rope_theta);
@@ -511,17 +525,29 @@ Status Model::run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint3
 }
 
 Status Model::head(const float* x, uint32_t r0, uint32_t r1, float* logits) {
+  const Status s = final_norm(x, buf_.xb);
+  return s == Status::kOk ? classify(buf_.xb, r0, r1, logits + r0) : s;
+}
+
+Status Model::final_norm(const float* x, float* xn) {
   if (!has_classifier_) return Status::kNotInImage;
-  if (r0 > r1 || r1 > config_.vocab_size) return Status::kBadArgument;
-  rmsnorm(buf_.xb, x, rms_final_);
+  rmsnorm(xn, x, rms_final_);
   weight_bytes_read_ += rms_final_.bytes();
+  return Status::kOk;
+}
+
+Status Model::classify(const float* xn, uint32_t r0, uint32_t r1, float* out) {
+  if (cls_begin_ == cls_end_) return Status::kNotInImage;
+  if (r0 > r1 || r0 < cls_begin_ || r1 > cls_held_end_) return Status::kBadArgument;
+  if (r0 == r1) return Status::kOk;
   QuantizedInput xq;
-  quantize(buf_.xb, config_.dim, &xq, buf_.xq_q, buf_.xq_s, buf_.xq_sum);
-  // The classifier slice [r0, r1) as its own matrix view, so rows can live on several boards.
+  quantize(xn, config_.dim, &xq, buf_.xq_q, buf_.xq_s, buf_.xq_sum);
+  // Rows [r0, r1) as their own matrix view: every row's dot product is the same whichever
+  // board, slice or kernel batch computes it, so slices merge into the monolithic logits.
   TensorView slice = classifier_;
-  slice.data = classifier_.row(r0);
+  slice.data = classifier_.row(r0 - cls_begin_);
   slice.rows = r1 - r0;
-  matmul(slice, buf_.xb, &xq, logits + r0);
+  matmul(slice, xn, &xq, out);
   return Status::kOk;
 }
 

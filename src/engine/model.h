@@ -61,6 +61,18 @@ class Model {
   // classifier once for all n; bit-identical to n calls of head(). Speculative decoding's
   // verification pass uses it.
   Status head_batch(const float* x, uint32_t n, float* logits);
+  // xn[dim] = final-norm(x), the classifier's input (images holding the final norm: the head).
+  Status final_norm(const float* x, float* xn);
+  // out[0 .. r1-r0) = classifier rows [r0, r1) applied to xn; the rows must lie within
+  // [classifier_begin(), classifier_held_end()). xn may be the model's own buffer.
+  Status classify(const float* xn, uint32_t r0, uint32_t r1, float* out);
+  // Classifier rows this image computes: [0, vocab) unsplit, its slice of a classifier split
+  // across the ring (kFlagClassifierSlice), or an empty range.
+  uint32_t classifier_begin() const { return cls_begin_; }
+  uint32_t classifier_end() const { return cls_end_; }
+  // One past the last row classify() accepts: classifier_end(), or the whole vocabulary on a
+  // head whose classifier is the embedding (it holds every row even when the ring splits them).
+  uint32_t classifier_held_end() const { return cls_held_end_; }
 
   const ModelConfig& config() const { return config_; }
   const ImageInfo& info() const { return image_->info(); }
@@ -102,6 +114,8 @@ class Model {
   LayerWeights* layers_ = nullptr;  // [layer_end_ - layer_begin_], from the fast region
   TensorView embedding_, classifier_, rms_final_;
   bool has_embedding_ = false, has_classifier_ = false;
+  uint32_t cls_begin_ = 0, cls_end_ = 0;  // classifier rows this image computes
+  uint32_t cls_held_end_ = 0;             // ... and can compute
   float norm_eps_ = 1e-5f;
   uint64_t min_parallel_macs_ = 65536;
 

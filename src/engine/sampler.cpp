@@ -143,7 +143,7 @@ int32_t Sampler::sample(float* logits) {
   if (n == 0 || !logits) return 0;
   const float t = settings_.temperature;
   // llama2.c clamps negative temperatures to 0 (greedy); NaN is treated the same way.
-  if (!(t > 0.0f)) return argmax(logits, n);
+  if (greedy()) return argmax(logits, n);
   for (uint32_t i = 0; i < n; i++) logits[i] /= t;
   softmax(logits, n);
   const float coin = random_f32();

@@ -46,6 +46,8 @@ class Sampler {
     rng_state_ = seed;
   }
   const SamplerSettings& settings() const { return settings_; }
+  // sample() is argmax (temperature 0, negative or NaN, as in llama2.c).
+  bool greedy() const { return !(settings_.temperature > 0.0f); }
 
   // llama2.c's generator, exposed for tests.
   uint32_t random_u32();

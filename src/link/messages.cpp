@@ -32,6 +32,12 @@ const char* msg_type_name(uint8_t type) {
       return "HOP_NAK";
     case 9:
       return "HOP_MARK";
+    case 16:
+      return "CLASSIFY";
+    case 17:
+      return "CLASS_LOGITS";
+    case 18:
+      return "CLASS_SLICE";
     default:
       return "UNKNOWN";
   }
@@ -158,7 +164,7 @@ size_t activation_size(uint32_t dim) {
   return kActivationHeaderSize + (size_t)dim * 4;
 }
 
-[[maybe_unused]] static inline uint32_t f32_bits(float f) {
+static inline uint32_t f32_bits(float f) {
   uint32_t u;
   memcpy(&u, &f, 4);
   return u;
@@ -431,6 +437,120 @@ MsgStatus decode_hop_mark(const uint8_t* p, size_t len, HopMark* out) {
   return MsgStatus::kOk;
 }
 
+// ---- Classifier split ----
+
+static void store_f32_array(const float* v, uint32_t n, uint8_t* d) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(d, v, (size_t)n * 4);
+#else
+  for (uint32_t i = 0; i < n; i++) store_u32(d + 4 * (size_t)i, f32_bits(v[i]));
+#endif
+}
+
+size_t encode_classify(const ClassifyHeader& h, const float* xn, uint32_t dim, uint8_t* out,
+                       size_t cap) {
+  if (dim == 0 || dim > kMaxActivationDim || !xn || !out) return 0;
+  if (h.mode > (uint8_t)ClassifyMode::kLogits) return 0;
+  const size_t n = kClassifyHeaderSize + (size_t)dim * 4;
+  if (cap < n) return 0;
+  store_u32(out + 0, h.session_id);
+  store_u32(out + 4, h.pos);
+  out[8] = h.mode;
+  out[9] = out[10] = out[11] = 0;
+  store_f32_array(xn, dim, out + kClassifyHeaderSize);
+  return n;
+}
+
+MsgStatus decode_classify(const uint8_t* p, size_t len, ClassifyView* out) {
+  if (!p || len < kClassifyHeaderSize) return MsgStatus::kTooShort;
+  const size_t body = len - kClassifyHeaderSize;
+  if (body == 0 || body % 4 != 0 || body / 4 > kMaxActivationDim) return MsgStatus::kBadDim;
+  if (p[8] > (uint8_t)ClassifyMode::kLogits) return MsgStatus::kBadValue;
+  if (out) {
+    out->h.session_id = load_u32(p + 0);
+    out->h.pos = load_u32(p + 4);
+    out->h.mode = p[8];
+    out->dim = (uint32_t)(body / 4);
+    out->data = p + kClassifyHeaderSize;
+  }
+  return MsgStatus::kOk;
+}
+
+uint32_t class_logits_max_count(uint32_t dim) {
+  const size_t act = activation_size(dim);
+  if (act <= kClassLogitsHeaderSize) return 0;
+  return (uint32_t)((act - kClassLogitsHeaderSize) / 4);
+}
+
+size_t encode_class_logits(const ClassLogitsHeader& h, const float* v, uint32_t count, uint8_t* out,
+                           size_t cap) {
+  if (count == 0 || !v || !out || count > (kMaxPayload - kClassLogitsHeaderSize) / 4) return 0;
+  const size_t n = kClassLogitsHeaderSize + (size_t)count * 4;
+  if (cap < n || (uint64_t)h.first_row + count > 0xFFFFFFFFull) return 0;
+  store_u32(out + 0, h.session_id);
+  store_u32(out + 4, h.pos);
+  store_u32(out + 8, h.first_row);
+  out[12] = h.stage;
+  out[13] = out[14] = out[15] = 0;
+  store_f32_array(v, count, out + kClassLogitsHeaderSize);
+  return n;
+}
+
+MsgStatus decode_class_logits(const uint8_t* p, size_t len, ClassLogitsView* out) {
+  if (!p || len < kClassLogitsHeaderSize) return MsgStatus::kTooShort;
+  const size_t body = len - kClassLogitsHeaderSize;
+  if (body == 0 || body % 4 != 0) return MsgStatus::kBadDim;
+  const uint32_t first = load_u32(p + 8);
+  if ((uint64_t)first + body / 4 > 0xFFFFFFFFull) return MsgStatus::kBadValue;
+  if (out) {
+    out->h.session_id = load_u32(p + 0);
+    out->h.pos = load_u32(p + 4);
+    out->h.first_row = first;
+    out->h.stage = p[12];
+    out->count = (uint32_t)(body / 4);
+    out->data = p + kClassLogitsHeaderSize;
+  }
+  return MsgStatus::kOk;
+}
+
+static bool class_slice_ok(const ClassSlice& m, uint32_t max_bits) {
+  if (m.row_begin > m.row_end || (m.flags & ~(kSliceHasMax | kSliceFirstNaN))) return false;
+  if (m.flags & kSliceHasMax) return m.argmax >= m.row_begin && m.argmax < m.row_end;
+  return m.argmax == 0 && max_bits == 0;
+}
+
+size_t encode_class_slice(const ClassSlice& m, uint8_t* out, size_t cap) {
+  if (!out || cap < kClassSliceSize || !class_slice_ok(m, f32_bits(m.max))) return 0;
+  store_u32(out + 0, m.session_id);
+  store_u32(out + 4, m.pos);
+  store_u32(out + 8, m.row_begin);
+  store_u32(out + 12, m.row_end);
+  out[16] = m.stage;
+  out[17] = m.flags;
+  store_u16(out + 18, 0);
+  store_u32(out + 20, f32_bits(m.max));
+  store_u32(out + 24, m.argmax);
+  return kClassSliceSize;
+}
+
+MsgStatus decode_class_slice(const uint8_t* p, size_t len, ClassSlice* out) {
+  if (!p || len < kClassSliceSize) return MsgStatus::kTooShort;
+  if (len != kClassSliceSize) return MsgStatus::kBadLength;
+  ClassSlice m;
+  m.session_id = load_u32(p + 0);
+  m.pos = load_u32(p + 4);
+  m.row_begin = load_u32(p + 8);
+  m.row_end = load_u32(p + 12);
+  m.stage = p[16];
+  m.flags = p[17];
+  const uint32_t max_bits = load_u32(p + 20);
+  m.max = bits_f32(max_bits);
+  m.argmax = load_u32(p + 24);
+  if (!class_slice_ok(m, max_bits)) return MsgStatus::kBadValue;
+  if (out) *out = m;
+  return MsgStatus::kOk;
+}
+
 MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len) {
   switch (type) {
     case (uint8_t)MsgType::kHello:
@@ -451,6 +571,12 @@ MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len) {
       return decode_hop_nak(p, len, nullptr);
     case (uint8_t)MsgType::kHopMark:
       return decode_hop_mark(p, len, nullptr);
+    case (uint8_t)MsgType::kClassify:
+      return decode_classify(p, len, nullptr);
+    case (uint8_t)MsgType::kClassLogits:
+      return decode_class_logits(p, len, nullptr);
+    case (uint8_t)MsgType::kClassSlice:
+      return decode_class_slice(p, len, nullptr);
     default:
       return MsgStatus::kBadValue;
   }

@@ -22,6 +22,10 @@ enum class MsgType : uint8_t {
   kError = 7,
   kHopNak = 8,   // hop layer (link/hop.h): ask the previous board to resend
   kHopMark = 9,  // hop layer: "my next sequence number is N"
+  // Classifier split (docs/PROTOCOL.md "Classifier split"): 16 and up, apart from the hop's.
+  kClassify = 16,     // head -> ring: the final-normed activation of a position
+  kClassLogits = 17,  // a worker's raw logits for part of its rows
+  kClassSlice = 18,   // a worker's rows, their max and arg max: its last reply to a CLASSIFY
 };
 const char* msg_type_name(uint8_t type);  // "ACTIVATION", ... or "UNKNOWN"
 
@@ -208,6 +212,69 @@ constexpr uint8_t kHopMarkAnswer = 1;  // this mark closes the answer to a HOP_N
 constexpr size_t kHopMarkSize = 4;
 size_t encode_hop_mark(const HopMark& m, uint8_t* out, size_t cap);
 MsgStatus decode_hop_mark(const uint8_t* p, size_t len, HopMark* out);  // unknown flags: kBadValue
+
+// ---- CLASSIFY (16): u32 session_id, u32 pos, u8 mode, u8 reserved[3], dim x f32 ----
+// The head's final-normed activation for `pos`; every worker passes it on, then answers.
+enum class ClassifyMode : uint8_t {
+  kMax = 0,     // answer with CLASS_SLICE only (greedy decoding)
+  kLogits = 1,  // CLASS_LOGITS for every row of the slice, then CLASS_SLICE
+};
+struct ClassifyHeader {
+  uint32_t session_id = 0;
+  uint32_t pos = 0;
+  uint8_t mode = 0;  // ClassifyMode
+};
+constexpr size_t kClassifyHeaderSize = 12;
+// dim in 1..kMaxActivationDim; the payload is as long as an ACTIVATION's.
+size_t encode_classify(const ClassifyHeader& h, const float* xn, uint32_t dim, uint8_t* out,
+                       size_t cap);
+struct ClassifyView {
+  ClassifyHeader h;
+  uint32_t dim = 0;
+  const uint8_t* data = nullptr;  // dim little-endian floats (load_f32_array)
+};
+MsgStatus decode_classify(const uint8_t* p, size_t len, ClassifyView* out);  // mode 0..1
+
+// ---- CLASS_LOGITS (17): u32 session_id, u32 pos, u32 first_row, u8 stage, u8 reserved[3],
+// count x f32 (count >= 1, from the length) ----
+struct ClassLogitsHeader {
+  uint32_t session_id = 0;
+  uint32_t pos = 0;
+  uint32_t first_row = 0;  // vocabulary index of the first float
+  uint8_t stage = 0;       // the sender
+};
+constexpr size_t kClassLogitsHeaderSize = 16;
+// At most this many floats per frame: a CLASS_LOGITS frame is never longer than an ACTIVATION
+// of the same model, so the hop's resend buffer (sized by dim) holds as many of them.
+uint32_t class_logits_max_count(uint32_t dim);
+size_t encode_class_logits(const ClassLogitsHeader& h, const float* v, uint32_t count, uint8_t* out,
+                           size_t cap);
+struct ClassLogitsView {
+  ClassLogitsHeader h;
+  uint32_t count = 0;
+  const uint8_t* data = nullptr;
+};
+MsgStatus decode_class_logits(const uint8_t* p, size_t len, ClassLogitsView* out);
+
+// ---- CLASS_SLICE (18): u32 session_id, u32 pos, u32 row_begin, u32 row_end, u8 stage,
+// u8 flags, u16 reserved, f32 max, u32 argmax ----
+constexpr uint8_t kSliceHasMax = 1;    // some row is not NaN: max and argmax are set
+constexpr uint8_t kSliceFirstNaN = 2;  // the logit of row_begin is NaN
+struct ClassSlice {
+  uint32_t session_id = 0;
+  uint32_t pos = 0;
+  uint32_t row_begin = 0;  // the rows this stage holds: [row_begin, row_end)
+  uint32_t row_end = 0;
+  uint8_t stage = 0;
+  uint8_t flags = 0;
+  float max = 0.0f;     // the largest non-NaN logit of the rows (kSliceHasMax), else 0
+  uint32_t argmax = 0;  // its lowest row index (kSliceHasMax), else 0
+};
+constexpr size_t kClassSliceSize = 28;
+size_t encode_class_slice(const ClassSlice& m, uint8_t* out, size_t cap);
+// kBadValue: row_begin > row_end, unknown flags, argmax outside the rows, or max/argmax
+// nonzero without kSliceHasMax.
+MsgStatus decode_class_slice(const uint8_t* p, size_t len, ClassSlice* out);
 
 // Runs the decoder for `type` (validation only). kBadValue for an unknown type.
 MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pipeline/classifier_split.h"
 #include "pipeline/ring.h"
 
 namespace llmwire {
@@ -51,6 +52,7 @@ Status RingHead::init(Model* model, ByteLink* link, Clock* clock, const HeadOpti
               ho);
   }
   seq_len_ = model->seq_len();
+  split_classifier_ = info.has(kFlagClassifierSlice);
   session_ = opts.boot_id << 16;  // never reused within a boot; differs across boots
   counters_ = HeadCounters{};
   return Status::kOk;
@@ -95,6 +97,18 @@ void RingHead::on_frame(const Frame& f) {
       NeedReplay m;
       decode_need_replay(f.payload, f.len, &m);
       on_need_replay(m);
+      break;
+    }
+    case MsgType::kClassLogits: {
+      ClassLogitsView v;
+      decode_class_logits(f.payload, f.len, &v);
+      on_class_logits(v);
+      break;
+    }
+    case MsgType::kClassSlice: {
+      ClassSlice m;
+      decode_class_slice(f.payload, f.len, &m);
+      on_class_slice(m);
       break;
     }
     case MsgType::kHello: {
@@ -316,11 +330,163 @@ Status RingHead::forward(int32_t token, uint32_t pos, bool need_logits, const fl
     s = run(pos, pos + 1);
   }
   if (s != Status::kOk || !need_logits) return s;
+  // Every logit: a head holding every row (the embedding is the classifier) computes them
+  // itself, the wires being far slower than its rows; otherwise the ring sends them.
+  if (split_classifier_ && model_->classifier_held_end() < model_->config().vocab_size) {
+    s = classify_ring(pos, ClassifyMode::kLogits, nullptr);
+    if (logits) *logits = model_->logits();
+    return s;
+  }
   const uint64_t t0 = clock_->now_us();
   s = model_->head(model_->x(), 0, model_->config().vocab_size, model_->logits());
   counters_.compute_us += clock_->now_us() - t0;
   if (logits) *logits = model_->logits();
   return s;
+}
+
+Status RingHead::next_token(int32_t token, uint32_t pos, Sampler* sampler, int32_t* next) {
+  if (!split_classifier_ || !sampler->greedy()) {
+    return Forwarder::next_token(token, pos, sampler, next);
+  }
+  Status s = forward(token, pos, false, nullptr);
+  uint32_t arg = 0;
+  if (s == Status::kOk) s = classify_ring(pos, ClassifyMode::kMax, &arg);
+  *next = (int32_t)arg;
+  return s;
+}
+
+bool RingHead::send_classify() {
+  ClassifyHeader h;
+  h.session_id = session_;
+  h.pos = cls_pos_;
+  h.mode = (uint8_t)cls_mode_;
+  const size_t n =
+      encode_classify(h, xbuf_, model_->config().dim, hop_.payload(), hop_.payload_capacity());
+  if (!hop_.send((uint8_t)MsgType::kClassify, n)) {
+    set_error("cannot write to the link (the next board or cable went away)");
+    return false;
+  }
+  counters_.frames_tx++;
+  counters_.classify_rounds++;
+  return true;
+}
+
+Status RingHead::classify_ring(uint32_t pos, ClassifyMode mode, uint32_t* arg) {
+  const uint32_t vocab = model_->config().vocab_size;
+  const uint32_t own_end = model_->classifier_end();
+  float* logits = model_->logits();
+  uint64_t t0 = clock_->now_us();
+  Status s = model_->final_norm(model_->x(), xbuf_);  // xbuf_ is free: no position in flight
+  counters_.compute_us += clock_->now_us() - t0;
+  if (s != Status::kOk) return s;
+  cls_pos_ = pos;
+  cls_mode_ = mode;
+  slice_done_ = 0;
+  for (uint32_t k = 0; k < stages_; k++) slice_started_[k] = false;
+  cls_wait_ = true;
+  if (!send_classify()) {
+    cls_wait_ = false;
+    return Status::kLinkError;
+  }
+  // The head's own slice while the workers compute theirs.
+  t0 = clock_->now_us();
+  s = model_->classify(xbuf_, 0, own_end, logits);
+  summarize_slice(logits, 0, own_end, &slices_[0]);
+  counters_.compute_us += clock_->now_us() - t0;
+  if (s != Status::kOk) {
+    cls_wait_ = false;
+    return s;
+  }
+  const uint64_t all = (stages_ >= 64 ? ~0ull : (1ull << stages_) - 1) & ~1ull;
+  last_progress_us_ = clock_->now_us();
+  consecutive_timeouts_ = 0;
+  while ((slice_done_ & all) != all) {
+    if (failed_ || !pump(5) || failed_) {
+      cls_wait_ = false;
+      return Status::kLinkError;
+    }
+    const uint32_t backoff = consecutive_timeouts_ < 3 ? consecutive_timeouts_ : 3;
+    if (clock_->now_us() - last_progress_us_ > ((uint64_t)opts_.timeout_ms * 1000) << backoff) {
+      counters_.timeouts++;
+      if (++consecutive_timeouts_ > opts_.max_retries) {
+        set_error(
+            "no classifier answer from the ring for position %u after %u tries: every board "
+            "must run this firmware version and a stage image from the same split",
+            (unsigned)pos, (unsigned)opts_.max_retries);
+        cls_wait_ = false;
+        return Status::kLinkError;
+      }
+      if (!send_classify()) {
+        cls_wait_ = false;
+        return Status::kLinkError;
+      }
+      last_progress_us_ = clock_->now_us();
+    }
+  }
+  cls_wait_ = false;
+  // The slices must tile the vocabulary in ring order, as split wrote them.
+  uint32_t cursor = own_end;
+  for (uint32_t k = 1; k < stages_; k++) {
+    const ClassSlice& m = slices_[k];
+    if (m.row_begin == m.row_end) continue;
+    if (m.row_begin != cursor) {
+      set_error(
+          "stage %u computes classifier rows %u-%u but the rows from %u were expected: the "
+          "stage images come from different splits; split the model again and flash every "
+          "board's new stage image",
+          (unsigned)k, (unsigned)m.row_begin, (unsigned)(m.row_end - 1), (unsigned)cursor);
+      return Status::kRingMismatch;
+    }
+    cursor = m.row_end;
+  }
+  if (cursor != vocab) {
+    set_error(
+        "the ring's classifier slices cover rows 0-%u of %u: a board holds no slice or a "
+        "stage image comes from another split; split the model again and flash every board",
+        (unsigned)(cursor - 1), (unsigned)vocab);
+    return Status::kRingMismatch;
+  }
+  if (arg) *arg = merge_argmax(slices_, stages_);
+  return Status::kOk;
+}
+
+void RingHead::on_class_logits(const ClassLogitsView& v) {
+  const uint32_t k = v.h.stage;
+  if (!cls_wait_ || cls_mode_ != ClassifyMode::kLogits || v.h.session_id != session_ ||
+      v.h.pos != cls_pos_ || k == 0 || k >= stages_ || (slice_done_ >> k) & 1) {
+    return;
+  }
+  const uint32_t first = v.h.first_row;
+  if (first < model_->classifier_end() || v.count > model_->config().vocab_size - first) return;
+  if (!slice_started_[k]) {
+    slice_started_[k] = true;
+    slice_first_[k] = slice_next_[k] = first;
+  }
+  if (first != slice_next_[k]) return;  // a duplicate, or a gap the resend will fill
+  load_f32_array(v.data, v.count, model_->logits() + first);
+  slice_next_[k] += v.count;
+  counters_.logits_rows_rx += v.count;
+  last_progress_us_ = clock_->now_us();
+  consecutive_timeouts_ = 0;
+}
+
+void RingHead::on_class_slice(const ClassSlice& m) {
+  const uint32_t k = m.stage;
+  if (!cls_wait_ || m.session_id != session_ || m.pos != cls_pos_ || k == 0 || k >= stages_ ||
+      (slice_done_ >> k) & 1 || m.row_end > model_->config().vocab_size) {
+    return;
+  }
+  if (cls_mode_ == ClassifyMode::kLogits && m.row_begin < m.row_end &&
+      !(slice_started_[k] && slice_first_[k] == m.row_begin && slice_next_[k] == m.row_end)) {
+    // Some of its logits were lost: take them again, in order, from the resend.
+    slice_started_[k] = true;
+    slice_first_[k] = slice_next_[k] = m.row_begin;
+    return;
+  }
+  slices_[k] = m;
+  slice_done_ |= 1ull << k;
+  last_progress_us_ = clock_->now_us();
+  consecutive_timeouts_ = 0;
 }
 
 Status RingHead::feed_prompt(const int32_t* tokens, uint32_t n) {

@@ -36,7 +36,9 @@ struct HeadCounters {
   uint64_t compute_us = 0;  // the head's own layers, classifier and embedding
   uint64_t wait_us = 0;     // waiting on the ring
   uint32_t frames_rx = 0, frames_tx = 0;
-  uint32_t hello_attempts = 0;  // HELLO rounds sent by the last discover()
+  uint32_t hello_attempts = 0;   // HELLO rounds sent by the last discover()
+  uint32_t classify_rounds = 0;  // CLASSIFY rounds (classifier split), resends included
+  uint32_t logits_rows_rx = 0;   // logits received from workers (CLASS_LOGITS)
 };
 
 class RingHead final : public Forwarder, public FrameSink {
@@ -59,6 +61,9 @@ class RingHead final : public Forwarder, public FrameSink {
   Status forward_batch(const int32_t* tokens, uint32_t pos, uint32_t n, float* logits,
                        uint32_t vocab) override;
   uint32_t max_batch() const override { return stages_ == 1 ? model_->prompt_batch() : 1; }
+  // With the classifier split across the ring and a greedy sampler, only each board's slice
+  // max travels back (CLASS_SLICE); otherwise forward() then the sampler.
+  Status next_token(int32_t token, uint32_t pos, Sampler* sampler, int32_t* next) override;
   uint32_t seq_len() const override { return seq_len_; }
 
   // STATS round: every worker's counters (ring order, stage 1 first).
@@ -78,6 +83,12 @@ class RingHead final : public Forwarder, public FrameSink {
   // Ensures positions [first, end) have gone round the ring and through the head's layers.
   Status run(uint32_t first, uint32_t end);
   bool send_position(uint32_t pos);
+  // A CLASSIFY round for `pos` (the classifier split across the ring): kLogits assembles the
+  // whole vocabulary's logits in model_->logits(); kMax merges the slices' max into *arg.
+  Status classify_ring(uint32_t pos, ClassifyMode mode, uint32_t* arg);
+  bool send_classify();
+  void on_class_logits(const ClassLogitsView& v);
+  void on_class_slice(const ClassSlice& m);
   bool pump(uint32_t timeout_ms);
   void set_error(const char* fmt, ...);
 
@@ -107,6 +118,17 @@ class RingHead final : public Forwarder, public FrameSink {
   StageStats* stats_out_ = nullptr;
   size_t stats_cap_ = 0, stats_n_ = 0;
   uint32_t request_id_ = 0;
+  // Classifier split: the round in progress and each stage's answer ([0] is the head's own).
+  bool split_classifier_ = false;
+  bool cls_wait_ = false;
+  uint32_t cls_pos_ = 0;
+  ClassifyMode cls_mode_ = ClassifyMode::kMax;
+  uint64_t slice_done_ = 0;  // bit k: stage k's CLASS_SLICE (and all its logits) are in
+  ClassSlice slices_[kMaxStages];
+  // kLogits: rows of stage k received so far are [slice_first_[k], slice_next_[k]).
+  uint32_t slice_first_[kMaxStages];
+  uint32_t slice_next_[kMaxStages];
+  bool slice_started_[kMaxStages];
   HeadCounters counters_;
   char error_[256] = {};
 };

@@ -1,5 +1,6 @@
 #include "pipeline/worker.h"
 
+#include "pipeline/classifier_split.h"
 #include "pipeline/ring.h"
 
 namespace llmwire {
@@ -68,6 +69,9 @@ void Worker::on_frame(const Frame& f) {
   switch ((MsgType)f.type) {
     case MsgType::kActivation:
       on_activation(f);
+      break;
+    case MsgType::kClassify:
+      on_classify(f);
       break;
     case MsgType::kHello:
       send(MsgType::kHello,
@@ -180,6 +184,54 @@ void Worker::on_activation(const Frame& f) {
   h.dest_stage = (uint8_t)((info_.stage_index + 1) % info_.stage_count);
   send(MsgType::kActivation,
        encode_activation(h, x, info_.dim, hop_.payload(), hop_.payload_capacity()));
+}
+
+}  // namespace llmwire
+
+namespace llmwire {
+
+void Worker::on_classify(const Frame& f) {
+  ClassifyView c;
+  decode_classify(f.payload, f.len, &c);
+  // The next boards start on their slices at once; the head, which sent it, needs it not.
+  if (info_.stage_index + 1 < info_.stage_count) forward(f);
+  if (c.dim != info_.dim) {
+    const char text[] = "classify activation has the wrong dim for this stage";
+    send(MsgType::kError,
+         encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kDimsMismatch, text,
+                      sizeof text - 1, hop_.payload(), hop_.payload_capacity()));
+    return;
+  }
+  // Stateless like an activation: a resent CLASSIFY gets the same answer again.
+  const uint32_t begin = model_->classifier_begin(), end = model_->classifier_end();
+  float* logits = model_->logits();
+  if (begin < end) {
+    float* xn = model_->x();  // free between positions
+    load_f32_array(c.data, c.dim, xn);
+    const uint64_t t0 = clock_->now_us();
+    model_->classify(xn, begin, end, logits);
+    stats_.compute_us += clock_->now_us() - t0;
+  }
+  if (c.h.mode == (uint8_t)ClassifyMode::kLogits) {
+    const uint32_t max_count = class_logits_max_count(info_.dim);
+    const uint32_t chunk = max_count ? max_count : 1;
+    ClassLogitsHeader h;
+    h.session_id = c.h.session_id;
+    h.pos = c.h.pos;
+    h.stage = (uint8_t)info_.stage_index;
+    for (uint32_t r = begin; r < end; r += chunk) {
+      h.first_row = r;
+      const uint32_t n = end - r < chunk ? end - r : chunk;
+      send(MsgType::kClassLogits, encode_class_logits(h, logits + (r - begin), n, hop_.payload(),
+                                                      hop_.payload_capacity()));
+    }
+  }
+  ClassSlice m;
+  summarize_slice(logits, begin, end, &m);
+  m.session_id = c.h.session_id;
+  m.pos = c.h.pos;
+  m.stage = (uint8_t)info_.stage_index;
+  send(MsgType::kClassSlice, encode_class_slice(m, hop_.payload(), hop_.payload_capacity()));
 }
 
 }  // namespace llmwire

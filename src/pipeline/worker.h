@@ -34,6 +34,8 @@ class Worker final : public FrameSink {
  private:
   void on_frame(const Frame& f) override;
   void on_activation(const Frame& f);
+  // CLASSIFY: passes it on, then answers with this stage's classifier slice.
+  void on_classify(const Frame& f);
   // True for a frame of a session older than the current one (a late or duplicated frame).
   bool is_stale_session(uint32_t session_id) const;
   void switch_session(uint32_t session_id);

@@ -29,17 +29,19 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 prompt="Once upon a time"
 steps=24
 
-images() {  # q (q4, q8, or q4-i8: int8 KV cache) -> $work/q.img and its 2- and 3-board splits
-  local q=$1
+images() {  # q (q4, q8, or q4-i8: int8 KV) -> $work/q.img, its 2- and 3-board splits (2c, 3c: the classifier split evenly too)
+  local q=$1 n
   [ -f "$work/$q.img" ] && return
   local kv=f32
   [[ "$q" == *-i8 ]] && kv=i8
   "$bin" convert "$models/stories260K.bin" "$models/tok512.bin" -o "$work/$q.img" --quant "${q%-i8}" \
     --kv "$kv" >/dev/null 2>&1
-  mkdir -p "$work/$q-2" "$work/$q-3"
-  cp "$work/$q.img" "$work/$q-2/m.img" && cp "$work/$q.img" "$work/$q-3/m.img"
-  "$bin" split "$work/$q-2/m.img" --boards 2 >/dev/null
-  "$bin" split "$work/$q-3/m.img" --boards 3 >/dev/null
+  for n in 2 3; do
+    mkdir -p "$work/$q-$n" "$work/$q-${n}c"
+    cp "$work/$q.img" "$work/$q-$n/m.img" && cp "$work/$q.img" "$work/$q-${n}c/m.img"
+    "$bin" split "$work/$q-$n/m.img" --boards $n >/dev/null
+    "$bin" split "$work/$q-${n}c/m.img" --boards $n --classifier-slices even >/dev/null
+  done
 }
 stages() { ls "$work/$1-$2"/m.stage*.img | sort; }
 
@@ -95,6 +97,8 @@ if [ "$what" = quick ] || [ "$what" = all ]; then
   story q8 2 0.8 3
   story q8 3 0 1
   story q4-i8 2 0.8 7
+  story q4 3c 0 1
+  story q8 2c 0.8 3
 fi
 if [ "$what" = all ]; then
   story q4 3 0 1
