@@ -36,7 +36,7 @@ TEST(ProtocolDoc, WorkedExamplesAreValidFrames) {
   EXPECT_GE(frames, 9);
   // The hop layer's messages have worked examples too.
   for (MsgType t : {MsgType::kNeedReplay, MsgType::kReset, MsgType::kStatsRequest, MsgType::kHopNak,
-                    MsgType::kHopMark}) {
+                    MsgType::kHopMark, MsgType::kHopPatch}) {
     EXPECT_TRUE(types.count((uint8_t)t)) << msg_type_name((uint8_t)t) << " has no worked example";
   }
 }

@@ -2,10 +2,16 @@
 
 #include <string.h>
 
+#include "engine/image_header.h"  // load_u16
+
 namespace llmwire {
 
 size_t Hop::resend_bytes(uint32_t dim) {
-  return 6 * frame_size(activation_size(dim)) + frame_size(1024);
+  return 6 * frame_size(activation_size(dim)) + frame_size(1024) + repair_bytes(dim);
+}
+
+size_t Hop::repair_bytes(uint32_t dim) {
+  return frame_size(activation_size(dim));
 }
 
 void Hop::init(ByteLink* link, Clock* clock, FrameSink* up, uint8_t* frame_buf, uint8_t* resend,
@@ -17,6 +23,13 @@ void Hop::init(ByteLink* link, Clock* clock, FrameSink* up, uint8_t* frame_buf, 
   store_ = resend;
   store_cap_ = resend ? resend_len : 0;
   opts_ = opts;
+  copy_ = nullptr;
+  copy_cap_ = copy_len_ = 0;
+  if (resend && opts.repair_bytes >= kFrameOverhead && opts.repair_bytes < resend_len) {
+    copy_cap_ = opts.repair_bytes;
+    store_cap_ = resend_len - copy_cap_;
+    copy_ = resend + store_cap_;
+  }
   if (opts_.stage_count < 2) opts_.stage_count = 2;
   counters_ = HopCounters{};
   // A new boot starts its numbering somewhere else, so the next board does not take its
@@ -75,7 +88,7 @@ void Hop::keep(const uint8_t* frame, size_t len) {
 }
 
 bool Hop::write_control(MsgType type, const uint8_t* payload, size_t len) {
-  uint8_t f[kFrameOverhead + 8];
+  uint8_t f[kFrameOverhead + kHopNakMaxSize];
   memcpy(f + kFrameHeaderSize, payload, len);
   const size_t n = finish_frame(f, sizeof f, (uint8_t)type, tx_next_, len);
   return n && link_->write(f, n);
@@ -108,7 +121,36 @@ bool Hop::forward(const Frame& f) {
   return send(f.type, f.len);
 }
 
-void Hop::resend_from(uint16_t from) {
+bool Hop::send_patch(const uint8_t* frame, size_t len, const HopNak& nak) {
+  if (nak.frame_len != len) return false;  // the copy is not this frame's length: all of it
+  const size_t block = (size_t)1 << nak.block_shift;
+  const size_t blocks = hop_blocks(len, nak.block_shift);
+  size_t first = blocks, last = 0;
+  for (size_t b = 0; b < blocks; b++) {
+    const size_t lo = b * block;
+    const size_t n = len - lo < block ? len - lo : block;
+    if (hop_block_check(frame + lo, n) != nak.checks[b]) {
+      if (first == blocks) first = b;
+      last = b;
+    }
+  }
+  // Every check agrees although the copy is bad (a damaged block whose check still matched,
+  // or a mended copy that still fails): only the whole frame can help.
+  if (first == blocks) return false;
+  const size_t lo = first * block;
+  const size_t hi = (last + 1) * block < len ? (last + 1) * block : len;
+  if (frame_size(kHopPatchHeaderSize + (hi - lo)) >= len) return false;
+  const size_t plen = encode_hop_patch(nak.from_seq, (uint16_t)lo, frame + lo, hi - lo, payload(),
+                                       payload_capacity());
+  const size_t n = finish_frame(buf_, kMaxFrameSize, (uint8_t)MsgType::kHopPatch, tx_next_, plen);
+  if (plen == 0 || n == 0) return false;
+  link_->write(buf_, n);
+  counters_.patches_sent++;
+  return true;
+}
+
+void Hop::resend_from(const HopNak& nak) {
+  const uint16_t from = nak.from_seq;
   const uint16_t skip = (uint16_t)(from - oldest_seq());
   // Go back N: everything from the first missing frame, since the receiver dropped what came
   // after it. Asked again for the same frame, the line is bad enough that a later frame of
@@ -119,8 +161,10 @@ void Hop::resend_from(uint16_t from) {
   last_answered_ = from;
   for (size_t i = skip; i < end; i++) {
     const Entry& e = entries_[(first_ + i) % kHopMaxResend];
-    if (!link_->write(store_ + e.off, e.len)) return;
     counters_.frames_resent++;
+    // The receiver holds the first frame damaged: send just the blocks it lacks.
+    if (i == skip && nak.frame_len && send_patch(store_ + e.off, e.len, nak)) continue;
+    if (!link_->write(store_ + e.off, e.len)) return;
   }
   // The mark closes the answer: what it announces and the receiver lacks was lost again.
   write_mark(true);
@@ -160,9 +204,17 @@ void Hop::request(bool force) {
   m.from_seq = rx_next_;
   m.stage = (uint8_t)((opts_.stage_index + opts_.stage_count - 1) % opts_.stage_count);
   m.ttl = (uint8_t)(opts_.stage_count - 1);
-  uint8_t p[kHopNakSize];
-  encode_hop_nak(m, p, sizeof p);
-  write_control(MsgType::kHopNak, p, sizeof p);
+  if (have_copy()) {  // digest of the damaged copy, so the sender sends only what differs
+    m.frame_len = (uint16_t)copy_len_;
+    m.block_shift = kHopMinBlockShift + 1;  // 32-byte blocks unless that makes too many
+    while (hop_blocks(copy_len_, m.block_shift) > kHopMaxBlocks) m.block_shift++;
+    const size_t block = (size_t)1 << m.block_shift;
+    for (size_t b = 0, lo = 0; lo < copy_len_; b++, lo += block) {
+      m.checks[b] = hop_block_check(copy_ + lo, copy_len_ - lo < block ? copy_len_ - lo : block);
+    }
+  }
+  uint8_t p[kHopNakMaxSize];
+  write_control(MsgType::kHopNak, p, encode_hop_nak(m, p, sizeof p));
   counters_.naks_sent++;
   nak_pending_ = true;
   nak_seq_ = rx_next_;
@@ -177,6 +229,9 @@ void Hop::on_frame(const Frame& f) {
   } else if (f.type == (uint8_t)MsgType::kHopMark) {
     HopMark m;
     if (decode_hop_mark(f.payload, f.len, &m) == MsgStatus::kOk) on_mark(m);
+  } else if (f.type == (uint8_t)MsgType::kHopPatch) {
+    HopPatchView p;
+    if (decode_hop_patch(f.payload, f.len, &p) == MsgStatus::kOk) on_patch(p);
   } else {
     on_sequenced(f);
   }
@@ -185,13 +240,12 @@ void Hop::on_frame(const Frame& f) {
 void Hop::on_nak(const HopNak& m) {
   if (m.stage == opts_.stage_index) {
     counters_.naks_received++;
-    resend_from(m.from_seq);
+    resend_from(m);
   } else if (m.ttl > 1) {  // about another board's TX hop: pass it on
     HopNak fwd = m;
     fwd.ttl--;
-    uint8_t p[kHopNakSize];
-    encode_hop_nak(fwd, p, sizeof p);
-    write_control(MsgType::kHopNak, p, sizeof p);
+    uint8_t p[kHopNakMaxSize];
+    write_control(MsgType::kHopNak, p, encode_hop_nak(fwd, p, sizeof p));
     counters_.naks_forwarded++;
   }
 }
@@ -237,6 +291,34 @@ void Hop::on_mark(const HopMark& m) {
   if ((m.flags & kHopMarkAnswer) || !nak_pending_ || nak_seq_ != rx_next_) request(true);
 }
 
+void Hop::on_damaged(const uint8_t* raw, size_t len) {
+  // Keep it if its header (unchecked) names the frame we wait for: whatever is wrong in it,
+  // header included, is found by the digest and mended, and the whole frame's CRC decides.
+  if (!copy_ || !rx_synced_ || len > copy_cap_) return;
+  const uint8_t type = raw[3];
+  if (type == (uint8_t)MsgType::kHopNak || type == (uint8_t)MsgType::kHopMark ||
+      type == (uint8_t)MsgType::kHopPatch || load_u16(raw + 4) != rx_next_) {
+    return;
+  }
+  memcpy(copy_, raw, len);
+  copy_len_ = len;
+  copy_seq_ = rx_next_;
+}
+
+void Hop::on_patch(const HopPatchView& p) {
+  if (!have_copy() || p.seq != rx_next_ || (size_t)p.offset + p.n > copy_len_) return;
+  memcpy(copy_ + p.offset, p.bytes, p.n);
+  Frame f;
+  // Accepted only as a whole frame with a good CRC-32C: the checks only said where to look.
+  if (!parse_frame(copy_, copy_len_, &f) || f.seq != rx_next_) return;
+  if (f.type == (uint8_t)MsgType::kHopNak || f.type == (uint8_t)MsgType::kHopMark ||
+      f.type == (uint8_t)MsgType::kHopPatch) {
+    return;
+  }
+  counters_.mended++;
+  on_sequenced(f);
+}
+
 void Hop::on_sequenced(const Frame& f) {
   const uint16_t d = (uint16_t)(f.seq - rx_next_);
   if (!rx_synced_ || (d >= kHopSeqWindow && d <= 65536 - kHopSeqWindow)) {
@@ -255,6 +337,7 @@ void Hop::on_sequenced(const Frame& f) {
   }
   rx_next_ = (uint16_t)(f.seq + 1);
   nak_pending_ = abandoned_ = false;
+  copy_len_ = 0;  // (the frame may be the copy itself: it stays valid through the call)
   counters_.delivered++;
   if (up_) up_->on_frame(f);
 }

@@ -19,6 +19,7 @@ Status Worker::init(Model* model, ByteLink* link, Clock* clock, uint8_t* scratch
   ho.stage_index = (uint8_t)im.stage_index;
   ho.stage_count = (uint8_t)im.stage_count;
   ho.boot_id = opts.boot_id;
+  ho.repair_bytes = (uint32_t)Hop::repair_bytes(im.config.dim);
   hop_.init(link, clock, this, scratch, scratch + kMaxFrameSize, Hop::resend_bytes(im.config.dim),
             ho);
   info_ = stage_info_for(im, model->seq_len(), model->kv_type(), opts.boot_id);

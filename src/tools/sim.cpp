@@ -804,12 +804,14 @@ int run_sim(const SimOptions& o, std::string* err) {
   uint64_t resent_total = num(head, "resent");
   for (size_t k = 1; k < n; k++) resent_total += num(stages[k], "resent");
   std::printf(
-      "totals: crc_rejects=%llu hop_resent=%llu head_naks=%llu head_lost=%llu "
+      "totals: crc_rejects=%llu hop_resent=%llu head_hop_naks=%llu head_mended=%llu "
+      "head_lost=%llu "
       "retransmissions=%llu replays=%llu reboots=%u timeouts=%llu\n",
       (unsigned long long)crc_total, (unsigned long long)resent_total,
-      (unsigned long long)num(head, "naks"), (unsigned long long)num(head, "hop_lost"),
-      (unsigned long long)num(head, "retransmissions"), (unsigned long long)num(head, "replays"),
-      sim->reboots, (unsigned long long)num(head, "timeouts"));
+      (unsigned long long)num(head, "naks"), (unsigned long long)num(head, "mended"),
+      (unsigned long long)num(head, "hop_lost"), (unsigned long long)num(head, "retransmissions"),
+      (unsigned long long)num(head, "replays"), sim->reboots,
+      (unsigned long long)num(head, "timeouts"));
   if (sim->reboots < o.reboots.size()) {
     std::printf("note: %u of %u --reboot requests happened: the story ended after %llu tokens\n",
                 sim->reboots, (unsigned)o.reboots.size(),
