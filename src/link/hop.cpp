@@ -41,7 +41,7 @@ void Hop::init(ByteLink* link, Clock* clock, FrameSink* up, uint8_t* frame_buf, 
   rx_synced_ = false;
   nak_pending_ = abandoned_ = false;
   nak_tries_ = 0;
-  garbage_seen_ = 0;
+  garbage_seen_ = long_damaged_ = rtt_ms_ = 0;
 }
 
 // ---- TX ----
@@ -180,8 +180,10 @@ void Hop::arm_remarks() {
 // ---- RX ----
 
 bool Hop::saw_garbage() {
+  // A damaged mark, NAK or patch (or bytes skipped while hunting) says nothing about the
+  // numbered frames: a lost one is shown by the mark after it, so no NAK goes round for them.
   const FrameCounters& c = rx_.counters();
-  const uint32_t g = c.crc_errors + c.oversize + c.partial_timeouts + c.resyncs;
+  const uint32_t g = long_damaged_ + c.oversize + c.partial_timeouts;
   if (g == garbage_seen_) return false;
   garbage_seen_ = g;
   return true;
@@ -195,7 +197,7 @@ void Hop::request(bool force) {
       abandoned_ = true;  // the head's end-to-end retry takes over
       return;
     }
-    if (!force && now - nak_ms_ < opts_.nak_retry_ms) return;
+    if (!force && now - nak_ms_ < nak_retry()) return;
   } else {
     nak_tries_ = 0;
     nak_first_ms_ = now;
@@ -220,6 +222,23 @@ void Hop::request(bool force) {
   nak_seq_ = rx_next_;
   nak_ms_ = now;
   nak_tries_++;
+}
+
+uint32_t Hop::nak_retry() const {
+  // While a partial frame is held (perhaps a false length swallowing what arrives), quick
+  // retries would keep the line busy and the partial-frame timeout from ever dropping it.
+  if (rtt_ms_ == 0 || rx_.pending() > 0) return opts_.nak_retry_ms;
+  const uint32_t t = 2 * rtt_ms_ + 2;
+  if (t < opts_.nak_retry_min_ms) return opts_.nak_retry_min_ms;
+  return t < opts_.nak_retry_ms ? t : opts_.nak_retry_ms;
+}
+
+void Hop::answered() {
+  if (nak_pending_ && nak_tries_ == 1) {
+    const uint32_t rtt = clock_->now_ms() - nak_ms_ + 1;  // (whole ms: never 0)
+    rtt_ms_ = rtt_ms_ ? (3 * rtt_ms_ + rtt + 3) / 4 : rtt;
+  }
+  nak_pending_ = false;
 }
 
 void Hop::on_frame(const Frame& f) {
@@ -259,6 +278,7 @@ void Hop::on_mark(const HopMark& m) {
   }
   const uint16_t ahead = (uint16_t)(m.next_seq - rx_next_);
   if (ahead == 0) {  // everything the sender sent has arrived
+    if (m.flags & kHopMarkAnswer) answered();
     nak_pending_ = false;
     return;
   }
@@ -294,6 +314,7 @@ void Hop::on_mark(const HopMark& m) {
 void Hop::on_damaged(const uint8_t* raw, size_t len) {
   // Keep it if its header (unchecked) names the frame we wait for: whatever is wrong in it,
   // header included, is found by the digest and mended, and the whole frame's CRC decides.
+  if (len > frame_size(kHopNakMaxSize)) long_damaged_++;
   if (!copy_ || !rx_synced_ || len > copy_cap_) return;
   const uint8_t type = raw[3];
   if (type == (uint8_t)MsgType::kHopNak || type == (uint8_t)MsgType::kHopMark ||
@@ -335,6 +356,7 @@ void Hop::on_sequenced(const Frame& f) {
     }
     return;
   }
+  if (nak_pending_ && nak_seq_ == f.seq) answered();
   rx_next_ = (uint16_t)(f.seq + 1);
   nak_pending_ = abandoned_ = false;
   copy_len_ = 0;  // (the frame may be the copy itself: it stays valid through the call)
@@ -345,7 +367,7 @@ void Hop::on_sequenced(const Frame& f) {
 void Hop::timers() {
   if (saw_garbage()) request(false);
   const uint32_t now = clock_->now_ms();
-  if (nak_pending_ && now - nak_ms_ >= opts_.nak_retry_ms) request(false);
+  if (nak_pending_ && now - nak_ms_ >= nak_retry()) request(false);
   if (remarks_left_ > 0 && now - last_send_ms_ >= remark_wait_ms_) {
     remarks_left_--;
     last_send_ms_ = now;

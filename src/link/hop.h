@@ -26,8 +26,11 @@ struct HopOptions {
   uint8_t stage_index = 0;  // this board: NAKs naming it are about its TX hop
   uint8_t stage_count = 2;  // boards in the ring: how far a NAK travels
   uint32_t boot_id = 1;     // seeds the first sequence number (differs across boots)
-  // A NAK not answered within this time is sent again (the NAK or the answer was lost).
+  // A NAK not answered in time is sent again (the NAK or the answer was lost): after twice
+  // the hop's measured NAK round trip + 2 ms, within [nak_retry_min_ms, nak_retry_ms]
+  // (nak_retry_ms until a round trip has been measured, and while a partial frame is held).
   uint32_t nak_retry_ms = 40;
+  uint32_t nak_retry_min_ms = 5;
   // After max_nak_tries NAKs and give_up_ms for one missing frame the hop gives it up (the
   // next frame is taken as it comes) and the head's end-to-end retry recovers what it carried.
   uint32_t max_nak_tries = 32;
@@ -111,8 +114,12 @@ class Hop final : public FrameSink {
   void on_mark(const HopMark& m);
   void on_nak(const HopNak& m);
   void timers();
-  // Sends a NAK for rx_next_ unless one went out less than nak_retry_ms ago (force: always).
+  // Sends a NAK for rx_next_ unless one went out less than nak_retry() ago (force: always).
   void request(bool force);
+  uint32_t nak_retry() const;
+  // The outstanding NAK was answered: learn its round trip (first tries only: a retried
+  // NAK's answer could be to either try).
+  void answered();
   bool write_control(MsgType type, const uint8_t* payload, size_t len);
   bool write_mark(bool answer);
   void arm_remarks();  // a numbered frame went out: repeat its mark while the hop is idle
@@ -125,7 +132,8 @@ class Hop final : public FrameSink {
   void keep(const uint8_t* frame, size_t len);
   void drop_oldest();
   uint16_t oldest_seq() const { return (uint16_t)(tx_next_ - count_); }
-  // Garbage seen on the RX hop since the last check (CRC errors, skipped bytes, timeouts).
+  // Garbage seen on the RX hop since the last check that may have been a numbered frame:
+  // damaged frames longer than any control frame, oversize lengths, partial-frame timeouts.
   bool saw_garbage();
 
   ByteLink* link_ = nullptr;
@@ -156,6 +164,8 @@ class Hop final : public FrameSink {
   uint32_t nak_first_ms_ = 0;  // when the first NAK for nak_seq_ went out
   bool abandoned_ = false;     // rx_next_ could not be had: take the next frame as it comes
   uint32_t garbage_seen_ = 0;
+  uint32_t long_damaged_ = 0;  // damaged candidates longer than any control frame
+  uint32_t rtt_ms_ = 0;        // smoothed NAK round trip (0: none measured yet)
   // The damaged copy of frame copy_seq_ (copy_len_ bytes; 0: none), mended by HOP_PATCHes.
   uint8_t* copy_ = nullptr;
   size_t copy_cap_ = 0, copy_len_ = 0;

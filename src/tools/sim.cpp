@@ -302,8 +302,13 @@ void Relay::on_frame(const Frame& f) {
     ActivationView a;
     const bool act = f.type == (uint8_t)MsgType::kActivation &&
                      decode_activation(f.payload, f.len, &a) == MsgStatus::kOk;
-    fprintf(stderr, "wire %u: %s len %u%s%u epoch %u\n", hop, msg_type_name(f.type),
-            (unsigned)f.len, act ? " pos " : "", act ? a.h.pos : 0u, act ? a.h.epoch : 0u);
+    if (act) {
+      fprintf(stderr, "%.3f wire %u: %s len %u pos %u epoch %u\n", now_s() * 1e3, hop,
+              msg_type_name(f.type), (unsigned)f.len, a.h.pos, a.h.epoch);
+    } else {
+      fprintf(stderr, "%.3f wire %u: %s len %u\n", now_s() * 1e3, hop, msg_type_name(f.type),
+              (unsigned)f.len);
+    }
   }
   const uint32_t dest = (hop + 1) % (uint32_t)sim->procs.size();
   ActivationView a;
