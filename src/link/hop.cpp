@@ -228,8 +228,12 @@ uint32_t Hop::nak_retry() const {
   // While a partial frame is held (perhaps a false length swallowing what arrives), quick
   // retries would keep the line busy and the partial-frame timeout from ever dropping it.
   if (rtt_ms_ == 0 || rx_.pending() > 0) return opts_.nak_retry_ms;
-  const uint32_t t = 2 * rtt_ms_ + 2;
-  if (t < opts_.nak_retry_min_ms) return opts_.nak_retry_min_ms;
+  uint32_t t = rtt_ms_ + rtt_ms_ / 2 + 2;
+  if (t < opts_.nak_retry_min_ms) t = opts_.nak_retry_min_ms;
+  // Each further try for the same frame waits twice as long: a board whose receiver holds a
+  // false partial frame only drops it after a quiet kInterByteTimeoutMs, which a steady
+  // stream of quick NAKs would never leave it.
+  for (uint32_t k = 1; k < nak_tries_ && t < opts_.nak_retry_ms; k++) t *= 2;
   return t < opts_.nak_retry_ms ? t : opts_.nak_retry_ms;
 }
 
@@ -375,6 +379,19 @@ void Hop::timers() {
         remark_wait_ms_ * 2 < opts_.remark_max_ms ? remark_wait_ms_ * 2 : opts_.remark_max_ms;
     write_mark(false);
   }
+}
+
+uint32_t Hop::wait_ms(uint32_t cap) const {
+  const uint32_t now = clock_->now_ms();
+  uint32_t w = cap;
+  const auto due = [&](uint32_t since, uint32_t after) {
+    const uint32_t gone = now - since;
+    const uint32_t left = gone >= after ? 0 : after - gone;
+    if (left < w) w = left;
+  };
+  if (nak_pending_) due(nak_ms_, nak_retry());
+  if (remarks_left_ > 0) due(last_send_ms_, remark_wait_ms_);
+  return w > 0 ? w : 1;
 }
 
 void Hop::push(const uint8_t* data, size_t len) {

@@ -26,9 +26,11 @@ struct HopOptions {
   uint8_t stage_index = 0;  // this board: NAKs naming it are about its TX hop
   uint8_t stage_count = 2;  // boards in the ring: how far a NAK travels
   uint32_t boot_id = 1;     // seeds the first sequence number (differs across boots)
-  // A NAK not answered in time is sent again (the NAK or the answer was lost): after twice
-  // the hop's measured NAK round trip + 2 ms, within [nak_retry_min_ms, nak_retry_ms]
+  // A NAK not answered in time is sent again (the NAK or the answer was lost): after 1.5x
+  // the hop's measured NAK round trip + 2 ms (at least nak_retry_min_ms), twice as long for
+  // each further try, at most nak_retry_ms
   // (nak_retry_ms until a round trip has been measured, and while a partial frame is held).
+  // A retry too early costs only a duplicate answer; one too late stalls the ring.
   uint32_t nak_retry_ms = 40;
   uint32_t nak_retry_min_ms = 5;
   // After max_nak_tries NAKs and give_up_ms for one missing frame the hop gives it up (the
@@ -90,6 +92,9 @@ class Hop final : public FrameSink {
   void push(const uint8_t* data, size_t len);
   // Timers: partial-frame timeout, NAK retry, repeated mark. Call when no bytes arrived.
   void tick();
+  // How long a read may wait for bytes before tick() is due (at most `cap`, at least 1 ms),
+  // so a NAK retry or a repeated mark goes out on time.
+  uint32_t wait_ms(uint32_t cap) const;
 
   // TX: encode a payload at payload() and send it as a numbered frame (then a HOP_MARK).
   uint8_t* payload() { return buf_ + kFrameHeaderSize; }

@@ -33,7 +33,7 @@ Status Worker::init(Model* model, ByteLink* link, Clock* clock, uint8_t* scratch
 bool Worker::poll(uint32_t timeout_ms) {
   uint8_t buf[512];
   const uint64_t t0 = clock_->now_us();
-  const size_t n = link_->read(buf, sizeof buf, timeout_ms);
+  const size_t n = link_->read(buf, sizeof buf, hop_.wait_ms(timeout_ms));
   stats_.link_wait_us += clock_->now_us() - t0;
   if (n > 0) {
     hop_.push(buf, n);
