@@ -296,12 +296,13 @@ TEST(Hop, DamagedFrameIsMendedFromOnlyItsDamagedBlock) {
   EXPECT_EQ(r.boards[2]->got, iota(10));
   EXPECT_EQ(r.boards[2]->sums, payload_sums(10, bytes));
   EXPECT_EQ(r.boards[1]->hop.counters().mended, 1u);
-  EXPECT_EQ(r.boards[0]->hop.counters().patches_sent, 1u);
-  EXPECT_EQ(r.boards[0]->hop.counters().frames_resent, 1u);
-  // Wire 0 carried ten frames, their marks, the patch (one block) and the answer mark.
-  EXPECT_EQ(r.wires[0]->bytes_written, 10 * (frame_size(bytes) + frame_size(kHopMarkSize)) +
-                                           frame_size(kHopPatchHeaderSize + 32) +
-                                           frame_size(kHopMarkSize));
+  EXPECT_EQ(r.boards[0]->hop.counters().patches_sent, 2u);  // one per copy of the NAK
+  EXPECT_EQ(r.boards[0]->hop.counters().frames_resent, 2u);
+  // Wire 0 carried ten frames, their marks, and for each copy of the NAK a patch (one
+  // block) and an answer mark: never the frame again.
+  EXPECT_EQ(r.wires[0]->bytes_written,
+            10 * (frame_size(bytes) + frame_size(kHopMarkSize)) +
+                2 * (frame_size(kHopPatchHeaderSize + 32) + frame_size(kHopMarkSize)));
   EXPECT_EQ(r.boards[2]->at_ms[5], 5u);  // repaired while the frame was due
 }
 
@@ -368,12 +369,13 @@ TEST(Hop, PatchThatDoesNotMendIsNotTaken) {
 }
 
 // Writes on wire 0 are numbered: frame i is write 2i+1 and its mark write 2i+2 until the
-// first resend (a frame and its answer mark) adds two writes.
+// first repair adds four writes (the first NAK goes twice: each copy gets the frame and an
+// answer mark).
 TEST(Hop, CorruptedOrLostFrameIsResentAtOnce) {
   WirePlan p;
   p.corrupt = {2 * 5 + 1};  // frame 5 arrives damaged
-  p.drop = {2 * 12 + 3};    // frame 12 vanishes; its mark reveals the gap
-  p.dup = {2 * 20 + 5};     // frame 20 arrives twice
+  p.drop = {2 * 12 + 5};    // frame 12 vanishes; its mark reveals the gap
+  p.dup = {2 * 20 + 9};     // frame 20 arrives twice
   TestRing r(2, {p});
   for (uint32_t i = 0; i < 30; i++) {
     ASSERT_TRUE(r.send(i));
@@ -381,8 +383,8 @@ TEST(Hop, CorruptedOrLostFrameIsResentAtOnce) {
   }
   for (int i = 0; i < 5; i++) r.step();
   EXPECT_EQ(r.boards[1]->got, iota(30));
-  EXPECT_EQ(r.boards[0]->hop.counters().frames_resent, 2u);
-  EXPECT_EQ(r.boards[1]->hop.counters().duplicates, 1u);
+  EXPECT_EQ(r.boards[0]->hop.counters().frames_resent, 4u);  // two repairs, two NAKs each
+  EXPECT_EQ(r.boards[1]->hop.counters().duplicates, 3u);     // frame 20, the second answers
   EXPECT_GE(r.boards[1]->hop.counters().naks_sent, 2u);
   EXPECT_EQ(r.wires[0]->corrupted, 1u);
   EXPECT_EQ(r.wires[0]->dropped, 1u);
@@ -401,7 +403,7 @@ TEST(Hop, LostFrameAndItsMarkAreFoundByTheRepeatedMark) {
   EXPECT_EQ(r.boards[1]->got, iota(3));
   for (int i = 0; i < 25; i++) r.step();  // remark_ms = 20
   EXPECT_EQ(r.boards[1]->got, iota(4));
-  EXPECT_EQ(r.boards[0]->hop.counters().frames_resent, 1u);
+  EXPECT_EQ(r.boards[0]->hop.counters().frames_resent, 2u);  // once per copy of the NAK
   EXPECT_LE(r.boards[1]->at_ms[3], 3u + 21u);
 }
 
@@ -415,7 +417,8 @@ TEST(Hop, BurstWithAGapIsDeliveredInOrder) {
   EXPECT_EQ(r.boards[2]->got, iota(4));
   // The NAK from board 1 went round through board 2 to board 0.
   EXPECT_GE(r.boards[2]->hop.counters().naks_forwarded, 1u);
-  EXPECT_EQ(r.boards[0]->hop.counters().frames_resent, 3u);  // go-back-N from the gap, once
+  // Go-back-N from the gap for the NAK, then the one frame again for its copy.
+  EXPECT_EQ(r.boards[0]->hop.counters().frames_resent, 4u);
   EXPECT_EQ(r.boards[1]->at_ms[3], 0u);
 }
 

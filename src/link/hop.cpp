@@ -216,7 +216,11 @@ void Hop::request(bool force) {
     }
   }
   uint8_t p[kHopNakMaxSize];
-  write_control(MsgType::kHopNak, p, encode_hop_nak(m, p, sizeof p));
+  const size_t len = encode_hop_nak(m, p, sizeof p);
+  write_control(MsgType::kHopNak, p, len);
+  // The first NAK for a frame goes twice: it crosses N - 1 hops, and a copy right behind it
+  // costs the answer no time, while a lost NAK costs a retry interval.
+  if (nak_tries_ == 0) write_control(MsgType::kHopNak, p, len);
   counters_.naks_sent++;
   nak_pending_ = true;
   nak_seq_ = rx_next_;
