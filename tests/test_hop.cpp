@@ -514,3 +514,24 @@ TEST(Hop, StrayNaksDieOut) {
   EXPECT_EQ(r.boards[0]->hop.counters().naks_forwarded, 0u);
   EXPECT_TRUE(r.boards[0]->got.empty());
 }
+
+// A NAK lost on the way is sent again after the hop's measured round trip (about a frame
+// time here), not after the 40 ms a hop waits before it has measured one.
+TEST(Hop, LostNakIsRetriedAfterTheMeasuredRoundTrip) {
+  WirePlan w0, w1;
+  w0.corrupt = {2 * 2 + 1, 2 * 6 + 5};  // frames 2 and 6 (the first repair adds four writes)
+  // Board 1 passes frames on: frame i and its mark are its writes 2i+1, 2i+2, its two NAKs
+  // for frame 2 then writes 5 and 6; frame 6's two NAKs are writes 15 and 16: both lost.
+  w1.drop = {15, 16};
+  TestRing r(3, {w0, w1});
+  for (uint32_t i = 0; i < 10; i++) {
+    ASSERT_TRUE(r.send(i));
+    r.step();
+  }
+  for (int i = 0; i < 60; i++) r.step();
+  EXPECT_EQ(r.boards[2]->got, iota(10));
+  EXPECT_EQ(r.wires[1]->dropped, 2u);
+  EXPECT_EQ(r.boards[2]->at_ms[2], 2u);        // the first repair: at once
+  EXPECT_GT(r.boards[2]->at_ms[6], 6u);        // the second waited for a retry ...
+  EXPECT_LE(r.boards[2]->at_ms[6], 6u + 10u);  // ... of a few ms, not 40
+}
