@@ -393,7 +393,7 @@ uint32_t Hop::wait_ms(uint32_t cap) const {
     const uint32_t left = gone >= after ? 0 : after - gone;
     if (left < w) w = left;
   };
-  if (nak_pending_) due(nak_ms_, nak_retry());
+  if (nak_pending_ && !abandoned_) due(nak_ms_, nak_retry());
   if (remarks_left_ > 0) due(last_send_ms_, remark_wait_ms_);
   return w > 0 ? w : 1;
 }
