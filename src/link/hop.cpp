@@ -314,9 +314,17 @@ void Hop::on_mark(const HopMark& m) {
     }
   }
   // Frames before the mark are missing. Ask at once when this is news: the first sign of
-  // the loss, or the answer to our NAK (its resend was damaged too). Marks that were already
-  // on the way when we asked change nothing; the retry timer covers a lost answer.
-  if ((m.flags & kHopMarkAnswer) || !nak_pending_ || nak_seq_ != rx_next_) request(true);
+  // the loss, or the answer to our latest NAK (its resend was damaged too). Marks that were
+  // already on the way when we asked change nothing; the retry timer covers a lost answer.
+  // Answers that come within half a round trip of our latest NAK answer earlier copies (the
+  // NAK's own copy, or copies a wire duplicated): asking again for each would multiply the
+  // NAKs on the ring every round.
+  if (!nak_pending_ || nak_seq_ != rx_next_) {
+    request(true);
+  } else if (m.flags & kHopMarkAnswer) {
+    const uint32_t half_rtt = rtt_ms_ / 2 > 2 ? rtt_ms_ / 2 : 2;
+    request(clock_->now_ms() - nak_ms_ >= half_rtt);
+  }
 }
 
 void Hop::on_damaged(const uint8_t* raw, size_t len) {
