@@ -35,9 +35,9 @@ TEST(ProtocolDoc, WorkedExamplesAreValidFrames) {
   }
   EXPECT_GE(frames, 9);
   // The hop layer's messages have worked examples too.
-  for (MsgType t :
-       {MsgType::kNeedReplay, MsgType::kReset, MsgType::kStatsRequest, MsgType::kHopNak,
-        MsgType::kHopMark, MsgType::kClassify, MsgType::kClassLogits, MsgType::kClassSlice}) {
+  for (MsgType t : {MsgType::kNeedReplay, MsgType::kReset, MsgType::kStatsRequest, MsgType::kHopNak,
+                    MsgType::kHopMark, MsgType::kHopPatch, MsgType::kClassify,
+                    MsgType::kClassLogits, MsgType::kClassSlice}) {
     EXPECT_TRUE(types.count((uint8_t)t)) << msg_type_name((uint8_t)t) << " has no worked example";
   }
 }

@@ -51,8 +51,8 @@ void write_stats(const std::string& path, const StoryResult& r, const HeadCounte
       << " wait_us=" << c.wait_us << " frames_rx=" << c.frames_rx << " frames_tx=" << c.frames_tx
       << " crc=" << link.crc_errors << " resyncs=" << link.resyncs
       << " partial=" << link.partial_timeouts << " resent=" << hop.frames_resent
-      << " naks=" << hop.naks_sent << " hop_lost=" << hop.lost << " hop_dups=" << hop.duplicates
-      << " hello_attempts=" << c.hello_attempts << "\n";
+      << " naks=" << hop.naks_sent << " mended=" << hop.mended << " hop_lost=" << hop.lost
+      << " hop_dups=" << hop.duplicates << " hello_attempts=" << c.hello_attempts << "\n";
   for (size_t i = 0; i < n; i++) {
     const StageStats& s = stages[i];
     out << "stage index=" << s.stage_index << " boot=" << s.boot_id << " frames_rx=" << s.frames_rx

@@ -112,9 +112,9 @@ Status generate(Forwarder* fwd, const Tokenizer& tok, Sampler* sampler, const ch
       // llama2.c's sampler mutates logits; they are this position's scratch.
       float* l = spec ? spec->logits + (size_t)i * vocab : nullptr;
       bool kept = false;
-      const int32_t next = k == 0   ? single
-                           : i < k  ? sampler->sample_draft(l, tokens[n], &kept)
-                                    : sampler->sample(l);
+      const int32_t next = k == 0  ? single
+                           : i < k ? sampler->sample_draft(l, tokens[n], &kept)
+                                   : sampler->sample(l);
       if (produced == 0 && i == 0 && io.now_us) t_first = io.now_us(io.ctx);
       pos++;
       if ((uint32_t)next == tok.bos_id() || (uint32_t)next == tok.eos_id()) {

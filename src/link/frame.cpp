@@ -97,6 +97,7 @@ void FrameReceiver::advance() {
     if (crc != load_u32(buf_ + kFrameHeaderSize + plen)) {
       counters_.crc_errors++;
       counters_.resyncs++;
+      if (sink_) sink_->on_damaged(buf_, total);
       discard(1);  // a real frame may start inside the bytes we took for this one
       continue;
     }

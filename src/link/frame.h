@@ -67,6 +67,14 @@ bool parse_frame(const uint8_t* data, size_t len, Frame* out);
 class FrameSink {
  public:
   virtual void on_frame(const Frame& frame) = 0;
+  // Called for every complete candidate frame whose CRC did not match (sync and a length
+  // within kMaxPayload, `len` bytes sync to CRC; the header may be damaged too), before the
+  // receiver looks for a frame inside it. Nothing in it may be trusted; the hop layer keeps
+  // a copy to mend (docs/PROTOCOL.md "Block repair").
+  virtual void on_damaged(const uint8_t* raw, size_t len) {
+    (void)raw;
+    (void)len;
+  }
 
  protected:
   ~FrameSink() = default;  // not deleted through the interface: no operator delete on MCUs

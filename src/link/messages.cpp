@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "engine/crc32c.h"
 #include "engine/image_header.h"  // load_u16/load_u32/load_u64/store_*
 
 namespace llmwire {
@@ -32,6 +33,8 @@ const char* msg_type_name(uint8_t type) {
       return "HOP_NAK";
     case 9:
       return "HOP_MARK";
+    case 10:
+      return "HOP_PATCH";
     case 16:
       return "CLASSIFY";
     case 17:
@@ -396,22 +399,79 @@ MsgStatus decode_error(const uint8_t* p, size_t len, ErrorMsg* out) {
 
 // ---- HOP_NAK / HOP_MARK ----
 
+uint8_t hop_block_check(const uint8_t* block, size_t len) {
+  return (uint8_t)crc32c(block, len);
+}
+
+namespace {
+
+bool hop_digest_ok(size_t frame_len, uint8_t shift) {
+  return frame_len >= kFrameOverhead && frame_len <= kMaxFrameSize && shift >= kHopMinBlockShift &&
+         shift <= kHopMaxBlockShift && hop_blocks(frame_len, shift) <= kHopMaxBlocks;
+}
+
+}  // namespace
+
 size_t encode_hop_nak(const HopNak& m, uint8_t* out, size_t cap) {
   if (!out || cap < kHopNakSize || m.ttl == 0) return 0;
   store_u16(out + 0, m.from_seq);
   out[2] = m.stage;
   out[3] = m.ttl;
-  return kHopNakSize;
+  if (m.frame_len == 0) return kHopNakSize;
+  if (!hop_digest_ok(m.frame_len, m.block_shift)) return 0;
+  const size_t blocks = hop_blocks(m.frame_len, m.block_shift);
+  if (cap < kHopNakSize + 3 + blocks) return 0;
+  store_u16(out + 4, m.frame_len);
+  out[6] = m.block_shift;
+  memcpy(out + 7, m.checks, blocks);
+  return kHopNakSize + 3 + blocks;
 }
 
 MsgStatus decode_hop_nak(const uint8_t* p, size_t len, HopNak* out) {
   if (!p || len < kHopNakSize) return MsgStatus::kTooShort;
-  if (len != kHopNakSize) return MsgStatus::kBadLength;
+  if (len != kHopNakSize && len < kHopNakSize + 3) return MsgStatus::kBadLength;
   if (p[3] == 0) return MsgStatus::kBadValue;
+  uint16_t frame_len = 0;
+  uint8_t shift = 0;
+  size_t blocks = 0;
+  if (len > kHopNakSize) {
+    frame_len = load_u16(p + 4);
+    shift = p[6];
+    if (!hop_digest_ok(frame_len, shift)) return MsgStatus::kBadValue;
+    blocks = hop_blocks(frame_len, shift);
+    if (len != kHopNakSize + 3 + blocks) return MsgStatus::kBadLength;
+  }
   if (out) {
     out->from_seq = load_u16(p + 0);
     out->stage = p[2];
     out->ttl = p[3];
+    out->frame_len = frame_len;
+    out->block_shift = shift;
+    if (blocks) memcpy(out->checks, p + 7, blocks);
+  }
+  return MsgStatus::kOk;
+}
+
+size_t encode_hop_patch(uint16_t seq, uint16_t offset, const uint8_t* bytes, size_t n, uint8_t* out,
+                        size_t cap) {
+  if (!out || !bytes || n == 0 || (size_t)offset + n > kMaxFrameSize) return 0;
+  if (cap < kHopPatchHeaderSize + n) return 0;
+  store_u16(out + 0, seq);
+  store_u16(out + 2, offset);
+  memmove(out + kHopPatchHeaderSize, bytes, n);
+  return kHopPatchHeaderSize + n;
+}
+
+MsgStatus decode_hop_patch(const uint8_t* p, size_t len, HopPatchView* out) {
+  if (!p || len <= kHopPatchHeaderSize) return MsgStatus::kTooShort;
+  const size_t n = len - kHopPatchHeaderSize;
+  const size_t offset = load_u16(p + 2);
+  if (offset + n > kMaxFrameSize) return MsgStatus::kBadValue;
+  if (out) {
+    out->seq = load_u16(p + 0);
+    out->offset = (uint16_t)offset;
+    out->bytes = p + kHopPatchHeaderSize;
+    out->n = (uint16_t)n;
   }
   return MsgStatus::kOk;
 }
@@ -577,6 +637,8 @@ MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len) {
       return decode_class_logits(p, len, nullptr);
     case (uint8_t)MsgType::kClassSlice:
       return decode_class_slice(p, len, nullptr);
+    case (uint8_t)MsgType::kHopPatch:
+      return decode_hop_patch(p, len, nullptr);
     default:
       return MsgStatus::kBadValue;
   }

@@ -22,7 +22,9 @@ enum class MsgType : uint8_t {
   kError = 7,
   kHopNak = 8,   // hop layer (link/hop.h): ask the previous board to resend
   kHopMark = 9,  // hop layer: "my next sequence number is N"
-  // Classifier split (docs/PROTOCOL.md "Classifier split"): 16 and up, apart from the hop's.
+  // hop layer: bytes of a numbered frame, to mend the damaged copy the receiver holds.
+  kHopPatch = 10,
+  // Classifier split (docs/PROTOCOL.md "Classifier split"): 16 and up.
   kClassify = 16,     // head -> ring: the final-normed activation of a position
   kClassLogits = 17,  // a worker's raw logits for part of its rows
   kClassSlice = 18,   // a worker's rows, their max and arg max: its last reply to a CLASSIFY
@@ -189,17 +191,53 @@ size_t encode_error(uint8_t stage_index, uint8_t code, const char* text, size_t 
                     uint8_t* out, size_t cap);
 MsgStatus decode_error(const uint8_t* p, size_t len, ErrorMsg* out);
 
-// ---- HOP_NAK (8): u16 from_seq, u8 stage, u8 ttl ----
+// ---- HOP_NAK (8): u16 from_seq, u8 stage, u8 ttl [, u16 frame_len, u8 block_shift,
+//      u8 checks[blocks]] ----
 // Sent by the receiving end of a hop; travels forward round the ring to `stage`, the sender
 // of that hop, which resends its frames with sequence numbers from_seq, from_seq+1, ...
+// With the optional digest the receiver says it holds a damaged copy of frame from_seq:
+// frame_len bytes in blocks of 2^block_shift bytes, checks[i] = low byte of the CRC-32C of
+// block i; the sender then sends only the blocks whose check differs (HOP_PATCH).
+constexpr size_t kHopMaxBlocks = 32;
+constexpr uint8_t kHopMinBlockShift = 4, kHopMaxBlockShift = 12;
 struct HopNak {
-  uint16_t from_seq = 0;  // the first sequence number the receiver is missing
-  uint8_t stage = 0;      // the stage whose TX hop lost frames
-  uint8_t ttl = 0;        // hops the NAK may still travel (1..kMaxStages-1)
+  uint16_t from_seq = 0;   // the first sequence number the receiver is missing
+  uint8_t stage = 0;       // the stage whose TX hop lost frames
+  uint8_t ttl = 0;         // hops the NAK may still travel (1..kMaxStages-1)
+  uint16_t frame_len = 0;  // digest: bytes of the damaged copy (0: no digest)
+  uint8_t block_shift = 0;
+  uint8_t checks[kHopMaxBlocks] = {};
 };
-constexpr size_t kHopNakSize = 4;
+constexpr size_t kHopNakSize = 4;                                   // without a digest
+constexpr size_t kHopNakMaxSize = kHopNakSize + 3 + kHopMaxBlocks;  // with the largest one
+// Blocks of 2^shift bytes that cover frame_len bytes.
+constexpr size_t hop_blocks(size_t frame_len, uint8_t shift) {
+  return (frame_len + ((size_t)1 << shift) - 1) >> shift;
+}
+// The digest check of one block.
+uint8_t hop_block_check(const uint8_t* block, size_t len);
 size_t encode_hop_nak(const HopNak& m, uint8_t* out, size_t cap);
-MsgStatus decode_hop_nak(const uint8_t* p, size_t len, HopNak* out);  // ttl 0 is kBadValue
+// ttl 0, a digest with frame_len outside [kFrameOverhead, kMaxFrameSize], block_shift outside
+// [kHopMinBlockShift, kHopMaxBlockShift] or more than kHopMaxBlocks blocks: kBadValue.
+MsgStatus decode_hop_nak(const uint8_t* p, size_t len, HopNak* out);
+
+// ---- HOP_PATCH (10): u16 seq, u16 offset, bytes[len - 4] ----
+// The answer to a NAK with a digest: bytes offset .. offset+n-1 of numbered frame `seq`, as it
+// was sent. The receiver writes them over its damaged copy and takes the copy only if the
+// whole frame's CRC-32C then holds.
+struct HopPatchView {
+  uint16_t seq = 0;
+  uint16_t offset = 0;
+  const uint8_t* bytes = nullptr;
+  uint16_t n = 0;
+};
+constexpr size_t kHopPatchHeaderSize = 4;
+// Writes the payload (bytes may overlap out); returns its size or 0 (n is 0, offset + n >
+// kMaxFrameSize, or it does not fit cap).
+size_t encode_hop_patch(uint16_t seq, uint16_t offset, const uint8_t* bytes, size_t n, uint8_t* out,
+                        size_t cap);
+// At least one byte; offset + n <= kMaxFrameSize.
+MsgStatus decode_hop_patch(const uint8_t* p, size_t len, HopPatchView* out);
 
 // ---- HOP_MARK (9): u16 next_seq, u8 kept, u8 flags ----
 // Sent by the sending end of a hop after every numbered frame and as the answer to a NAK.

@@ -48,6 +48,7 @@ Status RingHead::init(Model* model, ByteLink* link, Clock* clock, const HeadOpti
     ho.stage_index = 0;
     ho.stage_count = (uint8_t)stages_;
     ho.boot_id = opts.boot_id;
+    ho.repair_bytes = (uint32_t)Hop::repair_bytes(info.config.dim);
     hop_.init(link, clock, this, p, p + align16(kMaxFrameSize), Hop::resend_bytes(info.config.dim),
               ho);
   }
@@ -301,10 +302,8 @@ Status RingHead::discover(char* msg, size_t cap) {
     }
     return Status::kLinkError;
   }
+  // (validate_ring refuses stages whose seq_len differs from the head's: no shortening here.)
   if (!validate_ring(ring_, ring_count_, msg, cap)) return Status::kRingMismatch;
-  for (size_t i = 0; i < ring_count_; i++) {
-    if (ring_[i].seq_len < seq_len_) seq_len_ = ring_[i].seq_len;
-  }
   return Status::kOk;
 }
 

@@ -20,6 +20,7 @@ Status Worker::init(Model* model, ByteLink* link, Clock* clock, uint8_t* scratch
   ho.stage_index = (uint8_t)im.stage_index;
   ho.stage_count = (uint8_t)im.stage_count;
   ho.boot_id = opts.boot_id;
+  ho.repair_bytes = (uint32_t)Hop::repair_bytes(im.config.dim);
   hop_.init(link, clock, this, scratch, scratch + kMaxFrameSize, Hop::resend_bytes(im.config.dim),
             ho);
   info_ = stage_info_for(im, model->seq_len(), model->kv_type(), opts.boot_id);
@@ -33,7 +34,7 @@ Status Worker::init(Model* model, ByteLink* link, Clock* clock, uint8_t* scratch
 bool Worker::poll(uint32_t timeout_ms) {
   uint8_t buf[512];
   const uint64_t t0 = clock_->now_us();
-  const size_t n = link_->read(buf, sizeof buf, timeout_ms);
+  const size_t n = link_->read(buf, sizeof buf, hop_.wait_ms(timeout_ms));
   stats_.link_wait_us += clock_->now_us() - t0;
   if (n > 0) {
     hop_.push(buf, n);

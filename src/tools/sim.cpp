@@ -302,8 +302,13 @@ void Relay::on_frame(const Frame& f) {
     ActivationView a;
     const bool act = f.type == (uint8_t)MsgType::kActivation &&
                      decode_activation(f.payload, f.len, &a) == MsgStatus::kOk;
-    fprintf(stderr, "wire %u: %s len %u%s%u epoch %u\n", hop, msg_type_name(f.type),
-            (unsigned)f.len, act ? " pos " : "", act ? a.h.pos : 0u, act ? a.h.epoch : 0u);
+    if (act) {
+      fprintf(stderr, "%.3f wire %u: %s len %u pos %u epoch %u\n", now_s() * 1e3, hop,
+              msg_type_name(f.type), (unsigned)f.len, a.h.pos, a.h.epoch);
+    } else {
+      fprintf(stderr, "%.3f wire %u: %s len %u\n", now_s() * 1e3, hop, msg_type_name(f.type),
+              (unsigned)f.len);
+    }
   }
   const uint32_t dest = (hop + 1) % (uint32_t)sim->procs.size();
   ActivationView a;
@@ -804,12 +809,14 @@ int run_sim(const SimOptions& o, std::string* err) {
   uint64_t resent_total = num(head, "resent");
   for (size_t k = 1; k < n; k++) resent_total += num(stages[k], "resent");
   std::printf(
-      "totals: crc_rejects=%llu hop_resent=%llu head_naks=%llu head_lost=%llu "
+      "totals: crc_rejects=%llu hop_resent=%llu head_hop_naks=%llu head_mended=%llu "
+      "head_lost=%llu "
       "retransmissions=%llu replays=%llu reboots=%u timeouts=%llu\n",
       (unsigned long long)crc_total, (unsigned long long)resent_total,
-      (unsigned long long)num(head, "naks"), (unsigned long long)num(head, "hop_lost"),
-      (unsigned long long)num(head, "retransmissions"), (unsigned long long)num(head, "replays"),
-      sim->reboots, (unsigned long long)num(head, "timeouts"));
+      (unsigned long long)num(head, "naks"), (unsigned long long)num(head, "mended"),
+      (unsigned long long)num(head, "hop_lost"), (unsigned long long)num(head, "retransmissions"),
+      (unsigned long long)num(head, "replays"), sim->reboots,
+      (unsigned long long)num(head, "timeouts"));
   if (sim->reboots < o.reboots.size()) {
     std::printf("note: %u of %u --reboot requests happened: the story ended after %llu tokens\n",
                 sim->reboots, (unsigned)o.reboots.size(),
