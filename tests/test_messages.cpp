@@ -382,7 +382,7 @@ TEST(Messages, ValidateDispatchesOnTypeAndNamesAreDefined) {
   EXPECT_EQ(validate_message((uint8_t)MsgType::kStatsRequest, four.data(), 4), MsgStatus::kOk);
   EXPECT_EQ(validate_message((uint8_t)MsgType::kActivation, four.data(), 4), MsgStatus::kTooShort);
   EXPECT_EQ(validate_message(0, four.data(), 4), MsgStatus::kBadValue);
-  EXPECT_EQ(validate_message(10, four.data(), 4), MsgStatus::kBadValue);
+  EXPECT_EQ(validate_message(11, four.data(), 4), MsgStatus::kBadValue);
   EXPECT_EQ(validate_message(19, four.data(), 4), MsgStatus::kBadValue);
   EXPECT_EQ(validate_message((uint8_t)MsgType::kClassSlice, four.data(), 4), MsgStatus::kTooShort);
   EXPECT_STREQ(msg_type_name(16), "CLASSIFY");
