@@ -72,6 +72,9 @@ constexpr double kImportanceFloor = 0.01;
 // GPTQ dampening: fraction of the mean diagonal added to the Gram matrix (for a shared
 // embedding, much more: its error also reaches the residual stream directly).
 constexpr double kGptqDamp = 0.01, kGptqEmbeddingDamp = 0.3;
+// A shared embedding quantized with per-row classifier metrics (small models): the dampening
+// relative to each row's own metric.
+constexpr double kClassifierRowEmbeddingDamp = 0.1;
 // Mixed precision: KL measured over this many calibration tokens per matrix, when the whole
 // measurement costs at most kMaxSensitivityMacs multiply-adds (small models).
 constexpr uint64_t kSensitivityTokens = 2048;
@@ -345,10 +348,48 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
   // shared embedding's dampening is heavier: it stands for its plain use as the embedding.
   std::vector<std::vector<double>> factors(stats.gram.size());
   std::vector<std::vector<uint32_t>> orders(stats.gram.size());
+  // The classifier (or a shared embedding) of a small model: every row has its own metric,
+  // E[p_v x xᵀ] (the KL's Hessian block for that row), dampened; for a shared embedding more
+  // heavily, standing for the row's use as the embedding.
+  auto encode_classifier_rows = [&](const Mat& m, DType dt, uint32_t g,
+                                    std::vector<uint8_t>* bytes) {
+    const uint32_t n = m.cols;
+    const size_t stride = row_stride_bytes(dt, n, g);
+    const double damp =
+        m.kind == TensorKind::kTokEmbedding ? kClassifierRowEmbeddingDamp : kGptqDamp;
+    std::vector<double> h((size_t)n * n), u, imp(n);
+    std::vector<uint32_t> ord(n);
+    for (uint32_t v = 0; v < m.rows; v++) {
+      const double* f = &stats.cls_gram[(size_t)v * n * n];
+      double mean = 0;
+      for (uint32_t j = 0; j < n; j++) mean += f[(size_t)j * n + j];
+      mean = mean > 0 ? mean / n : 1.0;
+      for (size_t k = 0; k < h.size(); k++) h[k] = f[k];
+      for (uint32_t j = 0; j < n; j++) h[(size_t)j * n + j] += damp * mean;
+      for (uint32_t j = 0; j < n; j++) {
+        ord[j] = j;
+        imp[j] = h[(size_t)j * n + j];
+      }
+      std::stable_sort(ord.begin(), ord.end(), [&](uint32_t a, uint32_t b) {
+        return h[(size_t)a * n + a] > h[(size_t)b * n + b];
+      });
+      const float* wr = ck.ptr(m.off) + (size_t)v * n;
+      uint8_t* out = bytes->data() + (size_t)v * stride;
+      if (gptq_factor(h.data(), n, ord.data(), 0.0, &u)) {
+        encode_row_gptq(wr, n, dt, g, u.data(), ord.data(), h.data(), imp.data(), out);
+      } else {
+        encode_row(wr, n, dt, g, out, imp.data());
+      }
+    }
+  };
   auto encode = [&](const Mat& m, DType dt, std::vector<uint8_t>* bytes) {
     const uint32_t g = dt == DType::kF32 ? 0 : opts.group;
     bytes->assign((size_t)m.rows * row_stride_bytes(dt, m.cols, g ? g : 1), 0);
     const int64_t site = opts.error_compensation && dt != DType::kF32 ? site_of(m) : -1;
+    if (site == final_site && !stats.cls_gram.empty()) {
+      encode_classifier_rows(m, dt, g, bytes);
+      return;
+    }
     if (site >= 0) {
       std::vector<double>& u = factors[(size_t)site];
       std::vector<uint32_t>& ord = orders[(size_t)site];
