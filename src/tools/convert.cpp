@@ -22,6 +22,7 @@
 #include "tools/calibrate.h"
 #include "tools/checkpoint.h"
 #include "tools/image_writer.h"
+#include "tools/planner.h"
 #include "tools/quantize.h"
 #include "tools/tokenizer_file.h"
 
@@ -212,17 +213,39 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
 
   // Calibration statistics (issue 10).
   const bool calibrated = !opts.calib_path.empty();
-  if (!calibrated && (opts.error_compensation || opts.budget_bytes)) {
-    *err = std::string(opts.error_compensation ? "--gptq" : "--budget") +
+  const bool fit = !opts.fit_board.empty();
+  if (!calibrated && (opts.error_compensation || opts.budget_bytes || fit)) {
+    *err = std::string(opts.error_compensation ? "--gptq"
+                       : opts.budget_bytes     ? "--budget"
+                                               : "--fit") +
            " needs calibration statistics: add --calib TEXT";
     return false;
+  }
+  BoardProfile board;
+  if (fit) {
+    if (opts.budget_bytes) {
+      *err = "--budget and --fit both set the size limit: give one of them";
+      return false;
+    }
+    if (!find_profile(opts.fit_board, &board)) {
+      std::string names;
+      for (const BoardProfile& b : board_profiles()) names += (names.empty() ? "" : ", ") + b.name;
+      *err = "--fit: unknown board profile '" + opts.fit_board + "'; known profiles: " + names +
+             " (llmwire plan --help)";
+      return false;
+    }
+    if (opts.fit_boards == 0) {
+      *err = "--boards must be at least 1";
+      return false;
+    }
   }
   if (calibrated && !quantized) {
     *err = "--calib applies to quantized images: use --quant q4 or q8 (f32 is exact)";
     return false;
   }
-  if (opts.budget_bytes && opts.quant != WeightType::kQ4) {
-    *err = "--budget chooses Q8 for some of a Q4 image's matrices: use --quant q4";
+  if ((opts.budget_bytes || fit) && opts.quant != WeightType::kQ4) {
+    *err = std::string(fit ? "--fit" : "--budget") +
+           " chooses Q8 for some of a Q4 image's matrices: use --quant q4";
     return false;
   }
   CalibStats stats;
@@ -421,7 +444,7 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
   std::vector<DType> dtypes(mats.size());
   std::vector<std::vector<uint8_t>> q8_bytes(mats.size());
   for (size_t i = 0; i < mats.size(); i++) dtypes[i] = is_norm(mats[i]) ? DType::kF32 : mdt;
-  if (opts.budget_bytes) {
+  if (opts.budget_bytes || fit) {
     const size_t tok_tensors = w.entries().size();
     uint64_t tok_end =
         (uint64_t)kHeaderSize + (uint64_t)(tok_tensors + mats.size()) * kTensorEntrySize;
@@ -437,8 +460,53 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       }
       return end;
     };
+    // The image's sizes as the planner sees them (as sizes_from_image would read them).
+    auto plan_now = [&]() {
+      ModelSizes s;
+      s.info = info;
+      s.layer.assign(L, 0);
+      s.layer_tensors.assign(L, {});
+      for (const ImageWriter::Entry& e : w.entries()) {
+        s.tokenizer += e.bytes.size();
+        s.tokenizer_tensors.push_back(e.bytes.size());
+      }
+      for (size_t i = 0; i < mats.size(); i++) {
+        const uint32_t g = dtypes[i] == DType::kF32 ? 1 : opts.group;
+        const uint64_t stride = row_stride_bytes(dtypes[i], mats[i].cols, g);
+        const uint64_t b = (uint64_t)mats[i].rows * stride;
+        switch (mats[i].kind) {
+          case TensorKind::kTokEmbedding:
+            s.embedding = b;
+            s.embedding_row = stride;
+            break;
+          case TensorKind::kClassifier:
+            s.classifier = b;
+            break;
+          case TensorKind::kRmsFinal:
+            s.rms_final = b;
+            break;
+          default:
+            s.layer[mats[i].layer] += b;
+            s.layer_tensors[mats[i].layer].push_back(b);
+            break;
+        }
+      }
+      PlanRequest req;
+      req.boards = opts.fit_boards;
+      req.kv = opts.kv;
+      return make_plan(s, board, req);
+    };
+    auto fits = [&]() { return fit ? plan_now().fits : image_size() <= opts.budget_bytes; };
     const uint64_t q4_size = image_size();
-    if (q4_size > opts.budget_bytes) {
+    if (fit && !fits()) {
+      const Plan p = plan_now();
+      *err = "--fit: the all-Q4 image (" + std::to_string(q4_size) + " bytes) does not fit " +
+             std::to_string(opts.fit_boards) + " " + board.name + " board" +
+             (opts.fit_boards == 1 ? "" : "s") + (p.advice.empty() ? "" : ": " + p.advice) +
+             " (give more --boards)";
+      return false;
+    }
+    if (!fit && q4_size > opts.budget_bytes) {
       *err = "--budget " + std::to_string(opts.budget_bytes) + " bytes is less than the " +
              std::to_string(q4_size) +
              " bytes of the all-Q4 image; give at least that (or split over more boards)";
@@ -545,7 +613,7 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
                      [](const Gain& a, const Gain& b) { return a.per_byte > b.per_byte; });
     for (const Gain& g : gains) {
       dtypes[g.index] = DType::kQ8;
-      if (image_size() > opts.budget_bytes) dtypes[g.index] = DType::kQ4;
+      if (!fits()) dtypes[g.index] = DType::kQ4;
     }
     for (size_t i = 0; i < mats.size(); i++) {
       if (dtypes[i] != DType::kQ8) std::vector<uint8_t>().swap(q8_bytes[i]);

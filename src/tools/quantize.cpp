@@ -558,6 +558,10 @@ void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, 
     }
     qall.swap(best_q);
     hs.swap(best_h);
+    // The kept scales may be a refit after the last descent: end at levels no single move
+    // improves (a descent step never raises the objective).
+    descend_levels(orig.data(), gram, cols, group, hs.data(), qmin, qmax, kDescentSweeps,
+                   qall.data());
   }
   for (uint32_t g = 0; g < n; g++) {
     const int* qg = &qall[(size_t)g * group];
