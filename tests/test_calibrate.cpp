@@ -537,11 +537,16 @@ TEST_F(RealCalib, CalibratedQ4BeatsPlainQ4AtTheSameBytes) {
     EXPECT_GT(r->top1_agreement, p.top1_agreement);
   }
   EXPECT_LT(g.perplexity, i.perplexity);
+  // Regression guards a little above what the method measures (docs/QUANTIZATION.md: +6.71%,
+  // KL 0.058; mixed +4.00%); the issue's targets are in DISABLED_IssueTargets.
+  EXPECT_LE(g.perplexity / g.ref_perplexity - 1, 0.07);
+  EXPECT_LE(g.mean_kl, 0.06);
   const std::string mixed = make("mixed.img", WeightType::kQ4, true, true, q4_bytes * 115 / 100);
   EXPECT_LE(llmwire::test::read_bytes(mixed).size(), q4_bytes * 115 / 100);
   const PerplexityResult x = score(mixed, f32);
   EXPECT_LT(x.perplexity, g.perplexity);
   EXPECT_LT(x.mean_kl, g.mean_kl);
+  EXPECT_LE(x.perplexity / x.ref_perplexity - 1, 0.045);
 }
 
 // The issue's targets. Not met yet (see the closing note in docs/QUANTIZATION.md for the
