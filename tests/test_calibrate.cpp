@@ -12,6 +12,7 @@
 #include "tools/calibrate.h"
 #include "tools/image_writer.h"
 #include "tools/perplexity.h"
+#include "tools/planner.h"
 #include "tools/quantize.h"
 
 using namespace llmwire;
@@ -199,6 +200,98 @@ TEST(Calibration, StatisticsAreMeanSquaresOfTheLayerInputs) {
     EXPECT_NEAR((*g)[j * mh.size() + j], mh[j], 1e-12 + 1e-9 * mh[j]);
 }
 
+// The classifier rows' metrics E[p_v x xᵀ] sum over the vocabulary to the classifier input's
+// Gram matrix (the probabilities sum to 1; tokens below 1e-9 are left out), and a row's
+// block weights positions by that token's probability, so blocks differ.
+TEST(Calibration, ClassifierRowMetricsAreProbabilityWeightedGrams) {
+  TempDir dir;
+  Synthetic m(dir);
+  Checkpoint ck;
+  TokenizerBlob tok;
+  std::string err;
+  ASSERT_TRUE(load_checkpoint(m.ckpt, &ck, &err)) << err;
+  ASSERT_TRUE(load_tokenizer_file(m.tok, ck.config.vocab_size, &tok, &err)) << err;
+  const std::string text = dir.file("t.txt");
+  write_text(text, kStories);
+  CalibText ct;
+  ASSERT_TRUE(load_calibration_text(text, tok, ck.config.seq_len, 100000, &ct, &err)) << err;
+  CalibStats st;
+  ASSERT_TRUE(collect_calibration(ck, ck.config, ct, true, 2, nullptr, &st, &err)) << err;
+  const uint32_t d = ck.config.dim, V = ck.config.vocab_size;
+  ASSERT_EQ(st.cls_gram.size(), (size_t)V * d * d);
+  const std::vector<double>& g = st.gram.back();
+  std::vector<double> sum((size_t)d * d, 0.0);
+  for (uint32_t v = 0; v < V; v++) {
+    for (size_t k = 0; k < sum.size(); k++) sum[k] += st.cls_gram[(size_t)v * d * d + k];
+  }
+  for (size_t k = 0; k < sum.size(); k++) {
+    const double scale = std::sqrt(g[(k / d) * d + k / d] * g[(k % d) * d + k % d]);
+    EXPECT_NEAR(sum[k], g[k], 1e-6 * scale + 1e-12) << k;
+  }
+  double lo = 1e300, hi = 0;
+  for (uint32_t v = 0; v < V; v++) {
+    const double t = st.cls_gram[(size_t)v * d * d];  // (0, 0) entry of each block
+    lo = std::min(lo, t);
+    hi = std::max(hi, t);
+  }
+  EXPECT_GT(hi, 4 * lo);
+  // Without Gram matrices (no --gptq) nothing is collected.
+  CalibStats st2;
+  ASSERT_TRUE(collect_calibration(ck, ck.config, ct, false, 2, nullptr, &st2, &err)) << err;
+  EXPECT_TRUE(st2.cls_gram.empty());
+}
+
+// GPTQ's single-level descent never leaves the output error eᵀHe worse than GPTQ alone would:
+// on random rows with correlated inputs it is lower than plain rounding by a wide margin and the
+// descent is a local optimum: no single level moved by ±1 (within range) lowers it further.
+TEST(CalibratedQuantize, ErrorCompensationEndsAtALocalOptimumOfTheOutputError) {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  const uint32_t n = 64, T = 300;
+  std::vector<double> a((size_t)n * n), h((size_t)n * n, 0.0);
+  for (double& v : a) v = nd(rng) * 0.3;
+  for (uint32_t i = 0; i < n; i++) a[(size_t)i * n + i] += 1.0;
+  for (uint32_t t = 0; t < T; t++) {
+    std::vector<double> z(n), x(n, 0.0);
+    for (double& v : z) v = nd(rng);
+    for (uint32_t i = 0; i < n; i++)
+      for (uint32_t k = 0; k < n; k++) x[i] += a[(size_t)i * n + k] * z[k];
+    for (uint32_t i = 0; i < n; i++)
+      for (uint32_t k = 0; k < n; k++) h[(size_t)i * n + k] += x[i] * x[k] / T;
+  }
+  std::vector<uint32_t> order(n);
+  for (uint32_t j = 0; j < n; j++) order[j] = (j * 37u) % n;
+  std::vector<double> u;
+  ASSERT_TRUE(gptq_factor(h.data(), n, order.data(), 0.01, &u));
+  auto objective = [&](const std::vector<float>& w, const std::vector<float>& dq) {
+    double f = 0;
+    for (uint32_t i = 0; i < n; i++)
+      for (uint32_t k = 0; k < n; k++)
+        f += ((double)dq[i] - w[i]) * h[(size_t)i * n + k] * ((double)dq[k] - w[k]);
+    return f;
+  };
+  for (int r = 0; r < 20; r++) {
+    std::vector<float> w(n);
+    for (float& v : w) v = (float)nd(rng);
+    std::vector<uint8_t> row(row_stride_bytes(DType::kQ4, n, 32));
+    encode_row_gptq(w.data(), n, DType::kQ4, 32, u.data(), order.data(), h.data(), nullptr,
+                    row.data());
+    std::vector<float> dq(n);
+    decode_row(row.data(), n, DType::kQ4, 32, dq.data());
+    const double f = objective(w, dq);
+    for (uint32_t j = 0; j < n; j++) {
+      const float s = half_to_float(load_u16(row.data() + 2 * (j / 32)));
+      for (int d = -1; d <= 1; d += 2) {
+        const float q = dq[j] / s + (float)d;
+        if (q < -8 || q > 7) continue;
+        std::vector<float> moved(dq);
+        moved[j] = s * q;
+        EXPECT_GE(objective(w, moved), f * (1 - 1e-9)) << "row " << r << " col " << j;
+      }
+    }
+  }
+}
+
 TEST(Calibration, ImageRecordsTheMethodAndRunsAndIsDeterministic) {
   TempDir dir;
   Synthetic m(dir);
@@ -270,6 +363,59 @@ TEST(Calibration, MixedPrecisionStaysWithinTheBudget) {
   // A budget below the all-Q4 image is refused with the size it needs.
   EXPECT_FALSE(convert(m.ckpt, m.tok, dir.file("x.img"), text, false, base - 1, &err));
   EXPECT_NE(err.find(std::to_string(base)), std::string::npos) << err;
+}
+
+// --fit: the Q4/Q8 choice is bounded by what the planner fits on the boards, not by a byte
+// count. A wide vocabulary makes the all-Q8 image too big for one esp32s3-8mb board while the
+// all-Q4 one fits: the embedding (most of the bytes) must stay Q4, the layers can go Q8.
+TEST(CalibFit, MixedPrecisionFitsTheBoardsThePlannerSays) {
+  TempDir dir;
+  const ModelConfig c = llmwire::test::small_config(64, 172, 1, 8, 4, 86016, 64, true);
+  const std::string ckpt = dir.file("wide.ckpt"), tokf = dir.file("wide.tok");
+  std::string err;
+  ASSERT_TRUE(synth_checkpoint(c, 3, ckpt, &err)) << err;
+  ASSERT_TRUE(synth_tokenizer(c.vocab_size, 3, tokf, &err)) << err;
+  const std::string text = dir.file("t.txt");
+  write_text(text, std::string(kStories).substr(0, 120));
+  ConvertOptions o;
+  o.checkpoint_path = ckpt;
+  o.tokenizer_path = tokf;
+  o.output_path = dir.file("fit.img");
+  o.quant = WeightType::kQ4;
+  o.calib_path = text;
+  o.fit_board = "esp32s3-8mb";
+  o.fit_boards = 1;
+  ConvertReport r;
+  ASSERT_TRUE(convert_checkpoint(o, &r, nullptr, &err)) << err;
+  BoardProfile board;
+  ASSERT_TRUE(find_profile("esp32s3-8mb", &board));
+  const auto bytes = llmwire::test::read_bytes(o.output_path);
+  Image img;
+  ASSERT_EQ(img.open(bytes.data(), bytes.size(), true), Status::kOk);
+  ModelSizes sizes;
+  ASSERT_TRUE(sizes_from_image(img, &sizes, &err)) << err;
+  PlanRequest req;
+  req.boards = 1;
+  EXPECT_TRUE(make_plan(sizes, board, req).fits);
+  EXPECT_GT(bytes.size() * 2, board.partition_bytes);  // the limit bound the choice
+  uint32_t q8 = 0;
+  for (uint32_t i = 0; i < img.tensor_count(); i++) {
+    const TensorView t = img.tensor(i);
+    if (t.kind == TensorKind::kTokEmbedding) {
+      EXPECT_EQ(t.dtype, DType::kQ4);
+    }
+    q8 += t.dtype == DType::kQ8;
+  }
+  EXPECT_GT(q8, 0u);
+  EXPECT_EQ(q8, r.calib.q8_matrices);
+  // An unknown profile and --fit with --budget are refused, naming what to do.
+  o.fit_board = "esp32-nope";
+  EXPECT_FALSE(convert_checkpoint(o, &r, nullptr, &err));
+  EXPECT_NE(err.find("esp32s3-8mb"), std::string::npos) << err;
+  o.fit_board = "esp32s3-8mb";
+  o.budget_bytes = 1u << 30;
+  EXPECT_FALSE(convert_checkpoint(o, &r, nullptr, &err));
+  EXPECT_NE(err.find("give one of them"), std::string::npos) << err;
 }
 
 TEST(Calibration, BadInputIsRefusedWithAClearMessage) {
@@ -391,11 +537,16 @@ TEST_F(RealCalib, CalibratedQ4BeatsPlainQ4AtTheSameBytes) {
     EXPECT_GT(r->top1_agreement, p.top1_agreement);
   }
   EXPECT_LT(g.perplexity, i.perplexity);
+  // Regression guards a little above what the method measures (docs/QUANTIZATION.md: +6.71%,
+  // KL 0.058; mixed +4.00%); the issue's targets are in DISABLED_IssueTargets.
+  EXPECT_LE(g.perplexity / g.ref_perplexity - 1, 0.07);
+  EXPECT_LE(g.mean_kl, 0.06);
   const std::string mixed = make("mixed.img", WeightType::kQ4, true, true, q4_bytes * 115 / 100);
   EXPECT_LE(llmwire::test::read_bytes(mixed).size(), q4_bytes * 115 / 100);
   const PerplexityResult x = score(mixed, f32);
   EXPECT_LT(x.perplexity, g.perplexity);
   EXPECT_LT(x.mean_kl, g.mean_kl);
+  EXPECT_LE(x.perplexity / x.ref_perplexity - 1, 0.045);
 }
 
 // The issue's targets. Not met yet (see the closing note in docs/QUANTIZATION.md for the

@@ -1,6 +1,6 @@
 // llmwire convert CKPT TOKENIZER -o IMAGE [--quant q4|q8|f32] [--group 32] [--seq N]
 //                 [--kv f32|f16|i8] [--name NAME] [--calib TEXT [--calib-tokens N] [--gptq]
-//                 [--budget BYTES]] [--threads N]
+//                 [--budget BYTES | --fit BOARD [--boards N]]] [--threads N]
 #include <unistd.h>
 
 #include <cinttypes>
@@ -28,6 +28,8 @@ struct Args {
   uint64_t calib_tokens = 16384;
   bool gptq = false;
   uint64_t budget = 0;
+  std::string fit;
+  uint32_t boards = 1;
   unsigned threads = 0;
 };
 
@@ -53,6 +55,8 @@ void run(const Args& a) {
   o.calib_max_tokens = a.calib_tokens;
   o.error_compensation = a.gptq;
   o.budget_bytes = a.budget;
+  o.fit_board = a.fit;
+  o.fit_boards = a.boards;
   o.threads = a.threads;
   if (a.name.size() > 31)
     fail("--name is " + std::to_string(a.name.size()) + " bytes long",
@@ -103,11 +107,12 @@ void run(const Args& a) {
                 r.calib.text_crc);
     std::printf(
         "method: importance-weighted scales%s%s\n", a.gptq ? ", GPTQ-style error compensation" : "",
-        a.budget ? (", mixed precision: " + std::to_string(r.calib.q8_matrices) + " of " +
-                    std::to_string(r.calib.matrices) + " matrices Q8, chosen by " +
-                    (r.calib.measured_sensitivity ? "measured KL" : "weighted error") + " per byte")
-                       .c_str()
-                 : "");
+        a.budget || !a.fit.empty()
+            ? (", mixed precision: " + std::to_string(r.calib.q8_matrices) + " of " +
+               std::to_string(r.calib.matrices) + " matrices Q8, chosen by " +
+               (r.calib.measured_sensitivity ? "measured KL" : "weighted error") + " per byte")
+                  .c_str()
+            : "");
   }
   std::printf("\n%-22s %14s %14s %10s\n", "family", "params", "bytes", "MB");
   uint64_t sum = 0;
@@ -194,6 +199,13 @@ void add_convert_command(CLI::App& app) {
                   "with --calib and --quant q4: image size limit in bytes; the matrices whose Q8 "
                   "encoding helps most per extra byte become Q8 while the image fits")
       ->default_val(0);
+  cmd->add_option("--fit", a.fit,
+                  "with --calib and --quant q4, instead of --budget: the limit is what the planner "
+                  "fits on --boards boards of this profile (the profiles of `llmwire plan "
+                  "--board`) at the model's context and --kv");
+  cmd->add_option("--boards", a.boards, "with --fit: number of boards in the ring")
+      ->default_val(1)
+      ->check(CLI::Range(1u, 64u));
   cmd->add_option("--threads", a.threads, "threads for calibration and encoding (0: all cores)")
       ->default_val(0);
   cmd->callback([] { run(a); });

@@ -148,6 +148,39 @@ void accumulate(const float* x, uint32_t T, uint32_t n, double* msq, double* gra
   });
 }
 
+// Adds sum_t p_v(t) x_t x_tᵀ (upper triangles) to each classifier row's block of cls_gram,
+// p = softmax of the logits [T][V]; vocabulary rows split over threads, t summed in order.
+void accumulate_classifier(const float* logits, const double* x, uint32_t T, uint32_t V, uint32_t d,
+                           std::vector<double>* cls_gram, unsigned threads) {
+  std::vector<double> p((size_t)T * V);
+  for (uint32_t t = 0; t < T; t++) {
+    const float* z = logits + (size_t)t * V;
+    float m = z[0];
+    for (uint32_t v = 1; v < V; v++) m = z[v] > m ? z[v] : m;
+    double sum = 0;
+    double* pt = &p[(size_t)t * V];
+    for (uint32_t v = 0; v < V; v++) {
+      pt[v] = (double)exp_f32(z[v] - m);
+      sum += pt[v];
+    }
+    for (uint32_t v = 0; v < V; v++) pt[v] /= sum;
+  }
+  parallel_ranges(V, threads, [&](uint32_t v0, uint32_t v1) {
+    for (uint32_t v = v0; v < v1; v++) {
+      double* g = &(*cls_gram)[(size_t)v * d * d];
+      for (uint32_t t = 0; t < T; t++) {
+        const double pv = p[(size_t)t * V + v];
+        if (pv < 1e-9) continue;  // a token the model all but rules out adds nothing
+        const double* xt = x + (size_t)t * d;
+        for (uint32_t i = 0; i < d; i++) {
+          const double a = pv * xt[i];
+          for (uint32_t k = i; k < d; k++) g[(size_t)i * d + k] += a * xt[k];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 bool load_calibration_text(const std::string& path, const TokenizerBlob& tok, uint32_t seq_len,
@@ -448,6 +481,15 @@ bool collect_calibration(const Checkpoint& ck, const ModelConfig& c, const Calib
   for (const std::vector<int32_t>& ch : text.chunks) max_t = std::max<uint32_t>(max_t, ch.size());
   const CalibWeights w = CalibWeights::of(ck);
   ChunkForward fw(ck, c, w, threads, max_t);
+  const uint32_t V = c.vocab_size;
+  const bool cls = gram && (uint64_t)V * d * d <= kMaxClassifierGram;
+  std::vector<float> logits;
+  std::vector<double> final_x;
+  if (cls) {
+    st.cls_gram.assign((size_t)V * d * d, 0.0);
+    logits.resize((size_t)max_t * V);
+    final_x.resize((size_t)max_t * d);
+  }
   uint64_t done = 0;
   for (const std::vector<int32_t>& ch : text.chunks) {
     const uint32_t T = (uint32_t)ch.size();
@@ -455,8 +497,12 @@ bool collect_calibration(const Checkpoint& ck, const ModelConfig& c, const Calib
         ch,
         [&](size_t i, const float* a, uint32_t rows, uint32_t n) {
           accumulate(a, rows, n, st.msq[i].data(), gram ? st.gram[i].data() : nullptr, threads);
+          if (cls && i == (size_t)L * kCalibSitesPerLayer) {
+            for (size_t k = 0; k < (size_t)rows * n; k++) final_x[k] = a[k];
+          }
         },
-        nullptr);
+        cls ? logits.data() : nullptr);
+    if (cls) accumulate_classifier(logits.data(), final_x.data(), T, V, d, &st.cls_gram, threads);
     done += T;
     st.tokens = done;
     if (progress) progress(done, text.tokens);
@@ -476,6 +522,15 @@ bool collect_calibration(const Checkpoint& ck, const ModelConfig& c, const Calib
           g[i * n + j] *= inv;
           g[j * n + i] = g[i * n + j];
         }
+      }
+    }
+  }
+  for (uint32_t v = 0; v < (cls ? V : 0u); v++) {
+    double* g = &st.cls_gram[(size_t)v * d * d];
+    for (size_t i = 0; i < d; i++) {
+      for (size_t j = i; j < d; j++) {
+        g[i * d + j] *= inv;
+        g[j * d + i] = g[i * d + j];
       }
     }
   }

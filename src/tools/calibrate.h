@@ -57,6 +57,12 @@ struct CalibStats {
     const size_t i = (size_t)layer * kCalibSitesPerLayer + (uint32_t)s;
     return i < gram.size() && !gram[i].empty() ? &gram[i] : nullptr;
   }
+  // Per classifier row v, the n*n Gram matrix of the classifier's input weighted by the
+  // probability the f32 model gives token v, E[p_v x xᵀ] (vocab blocks, row-major): the
+  // diagonal block of the KL's Hessian for that row. Collected with the Gram matrices when
+  // vocab * dim² <= kMaxClassifierGram (small models); empty otherwise.
+  std::vector<double> cls_gram;
+
   const std::vector<double>& final_msq() const { return msq.back(); }
 };
 
@@ -71,6 +77,8 @@ struct CalibWeights {
   std::vector<Layer> layers;
   static CalibWeights of(const Checkpoint& ck);
 };
+
+constexpr uint64_t kMaxClassifierGram = 1u << 22;
 
 using CalibProgressFn = std::function<void(uint64_t done_tokens, uint64_t total_tokens)>;
 

@@ -22,6 +22,7 @@
 #include "tools/calibrate.h"
 #include "tools/checkpoint.h"
 #include "tools/image_writer.h"
+#include "tools/planner.h"
 #include "tools/quantize.h"
 #include "tools/tokenizer_file.h"
 
@@ -72,6 +73,9 @@ constexpr double kImportanceFloor = 0.01;
 // GPTQ dampening: fraction of the mean diagonal added to the Gram matrix (for a shared
 // embedding, much more: its error also reaches the residual stream directly).
 constexpr double kGptqDamp = 0.01, kGptqEmbeddingDamp = 0.3;
+// A shared embedding quantized with per-row classifier metrics (small models): the dampening
+// relative to each row's own metric.
+constexpr double kClassifierRowEmbeddingDamp = 0.1;
 // Mixed precision: KL measured over this many calibration tokens per matrix, when the whole
 // measurement costs at most kMaxSensitivityMacs multiply-adds (small models).
 constexpr uint64_t kSensitivityTokens = 2048;
@@ -209,17 +213,39 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
 
   // Calibration statistics (issue 10).
   const bool calibrated = !opts.calib_path.empty();
-  if (!calibrated && (opts.error_compensation || opts.budget_bytes)) {
-    *err = std::string(opts.error_compensation ? "--gptq" : "--budget") +
+  const bool fit = !opts.fit_board.empty();
+  if (!calibrated && (opts.error_compensation || opts.budget_bytes || fit)) {
+    *err = std::string(opts.error_compensation ? "--gptq"
+                       : opts.budget_bytes     ? "--budget"
+                                               : "--fit") +
            " needs calibration statistics: add --calib TEXT";
     return false;
+  }
+  BoardProfile board;
+  if (fit) {
+    if (opts.budget_bytes) {
+      *err = "--budget and --fit both set the size limit: give one of them";
+      return false;
+    }
+    if (!find_profile(opts.fit_board, &board)) {
+      std::string names;
+      for (const BoardProfile& b : board_profiles()) names += (names.empty() ? "" : ", ") + b.name;
+      *err = "--fit: unknown board profile '" + opts.fit_board + "'; known profiles: " + names +
+             " (llmwire plan --help)";
+      return false;
+    }
+    if (opts.fit_boards == 0) {
+      *err = "--boards must be at least 1";
+      return false;
+    }
   }
   if (calibrated && !quantized) {
     *err = "--calib applies to quantized images: use --quant q4 or q8 (f32 is exact)";
     return false;
   }
-  if (opts.budget_bytes && opts.quant != WeightType::kQ4) {
-    *err = "--budget chooses Q8 for some of a Q4 image's matrices: use --quant q4";
+  if ((opts.budget_bytes || fit) && opts.quant != WeightType::kQ4) {
+    *err = std::string(fit ? "--fit" : "--budget") +
+           " chooses Q8 for some of a Q4 image's matrices: use --quant q4";
     return false;
   }
   CalibStats stats;
@@ -345,10 +371,48 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
   // shared embedding's dampening is heavier: it stands for its plain use as the embedding.
   std::vector<std::vector<double>> factors(stats.gram.size());
   std::vector<std::vector<uint32_t>> orders(stats.gram.size());
+  // The classifier (or a shared embedding) of a small model: every row has its own metric,
+  // E[p_v x xᵀ] (the KL's Hessian block for that row), dampened; for a shared embedding more
+  // heavily, standing for the row's use as the embedding.
+  auto encode_classifier_rows = [&](const Mat& m, DType dt, uint32_t g,
+                                    std::vector<uint8_t>* bytes) {
+    const uint32_t n = m.cols;
+    const size_t stride = row_stride_bytes(dt, n, g);
+    const double damp =
+        m.kind == TensorKind::kTokEmbedding ? kClassifierRowEmbeddingDamp : kGptqDamp;
+    std::vector<double> h((size_t)n * n), u, imp(n);
+    std::vector<uint32_t> ord(n);
+    for (uint32_t v = 0; v < m.rows; v++) {
+      const double* f = &stats.cls_gram[(size_t)v * n * n];
+      double mean = 0;
+      for (uint32_t j = 0; j < n; j++) mean += f[(size_t)j * n + j];
+      mean = mean > 0 ? mean / n : 1.0;
+      for (size_t k = 0; k < h.size(); k++) h[k] = f[k];
+      for (uint32_t j = 0; j < n; j++) h[(size_t)j * n + j] += damp * mean;
+      for (uint32_t j = 0; j < n; j++) {
+        ord[j] = j;
+        imp[j] = h[(size_t)j * n + j];
+      }
+      std::stable_sort(ord.begin(), ord.end(), [&](uint32_t a, uint32_t b) {
+        return h[(size_t)a * n + a] > h[(size_t)b * n + b];
+      });
+      const float* wr = ck.ptr(m.off) + (size_t)v * n;
+      uint8_t* out = bytes->data() + (size_t)v * stride;
+      if (gptq_factor(h.data(), n, ord.data(), 0.0, &u)) {
+        encode_row_gptq(wr, n, dt, g, u.data(), ord.data(), h.data(), imp.data(), out);
+      } else {
+        encode_row(wr, n, dt, g, out, imp.data());
+      }
+    }
+  };
   auto encode = [&](const Mat& m, DType dt, std::vector<uint8_t>* bytes) {
     const uint32_t g = dt == DType::kF32 ? 0 : opts.group;
     bytes->assign((size_t)m.rows * row_stride_bytes(dt, m.cols, g ? g : 1), 0);
     const int64_t site = opts.error_compensation && dt != DType::kF32 ? site_of(m) : -1;
+    if (site == final_site && !stats.cls_gram.empty()) {
+      encode_classifier_rows(m, dt, g, bytes);
+      return;
+    }
     if (site >= 0) {
       std::vector<double>& u = factors[(size_t)site];
       std::vector<uint32_t>& ord = orders[(size_t)site];
@@ -380,7 +444,7 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
   std::vector<DType> dtypes(mats.size());
   std::vector<std::vector<uint8_t>> q8_bytes(mats.size());
   for (size_t i = 0; i < mats.size(); i++) dtypes[i] = is_norm(mats[i]) ? DType::kF32 : mdt;
-  if (opts.budget_bytes) {
+  if (opts.budget_bytes || fit) {
     const size_t tok_tensors = w.entries().size();
     uint64_t tok_end =
         (uint64_t)kHeaderSize + (uint64_t)(tok_tensors + mats.size()) * kTensorEntrySize;
@@ -396,8 +460,53 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       }
       return end;
     };
+    // The image's sizes as the planner sees them (as sizes_from_image would read them).
+    auto plan_now = [&]() {
+      ModelSizes s;
+      s.info = info;
+      s.layer.assign(L, 0);
+      s.layer_tensors.assign(L, {});
+      for (const ImageWriter::Entry& e : w.entries()) {
+        s.tokenizer += e.bytes.size();
+        s.tokenizer_tensors.push_back(e.bytes.size());
+      }
+      for (size_t i = 0; i < mats.size(); i++) {
+        const uint32_t g = dtypes[i] == DType::kF32 ? 1 : opts.group;
+        const uint64_t stride = row_stride_bytes(dtypes[i], mats[i].cols, g);
+        const uint64_t b = (uint64_t)mats[i].rows * stride;
+        switch (mats[i].kind) {
+          case TensorKind::kTokEmbedding:
+            s.embedding = b;
+            s.embedding_row = stride;
+            break;
+          case TensorKind::kClassifier:
+            s.classifier = b;
+            break;
+          case TensorKind::kRmsFinal:
+            s.rms_final = b;
+            break;
+          default:
+            s.layer[mats[i].layer] += b;
+            s.layer_tensors[mats[i].layer].push_back(b);
+            break;
+        }
+      }
+      PlanRequest req;
+      req.boards = opts.fit_boards;
+      req.kv = opts.kv;
+      return make_plan(s, board, req);
+    };
+    auto fits = [&]() { return fit ? plan_now().fits : image_size() <= opts.budget_bytes; };
     const uint64_t q4_size = image_size();
-    if (q4_size > opts.budget_bytes) {
+    if (fit && !fits()) {
+      const Plan p = plan_now();
+      *err = "--fit: the all-Q4 image (" + std::to_string(q4_size) + " bytes) does not fit " +
+             std::to_string(opts.fit_boards) + " " + board.name + " board" +
+             (opts.fit_boards == 1 ? "" : "s") + (p.advice.empty() ? "" : ": " + p.advice) +
+             " (give more --boards)";
+      return false;
+    }
+    if (!fit && q4_size > opts.budget_bytes) {
       *err = "--budget " + std::to_string(opts.budget_bytes) + " bytes is less than the " +
              std::to_string(q4_size) +
              " bytes of the all-Q4 image; give at least that (or split over more boards)";
@@ -504,7 +613,7 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
                      [](const Gain& a, const Gain& b) { return a.per_byte > b.per_byte; });
     for (const Gain& g : gains) {
       dtypes[g.index] = DType::kQ8;
-      if (image_size() > opts.budget_bytes) dtypes[g.index] = DType::kQ4;
+      if (!fits()) dtypes[g.index] = DType::kQ4;
     }
     for (size_t i = 0; i < mats.size(); i++) {
       if (dtypes[i] != DType::kQ8) std::vector<uint8_t>().swap(q8_bytes[i]);

@@ -25,7 +25,11 @@ struct ConvertOptions {
   uint64_t calib_max_tokens = 16384;  // tokens of it used at most
   bool error_compensation = false;    // GPTQ-style, within each row's groups (needs calib)
   uint64_t budget_bytes = 0;          // > 0: Q4/Q8 per matrix, image at most this size
-  unsigned threads = 0;               // 0: the host's cores (bytes never depend on it)
+  // Non-empty: Q4/Q8 per matrix such that the planner fits the image on fit_boards boards of
+  // this profile (tools/planner.h), at the model's context and `kv`. Excludes budget_bytes.
+  std::string fit_board;
+  uint32_t fit_boards = 1;
+  unsigned threads = 0;  // 0: the host's cores (bytes never depend on it)
 };
 
 // Bytes per tensor family, for the budget table. params counts weights (0 for the tokenizer;

@@ -20,8 +20,11 @@
 
 #include <string.h>
 
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -38,8 +41,10 @@ namespace {
 constexpr uint32_t kMaxGroup = 256;
 // Q4 grid of the weighted search: amax/k for k = kLo/8 .. kHi/8.
 constexpr int kWeightedKLo = 40, kWeightedKHi = 80;
-// GPTQ with fixed scales: extra rounds of (round to the refitted scales, refit).
+// GPTQ: extra rounds of (levels for the refitted scales, refit), and at most this many
+// sweeps of single-level moves after each GPTQ pass.
 constexpr int kGptqRounds = 3;
+constexpr int kDescentSweeps = 8;
 
 struct Quantizer {
   const double* x;  // the group's values (non-finite already replaced by 0), zero padded
@@ -430,6 +435,53 @@ double refit_scales(const double* w, const int* q, const double* h, uint32_t col
   return after;
 }
 
+namespace {
+
+// Greedy integer refinement in the H metric: with the scales fixed, move single levels by
+// +-1 while (w - ŵ)ᵀH(w - ŵ) drops, at most `sweeps` passes over the columns. he = H(ŵ - w)
+// is kept up to date, so a step costs O(cols).
+void descend_levels(const double* w, const double* h, uint32_t cols, uint32_t group,
+                    const uint16_t* hs, double qmin, double qmax, int sweeps, int* q) {
+  std::vector<double> e(cols), he(cols, 0.0);
+  for (uint32_t j = 0; j < cols; j++) {
+    e[j] = (double)half_to_float(hs[j / group]) * (double)q[j] - w[j];
+  }
+  for (uint32_t i = 0; i < cols; i++) {
+    const double* hi = h + (size_t)i * cols;
+    double acc = 0;
+    for (uint32_t k = 0; k < cols; k++) acc += hi[k] * e[k];
+    he[i] = acc;
+  }
+  for (int sw = 0; sw < sweeps; sw++) {
+    bool moved = false;
+    for (uint32_t j = 0; j < cols; j++) {
+      const double s = (double)half_to_float(hs[j / group]);
+      if (s == 0) continue;
+      const double hjj = h[(size_t)j * cols + j];
+      // Change of the objective for q_j += d: 2 s d he_j + s² d² H_jj.
+      int best_d = 0;
+      double best = -1e-12 * s * s * hjj;  // a strict, scale-relative improvement
+      for (int d = -1; d <= 1; d += 2) {
+        const double nq = (double)q[j] + d;
+        if (nq < qmin || nq > qmax) continue;
+        const double delta = 2 * s * d * he[j] + s * s * hjj;
+        if (delta < best) {
+          best = delta;
+          best_d = d;
+        }
+      }
+      if (best_d == 0) continue;
+      q[j] += best_d;
+      const double step = s * best_d;
+      for (uint32_t k = 0; k < cols; k++) he[k] += step * h[(size_t)k * cols + j];
+      moved = true;
+    }
+    if (!moved) break;
+  }
+}
+
+}  // namespace
+
 void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, const double* u,
                      const uint32_t* order, const double* gram, const double* importance,
                      uint8_t* out) {
@@ -444,32 +496,33 @@ void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, 
   std::vector<double> r(cols);  // remaining weights, in processing order
   std::vector<int> qall((size_t)n * group, 0);
   std::vector<uint16_t> hs(n, 0);
+  std::vector<uint32_t> pos(cols);  // column -> its place in the processing order
+  for (uint32_t i = 0; i < cols; i++) pos[order ? order[i] : i] = i;
   double x[kMaxGroup], wt[kMaxGroup];
   int q[kMaxGroup];
-  // With an order, every group's scale is fixed up front from the original weights (the
-  // columns of a group are not processed together); in column order a group's scale is chosen
-  // on the weights as the earlier columns' errors left them.
-  auto choose = [&](uint32_t g, const double* src) {
+  // A group's scale from the values at(c) of its columns (c = column index).
+  auto choose = [&](uint32_t g, const std::function<double(uint32_t)>& at) {
     const uint32_t c0 = g * group;
     const uint32_t m = std::min(group, cols - c0), m4 = (m + 3u) & ~3u;
     for (uint32_t j = 0; j < m4; j++) {
-      x[j] = j < m ? src[c0 + j] : 0.0;
+      x[j] = j < m ? at(c0 + j) : 0.0;
       wt[j] = j < m ? (importance ? importance[c0 + j] : 1.0) : 0.0;
     }
     hs[g] = choose_scale(x, wt, m4, q4, q);
   };
   std::vector<double> orig(cols);
   for (uint32_t j = 0; j < cols; j++) orig[j] = std::isfinite(w[j]) ? (double)w[j] : 0.0;
-  // One GPTQ pass: levels into qall for the scales in hs (chosen on the way without order).
-  auto pass = [&]() {
-    if (order != nullptr) {
-      for (uint32_t i = 0; i < cols; i++) r[i] = orig[order[i]];
-    } else {
-      r = orig;
-    }
+  // One GPTQ pass: levels into qall. choose_now: a group's scale is chosen when the sweep
+  // first reaches one of its columns, from the weights as the earlier errors left them.
+  auto pass = [&](bool choose_now) {
+    for (uint32_t i = 0; i < cols; i++) r[i] = orig[order ? order[i] : i];
+    std::vector<uint8_t> chosen(n, 0);
     for (uint32_t i = 0; i < cols; i++) {
       const uint32_t c = order ? order[i] : i;
-      if (order == nullptr && c % group == 0) choose(c / group, r.data());
+      if (choose_now && !chosen[c / group]) {
+        chosen[c / group] = 1;
+        choose(c / group, [&](uint32_t cc) { return r[pos[cc]]; });
+      }
       const double s = (double)half_to_float(hs[c / group]);
       int lv = 0;
       if (s != 0) {
@@ -484,28 +537,31 @@ void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, 
       for (uint32_t k = i + 1; k < cols; k++) r[k] -= e * ui[k];
     }
   };
-  if (order != nullptr) {
-    for (uint32_t g = 0; g < n; g++) choose(g, orig.data());
-  }
-  pass();
+  pass(true);
   if (gram != nullptr) {
+    descend_levels(orig.data(), gram, cols, group, hs.data(), qmin, qmax, kDescentSweeps,
+                   qall.data());
     double best = refit_scales(orig.data(), qall.data(), gram, cols, group, hs.data());
-    if (order != nullptr) {
-      // With fixed scales, rounding again to the refitted scales and refitting may do better:
-      // a few rounds, keeping the best.
-      std::vector<int> best_q(qall);
-      std::vector<uint16_t> best_h(hs);
-      for (int it = 0; it < kGptqRounds; it++) {
-        pass();
-        const double f = refit_scales(orig.data(), qall.data(), gram, cols, group, hs.data());
-        if (!(f < best)) break;
-        best = f;
-        best_q = qall;
-        best_h = hs;
-      }
-      qall.swap(best_q);
-      hs.swap(best_h);
+    // Alternate: levels for the refitted scales (a GPTQ pass, then descent), scales for the
+    // new levels; a few rounds, keeping the best.
+    std::vector<int> best_q(qall);
+    std::vector<uint16_t> best_h(hs);
+    for (int it = 0; it < kGptqRounds; it++) {
+      pass(false);
+      descend_levels(orig.data(), gram, cols, group, hs.data(), qmin, qmax, kDescentSweeps,
+                     qall.data());
+      const double f = refit_scales(orig.data(), qall.data(), gram, cols, group, hs.data());
+      if (!(f < best)) break;
+      best = f;
+      best_q = qall;
+      best_h = hs;
     }
+    qall.swap(best_q);
+    hs.swap(best_h);
+    // The kept scales may be a refit after the last descent: end at levels no single move
+    // improves (a descent step never raises the objective).
+    descend_levels(orig.data(), gram, cols, group, hs.data(), qmin, qmax, kDescentSweeps,
+                   qall.data());
   }
   for (uint32_t g = 0; g < n; g++) {
     const int* qg = &qall[(size_t)g * group];

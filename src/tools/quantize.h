@@ -23,9 +23,9 @@ void encode_row(const float* w, uint32_t cols, DType type, uint32_t group, uint8
 void encode_matrix(const float* w, uint32_t rows, uint32_t cols, DType type, uint32_t group,
                    uint8_t* out, unsigned threads = 0, const double* importance = nullptr);
 // GPTQ-style error compensation (Frantar et al. 2022) with the format's group scales.
-// order: null (columns in order, each group's scale chosen when the group is reached), or a
-// permutation of the columns to process in (e.g. by decreasing input energy, GPTQ's "act
-// order"), every group's scale then chosen up front from the original weights.
+// order: null (columns in order) or a permutation of the columns to process in (e.g. by
+// decreasing input energy, GPTQ's "act order"). Either way a group's scale is chosen when the
+// sweep first reaches one of its columns, from the weights as the earlier errors left them.
 // gptq_factor: from an n*n input Gram matrix XᵀX/tokens, the upper-triangular U with
 // (P (H + damp*mean(diag H)*I) Pᵀ)^-1 = UᵀU (row-major n*n, P the order); false if not
 // positive definite.
@@ -33,8 +33,10 @@ bool gptq_factor(const double* gram, uint32_t n, const uint32_t* order, double d
                  std::vector<double>* u);
 // Encodes a row: each column (in the order) is rounded to the nearest level of its group's
 // scale and its error, scaled by U, is subtracted from the columns not yet rounded.
-// gram: null, or the (unpermuted) Gram matrix: the group scales are then refitted jointly
-// to the final levels under the H-weighted error (kept only when better after fp16 rounding).
+// gram: null, or the (unpermuted) metric H: then single levels move by ±1 while the
+// H-weighted error drops, the group scales are refitted jointly to the levels (kept only when
+// better after fp16 rounding), and a few rounds of (pass, descent, refit) keep the best; the
+// result is a local optimum of (w - ŵ)ᵀH(w - ŵ) over single-level moves.
 void encode_row_gptq(const float* w, uint32_t cols, DType type, uint32_t group, const double* u,
                      const uint32_t* order, const double* gram, const double* importance,
                      uint8_t* out);
