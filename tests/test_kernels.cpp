@@ -144,11 +144,13 @@ TEST(Kernels, TableHasTheReferenceLastAndUniqueNames) {
 #endif
 }
 
-TEST(Kernels, BranchlessHalfToFloatIsExactForEveryHalf) {
+TEST(Kernels, BranchlessHalfToFloatsAreExactForEveryHalf) {
   for (uint32_t h = 0; h < 0x10000u; h++) {
     const uint32_t a = bits_from_f32(half_to_float((uint16_t)h));
     const uint32_t b = bits_from_f32(half_to_float_fast((uint16_t)h));
     ASSERT_EQ(a, b) << "half 0x" << std::hex << h;
+    const uint32_t c = bits_from_f32(half_to_float_table(h));
+    ASSERT_EQ(a, c) << "table, half 0x" << std::hex << h;
   }
 }
 
