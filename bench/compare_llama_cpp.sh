@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side by side with llama.cpp on the same synthetic checkpoints, alternating rounds (a shared
-# machine slows both alike), one thread: generation tok/s (wall and per CPU second) and
-# prompt tok/s, and their ratios. llama.cpp is built elsewhere, never in this repo:
+# machine slows both alike), one thread: generation and prompt tok/s, each by the wall clock
+# and per CPU second (on a loaded machine the CPU-second figures are the comparable ones),
+# and their ratios. Prompt: llmwire 32 tokens batched vs llama.cpp pp64. llama.cpp is built elsewhere, never in this repo:
 #   LLAMA_BIN=/path/to/llama.cpp/build/bin bench/compare_llama_cpp.sh [rounds]
 # It converts build/bench-cache/<shape>-synth.bin (written by llmwire_bench) with
 # llama-convert-llama2c-to-ggml and llama-quantize --pure (every tensor Q4_0 / Q8_0, like
@@ -39,7 +40,7 @@ for r in $(seq 1 "$rounds"); do
 import json, sys
 for row in json.load(open(sys.argv[1])):
     if row["threads"] == 1:
-        print(row["tok_s"], row["tok_per_cpu_s"], row["prompt_tok_s"])
+        print(row["tok_s"], row["tok_per_cpu_s"], row["prompt_tok_s"], row["prompt_tok_per_cpu_s"])
 PY
       # llama.cpp: tg48 and pp64 (wall, its own timing), then tg48 x3 under time for CPU seconds.
       "$LLAMA_BIN/llama-bench" -m "$models/$shape-$Q.gguf" -t 1 -p 64 -n 48 -r 1 -o json \
@@ -48,14 +49,20 @@ PY
           -t 1 -p 0 -n 48 -r 3 -o json >/dev/null 2>&1
       /usr/bin/time -o "$out/t0" -f '%U %S' "$LLAMA_BIN/llama-bench" -m "$models/$shape-$Q.gguf" \
           -t 1 -p 0 -n 1 -r 1 -o json >/dev/null 2>&1
+      # pp64 CPU seconds: 10 repetitions minus 1 (load and warmup cancel) = 9 x 64 tokens.
+      /usr/bin/time -o "$out/p10" -f '%U %S' "$LLAMA_BIN/llama-bench" -m "$models/$shape-$Q.gguf" \
+          -t 1 -p 64 -n 0 -r 10 -o json >/dev/null 2>&1
+      /usr/bin/time -o "$out/p1" -f '%U %S' "$LLAMA_BIN/llama-bench" -m "$models/$shape-$Q.gguf" \
+          -t 1 -p 64 -n 0 -r 1 -o json >/dev/null 2>&1
       python3 - "$out/lc.json" "$(cpu_of "$out/t1")" "$(cpu_of "$out/t0")" \
-          >>"$out/llama.$shape.$q" <<'PY'
+          "$(cpu_of "$out/p10")" "$(cpu_of "$out/p1")" >>"$out/llama.$shape.$q" <<'PY'
 import json, sys
 rows = json.load(open(sys.argv[1]))
 tg = [r["avg_ts"] for r in rows if r["n_gen"] > 0][0]
 pp = [r["avg_ts"] for r in rows if r["n_prompt"] > 0][0]
 cpu = max(float(sys.argv[2]) - float(sys.argv[3]), 1e-6)  # minus load + warmup
-print(tg, (3 * 48 - 1) / cpu, pp)
+pcpu = max(float(sys.argv[4]) - float(sys.argv[5]), 1e-6)
+print(tg, (3 * 48 - 1) / cpu, pp, 9 * 64 / pcpu)
 PY
     done
   done
@@ -65,7 +72,7 @@ python3 - "$out" <<'PY'
 import statistics, sys, os
 d = sys.argv[1]
 print("one thread, medians over rounds; llama.cpp: llama-bench tg48 / pp64, --pure quantization")
-print(f"{'model':14} {'':6} {'tok/s':>9} {'tok/CPU s':>10} {'prompt tok/s':>13}")
+print(f"{'model':14} {'':6} {'tok/s':>9} {'tok/CPU s':>10} {'prompt tok/s':>13} {'prompt/CPU s':>13}")
 for shape in ["stories15M", "stories42M"]:
     for q in ["q4", "q8"]:
         rows = {}
@@ -73,9 +80,9 @@ for shape in ["stories15M", "stories42M"]:
             vals = [list(map(float, l.split())) for l in open(os.path.join(d, f"{who}.{shape}.{q}"))]
             rows[who] = [statistics.median(c) for c in zip(*vals)]
         for who in ["llmwire", "llama"]:
-            g, c, p = rows[who]
-            print(f"{shape + ' ' + q:14} {who:6.6} {g:9.1f} {c:10.1f} {p:13.1f}")
+            g, c, p, pc = rows[who]
+            print(f"{shape + ' ' + q:14} {who:6.6} {g:9.1f} {c:10.1f} {p:13.1f} {pc:13.1f}")
         g = [a / b for a, b in zip(rows["llmwire"], rows["llama"])]
-        print(f"{'':14} {'ratio':6} {g[0]:8.2f}x {g[1]:9.2f}x {g[2]:12.2f}x")
+        print(f"{'':14} {'ratio':6} {g[0]:8.2f}x {g[1]:9.2f}x {g[2]:12.2f}x {g[3]:12.2f}x")
 PY
 

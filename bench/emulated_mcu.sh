@@ -5,6 +5,9 @@
 # streamed tokens (forward pass + sampling + decoding) and logs the median; this script
 # divides by the weight multiply-accumulates per token (every matmul's rows x cols, the
 # classifier included; attention, norms and the rest are counted in the instructions only).
+# Then the kernels alone (bench/rv32/kernel_bench.cpp): instructions per MAC of the tuned
+# scalar32 kernel, the reference and a straightforward nibble-unpack loop, side by side in one
+# run on the same weights (each checked bit-identical to the reference).
 # Usage: bench/emulated_mcu.sh [LLMWIRE_BIN] [tokens]   (needs LLMWIRE_MODELS, qemu, the cross
 # compiler; exit 77 if something is missing)
 set -euo pipefail
@@ -33,3 +36,12 @@ for q in q4 q8 f32; do
   printf "%-6s %14s %12s %14s %12s %12s\n" "$q" "$instr" "$macs" \
     "$(awk -v a="$instr" -v b="$macs" 'BEGIN { printf "%.2f", a / b }')" $mem
 done
+
+make -s -f "$root/src/platform/rv32/rv32.mk" -C "$root" BUILD="${RV32_BUILD:-$root/build-rv32}" \
+  "${RV32_BUILD:-$root/build-rv32}/kernel-bench.elf"
+echo
+echo "kernels alone (32 rows; 'per MAC' includes fp16 scales and the float accumulation):"
+qemu-system-riscv32 -M virt -bios none -m 16M -display none -monitor none -serial none \
+  -semihosting-config enable=on,target=native -icount shift=0 \
+  -device loader,file="${RV32_BUILD:-$root/build-rv32}/kernel-bench.elf",cpu-num=0 2>&1 |
+  sed 's/^kernel-bench /  /'

@@ -5,6 +5,7 @@
 // Kernels the CPU cannot run are skipped with a message; the narrower ones are all run.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -143,11 +144,13 @@ TEST(Kernels, TableHasTheReferenceLastAndUniqueNames) {
 #endif
 }
 
-TEST(Kernels, BranchlessHalfToFloatIsExactForEveryHalf) {
+TEST(Kernels, BranchlessHalfToFloatsAreExactForEveryHalf) {
   for (uint32_t h = 0; h < 0x10000u; h++) {
     const uint32_t a = bits_from_f32(half_to_float((uint16_t)h));
     const uint32_t b = bits_from_f32(half_to_float_fast((uint16_t)h));
     ASSERT_EQ(a, b) << "half 0x" << std::hex << h;
+    const uint32_t c = bits_from_f32(half_to_float_table(h));
+    ASSERT_EQ(a, c) << "table, half 0x" << std::hex << h;
   }
 }
 
@@ -240,6 +243,59 @@ TEST(Kernels, ExtremeValuesBitIdentical) {
                 << k->name << " " << dtype_name(dt) << " g" << group << " fill " << (int)fill
                 << " pattern " << pattern;
           }
+        }
+      }
+    }
+  }
+}
+
+// Every kernel's activation quantizer gives quantize_input's bytes: normal data, halves that
+// round to even, values that clamp, zero and all-negative-zero groups, NaN and infinity, a
+// tiny amax (127 / amax overflows), groups the SIMD code hands back (8 | group fails) and a
+// partial last group.
+TEST(Kernels, EveryQuantizerBitIdenticalToQuantizeInput) {
+  const auto kernels = runnable_kernels();
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (uint32_t group : {8u, 24u, 32u, 64u, 12u}) {
+    for (uint32_t n : {group, 3 * group, 5 * group + 5, 200u}) {
+      for (int pattern = 0; pattern < 6; pattern++) {
+        std::vector<float> x(n);
+        for (uint32_t i = 0; i < n; i++) {
+          switch (pattern) {
+            case 0:
+              x[i] = nd(rng);
+              break;
+            case 1:
+              x[i] = (float)((int)(rng() % 255) - 127) * 0.5f;
+              break;  // many .5 ties
+            case 2:
+              x[i] = i % 7 == 0 ? NAN : nd(rng);
+              break;
+            case 3:
+              x[i] = i % 9 == 0 ? (i % 2 ? INFINITY : -INFINITY) : nd(rng);
+              break;
+            case 4:
+              x[i] = (i / 8) % 2 ? -0.0f : 0.0f;
+              break;
+            default:
+              x[i] = (float)((int)(rng() % 3) - 1) * 1e-45f;
+              break;  // subnormal amax
+          }
+        }
+        const uint32_t groups = (n + group - 1) / group;
+        std::vector<int8_t> wq((size_t)groups * group, 99), gq(wq);
+        std::vector<float> ws(groups, 9.0f), gs(ws);
+        std::vector<int32_t> wsum(groups, 99), gsum(wsum);
+        quantize_input(x.data(), n, group, wq.data(), ws.data(), wsum.data());
+        for (const Kernel* k : kernels) {
+          ASSERT_NE(k->quantize, nullptr) << k->name;
+          k->quantize(x.data(), n, group, gq.data(), gs.data(), gsum.data());
+          const std::string where = std::string(k->name) + " g" + std::to_string(group) + " n" +
+                                    std::to_string(n) + " pattern " + std::to_string(pattern);
+          ASSERT_EQ(0, std::memcmp(wq.data(), gq.data(), wq.size())) << where;
+          ASSERT_EQ(0, std::memcmp(ws.data(), gs.data(), ws.size() * 4)) << where;
+          ASSERT_EQ(wsum, gsum) << where;
         }
       }
     }

@@ -7,14 +7,16 @@
 
 namespace llmwire {
 
+// __builtin_memcpy: a bare-metal build (-ffreestanding, so -fno-builtin) would otherwise call
+// memcpy for every cast (measured: four calls per Q4 group on the emulated rv32 board).
 inline float f32_from_bits(uint32_t u) {
   float f;
-  memcpy(&f, &u, 4);
+  __builtin_memcpy(&f, &u, 4);
   return f;
 }
 inline uint32_t bits_from_f32(float f) {
   uint32_t u;
-  memcpy(&u, &f, 4);
+  __builtin_memcpy(&u, &f, 4);
   return u;
 }
 
@@ -53,6 +55,32 @@ inline float half_to_float_fast(uint16_t h) {
   return f32_from_bits(sign | bits);
 }
 
+// The same conversion by a 32-entry table on the exponent, exact for every half and without
+// branches (scalar32's scales: ~10 instructions fewer than half_to_float_fast on rv32):
+// normal: rebias (+112 << 23); zero/subnormal: exponent 113 then minus 2^-14 (exact, no
+// subnormal float ever formed); inf/NaN: rebias like a normal, then force the exponent bits.
+struct HalfExp {
+  uint32_t add, force;
+  float sub;
+};
+constexpr HalfExp half_exp_entry(uint32_t e) {
+  return e == 0 ? HalfExp{113u << 23, 0, 6.103515625e-05f}
+                : HalfExp{112u << 23, e == 31 ? 0x7F800000u : 0u, 0.0f};
+}
+inline constexpr HalfExp kHalfExp[32] = {
+    half_exp_entry(0),  half_exp_entry(1),  half_exp_entry(2),  half_exp_entry(3),
+    half_exp_entry(4),  half_exp_entry(5),  half_exp_entry(6),  half_exp_entry(7),
+    half_exp_entry(8),  half_exp_entry(9),  half_exp_entry(10), half_exp_entry(11),
+    half_exp_entry(12), half_exp_entry(13), half_exp_entry(14), half_exp_entry(15),
+    half_exp_entry(16), half_exp_entry(17), half_exp_entry(18), half_exp_entry(19),
+    half_exp_entry(20), half_exp_entry(21), half_exp_entry(22), half_exp_entry(23),
+    half_exp_entry(24), half_exp_entry(25), half_exp_entry(26), half_exp_entry(27),
+    half_exp_entry(28), half_exp_entry(29), half_exp_entry(30), half_exp_entry(31)};
+inline float half_to_float_table(uint32_t h) {
+  const HalfExp& t = kHalfExp[(h >> 10) & 31u];
+  const float f = f32_from_bits(((h & 0x7FFFu) << 13) + t.add) - t.sub;
+  return f32_from_bits(bits_from_f32(f) | t.force | ((h & 0x8000u) << 16));
+}
 inline uint16_t float_to_half(float f) {
   const uint32_t x = bits_from_f32(f);
   const uint32_t sign = (x >> 16) & 0x8000u;

@@ -18,7 +18,10 @@ struct QuantizedInput {
   uint32_t groups = 0;
 };
 
-// Quantizes x[0..n) into q/scale/qsum (capacity: ceil(n/group) groups).
+// Quantizes x[0..n) into q/scale/qsum (capacity: ceil(n/group) groups). The definition;
+// a kernel's own quantizer (Kernel::quantize) gives the same bits.
+using QuantizeFn = void (*)(const float* x, uint32_t n, uint32_t group, int8_t* q, float* scale,
+                            int32_t* qsum);
 void quantize_input(const float* x, uint32_t n, uint32_t group, int8_t* q, float* scale,
                     int32_t* qsum);
 
@@ -50,6 +53,7 @@ void matmul_scalar32(const TensorView& w, uint32_t group, const MatmulInput& in,
 struct Kernel {
   const char* name;  // "reference", "scalar32", "avx2", "avxvnni", "avx512vnni", ...
   MatmulFn matmul;
+  QuantizeFn quantize;  // its activation quantizer (ggml's per-type traits: quantizer + dot)
   bool (*available)();  // this CPU can run it
 };
 

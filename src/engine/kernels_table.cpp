@@ -14,6 +14,9 @@ namespace llmwire {
 
 #if defined(LLMWIRE_X86_KERNELS)
 // src/engine/arch/x86/: compiled with their own target flags, run only when the CPU has them.
+void quantize_input_avx2(const float*, uint32_t, uint32_t, int8_t*, float*, int32_t*);
+void quantize_input_avxvnni(const float*, uint32_t, uint32_t, int8_t*, float*, int32_t*);
+void quantize_input_avx512vnni(const float*, uint32_t, uint32_t, int8_t*, float*, int32_t*);
 void matmul_avx2(const TensorView&, uint32_t, const MatmulInput&, float*, uint32_t, uint32_t,
                  uint32_t);
 void matmul_avxvnni(const TensorView&, uint32_t, const MatmulInput&, float*, uint32_t, uint32_t,
@@ -74,15 +77,15 @@ bool has_avxvnni() {
 
 const Kernel kTable[] = {
 #if defined(LLMWIRE_KERNEL_ESP32S3_PIE)
-    {"esp32s3_pie", matmul_esp32s3_pie, esp32s3_pie_available},
+    {"esp32s3_pie", matmul_esp32s3_pie, quantize_input, esp32s3_pie_available},
 #endif
 #if defined(LLMWIRE_X86_KERNELS)
-    {"avx512vnni", matmul_avx512vnni, has_avx512vnni},
-    {"avxvnni", matmul_avxvnni, has_avxvnni},
-    {"avx2", matmul_avx2, has_avx2},
+    {"avx512vnni", matmul_avx512vnni, quantize_input_avx512vnni, has_avx512vnni},
+    {"avxvnni", matmul_avxvnni, quantize_input_avxvnni, has_avxvnni},
+    {"avx2", matmul_avx2, quantize_input_avx2, has_avx2},
 #endif
-    {"scalar32", matmul_scalar32, always},
-    {"reference", matmul_reference, always},
+    {"scalar32", matmul_scalar32, quantize_input, always},
+    {"reference", matmul_reference, quantize_input, always},
 };
 constexpr uint32_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

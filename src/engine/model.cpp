@@ -101,6 +101,7 @@ Status Model::init(const Image& image, const RunOptions& opts, Arena* fast, Aren
   image_ = &image;
   exec_ = executor;
   matmul_fn_ = kernel->matmul;
+  quantize_fn_ = kernel->quantize;
   kernel_name_ = kernel->name;
   config_ = info.config;
   group_ = info.group_size;
@@ -200,7 +201,7 @@ void Model::rmsnorm(float* out, const float* x, const TensorView& w) const {
 void Model::quantize(const float* x, uint32_t n, QuantizedInput* out, int8_t* q, float* s,
                      int32_t* qs) {
   if (!quantized_) return;
-  quantize_input(x, n, group_, q, s, qs);
+  quantize_fn_(x, n, group_, q, s, qs);
   out->q = q;
   out->scale = s;
   out->qsum = qs;

@@ -105,6 +105,7 @@ class Model {
   const Image* image_ = nullptr;
   Executor* exec_ = nullptr;
   MatmulFn matmul_fn_ = nullptr;
+  QuantizeFn quantize_fn_ = nullptr;
   const char* kernel_name_ = "";
   ModelConfig config_;
   uint32_t group_ = 0;

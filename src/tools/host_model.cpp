@@ -35,8 +35,15 @@ bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t t
   }
   if (!check_host_memory(path, info, opts, file_.size(), err, hint)) return false;
   const MemoryNeeds need = Model::memory_needs(info, opts);
-  fast_.assign(region_bytes_for(need.fast), 0);
-  big_.assign(region_bytes_for(need.big), 0);
+  fast_bytes_ = region_bytes_for(need.fast);
+  big_bytes_ = region_bytes_for(need.big);
+  fast_.reset(static_cast<uint8_t*>(std::calloc(fast_bytes_ ? fast_bytes_ : 1, 1)));
+  big_.reset(static_cast<uint8_t*>(std::calloc(big_bytes_ ? big_bytes_ : 1, 1)));
+  if (!fast_ || !big_) {
+    *err = "cannot allocate " + std::to_string(fast_bytes_ + big_bytes_) + " bytes for the model";
+    *hint = "free some memory, or use a shorter --seq";
+    return false;
+  }
   exec_ = std::make_unique<ThreadExecutor>(threads);
   // LLMWIRE_KERNEL=<name> forces a kernel (tests, benchmarks, bug reports).
   RunOptions run = opts;
@@ -52,8 +59,8 @@ bool HostModel::load(const std::string& path, const RunOptions& opts, uint32_t t
     }
     return false;
   }
-  Arena fast(MemoryRegion{fast_.data(), fast_.size()});
-  Arena big(MemoryRegion{big_.data(), big_.size()});
+  Arena fast(MemoryRegion{fast_.get(), fast_bytes_});
+  Arena big(MemoryRegion{big_.get(), big_bytes_});
   s = model_.init(image_, run, &fast, &big, exec_.get());
   if (s != Status::kOk) {
     *err = path + ": " + status_message(s);

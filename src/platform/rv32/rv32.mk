@@ -15,17 +15,27 @@ CXXFLAGS := $(ARCH) -O2 -std=c++17 -ffreestanding -fno-exceptions -fno-rtti \
 LDFLAGS := $(ARCH) --specs=picolibc.specs --crt0=hosted -Wl,--gc-sections \
   -Wl,--defsym=__flash=0x80000000 -Wl,--defsym=__flash_size=0x100000 \
   -Wl,--defsym=__ram=0x80100000 -Wl,--defsym=__ram_size=0x900000 \
-  -Wl,--defsym=__stack_size=0x8000 -Wl,-Map=$(BUILD)/llmwire-rv32.map
+  -Wl,--defsym=__stack_size=0x8000
 
 SRCS := $(wildcard src/engine/*.cpp src/link/*.cpp src/pipeline/*.cpp src/runtime/*.cpp \
   src/platform/rv32/*.cpp)
 OBJS := $(patsubst src/%.cpp,$(BUILD)/obj/%.o,$(SRCS))
 
 $(BUILD)/llmwire-rv32.elf: $(OBJS)
-	$(CC) $(LDFLAGS) $(OBJS) -lm -o $@
+	$(CC) $(LDFLAGS) -Wl,-Map=$(BUILD)/llmwire-rv32.map $(OBJS) -lm -o $@
+
+# bench/emulated_mcu.sh's kernel micro-benchmark: the same objects with its own main.
+BENCH_OBJS := $(filter-out $(BUILD)/obj/platform/rv32/main.o,$(OBJS)) \
+  $(BUILD)/obj/bench/rv32/kernel_bench.o
+$(BUILD)/kernel-bench.elf: $(BENCH_OBJS)
+	$(CC) $(LDFLAGS) $(BENCH_OBJS) -lm -o $@
+
+$(BUILD)/obj/bench/%.o: bench/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 $(BUILD)/obj/%.o: src/%.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(BUILD)/obj/bench/rv32/kernel_bench.d

@@ -18,7 +18,8 @@
 #include "engine/kernels.h"
 
 #ifndef LLMWIRE_X86_NAME
-#error "define LLMWIRE_X86_NAME and LLMWIRE_X86_VNNI before including kernels_x86.h"
+#error \
+    "define LLMWIRE_X86_NAME, LLMWIRE_X86_QNAME and LLMWIRE_X86_VNNI before including kernels_x86.h"
 #endif
 
 namespace llmwire {
@@ -133,9 +134,36 @@ void rows8(const TensorView& w, const Shape& s, const MatmulInput& in, float* ou
   }
 }
 
-// Groups of 32, the common case: each group's weights are unpacked and its scales converted
-// once for up to kBatchChunk input vectors (prompt positions), weight-stationary.
+// Groups of 32 with several input vectors (a prompt chunk), weight-stationary: each group's
+// weights are unpacked, transposed and its scales converted once for up to kBatchChunk
+// vectors. After the 8x8 dword transpose, t[k] holds columns 4k..4k+3 of row i in lane i, so
+// eight u8 x s8 dot instructions against a broadcast activation dword leave row i's exact
+// group sum in lane i: no horizontal sums per vector.
 constexpr uint32_t kBatchChunk = 16;
+inline void transpose8(__m256i* v) {
+  const __m256i a0 = _mm256_unpacklo_epi32(v[0], v[1]), a1 = _mm256_unpackhi_epi32(v[0], v[1]);
+  const __m256i a2 = _mm256_unpacklo_epi32(v[2], v[3]), a3 = _mm256_unpackhi_epi32(v[2], v[3]);
+  const __m256i a4 = _mm256_unpacklo_epi32(v[4], v[5]), a5 = _mm256_unpackhi_epi32(v[4], v[5]);
+  const __m256i a6 = _mm256_unpacklo_epi32(v[6], v[7]), a7 = _mm256_unpackhi_epi32(v[6], v[7]);
+  const __m256i b0 = _mm256_unpacklo_epi64(a0, a2), b1 = _mm256_unpackhi_epi64(a0, a2);
+  const __m256i b2 = _mm256_unpacklo_epi64(a1, a3), b3 = _mm256_unpackhi_epi64(a1, a3);
+  const __m256i b4 = _mm256_unpacklo_epi64(a4, a6), b5 = _mm256_unpackhi_epi64(a4, a6);
+  const __m256i b6 = _mm256_unpacklo_epi64(a5, a7), b7 = _mm256_unpackhi_epi64(a5, a7);
+  v[0] = _mm256_permute2x128_si256(b0, b4, 0x20);
+  v[1] = _mm256_permute2x128_si256(b1, b5, 0x20);
+  v[2] = _mm256_permute2x128_si256(b2, b6, 0x20);
+  v[3] = _mm256_permute2x128_si256(b3, b7, 0x20);
+  v[4] = _mm256_permute2x128_si256(b0, b4, 0x31);
+  v[5] = _mm256_permute2x128_si256(b1, b5, 0x31);
+  v[6] = _mm256_permute2x128_si256(b2, b6, 0x31);
+  v[7] = _mm256_permute2x128_si256(b3, b7, 0x31);
+}
+inline __m256i bcast32(const int8_t* p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
 template <bool kQ4>
 void rows8_g32(const TensorView& w, const Shape& s, const MatmulInput& in, float* out,
                uint32_t out_stride, uint32_t r) {
@@ -148,22 +176,24 @@ void rows8_g32(const TensorView& w, const Shape& s, const MatmulInput& in, float
     for (uint32_t bi = 0; bi < nb; bi++) acc[bi] = _mm256_setzero_ps();
     for (uint32_t g = 0; g < s.groups; g++) {
       const size_t wo = s.scale_bytes + (size_t)g * s.gbytes;
-      __m256i wv[8];
-      for (uint32_t i = 0; i < 8; i++) {
-        wv[i] = kQ4 ? q4_unpack(rows[i] + wo) : load256(rows[i] + wo);
-      }
+      __m256i t[8];
+      for (uint32_t i = 0; i < 8; i++) t[i] = kQ4 ? q4_unpack(rows[i] + wo) : load256(rows[i] + wo);
+      transpose8(t);
       alignas(16) uint16_t h[8];
       for (uint32_t i = 0; i < 8; i++) h[i] = load_half(rows[i] + 2 * g);
       const __m256 ws = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
       for (uint32_t bi = 0; bi < nb; bi++) {
         const QuantizedInput& xq = xqs[bi];
-        const __m256i x = load256(xq.q + (size_t)g * 32);
-        __m256i d[8];
-        for (uint32_t i = 0; i < 8; i++) {
-          d[i] = kQ4 ? dot_u8s8(_mm256_setzero_si256(), wv[i], x)
-                     : dot_s8s8(_mm256_setzero_si256(), wv[i], x);
+        const int8_t* xg = xq.q + (size_t)g * 32;
+        // Two chains of four (the sum is exact in any order).
+        __m256i d0 = _mm256_setzero_si256(), d1 = _mm256_setzero_si256();
+        for (uint32_t k = 0; k < 8; k += 2) {
+          d0 = kQ4 ? dot_u8s8(d0, t[k], bcast32(xg + 4 * k))
+                   : dot_s8s8(d0, t[k], bcast32(xg + 4 * k));
+          d1 = kQ4 ? dot_u8s8(d1, t[k + 1], bcast32(xg + 4 * k + 4))
+                   : dot_s8s8(d1, t[k + 1], bcast32(xg + 4 * k + 4));
         }
-        __m256i isum = hsum8(d);
+        __m256i isum = _mm256_add_epi32(d0, d1);
         if (s.offset) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(s.offset * xq.qsum[g]));
         const __m256 p = _mm256_mul_ps(ws, _mm256_set1_ps(xq.scale[g]));
         acc[bi] = _mm256_add_ps(acc[bi], _mm256_mul_ps(_mm256_cvtepi32_ps(isum), p));
@@ -220,7 +250,59 @@ void rows(const TensorView& w, const Shape& s, const MatmulInput& in, float* out
   for (; r < r1; r++) row1<kQ4, kG32>(w, s, in, out, out_stride, r);
 }
 
+// One full group of quantize_input, eight floats at a time, with the reference's operations
+// (so the same bits): amax ignores NaN (vmaxps returns its second operand, the running max,
+// when the first is NaN) and is order-free once NaN is out; x * inv rounds to nearest even
+// (rint_f32 for |v| < 2^22; anything larger clamps to +-127 either way); NaN becomes 0.
+inline void quantize_group(const float* x, uint32_t group, int8_t* q, float* scale, int32_t* qsum) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 m = _mm256_setzero_ps();
+  for (uint32_t i = 0; i < group; i += 8) {
+    m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), m);
+  }
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+  const float amax = _mm_cvtss_f32(m4);
+  *scale = amax / 127.0f;
+  const float inv_s = amax == 0.0f ? 0.0f : 127.0f / amax;
+  const __m256 inv = _mm256_set1_ps(inv_s);
+  const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+  __m256i sum = _mm256_setzero_si256();
+  for (uint32_t i = 0; i < group; i += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), inv);
+    __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_and_ps(r, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> +0
+    r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+    const __m256i iv = _mm256_cvttps_epi32(r);
+    sum = _mm256_add_epi32(sum, iv);
+    const __m256i p16 = _mm256_packs_epi32(iv, iv);   // exact: |iv| <= 127
+    const __m256i p8 = _mm256_packs_epi16(p16, p16);  // lane bytes 0..3 = 4 values
+    const __m128i b =
+        _mm_unpacklo_epi32(_mm256_castsi256_si128(p8), _mm256_extracti128_si256(p8, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), b);
+  }
+  *qsum = hsum1(sum);
+}
+
 }  // namespace
+
+void LLMWIRE_X86_QNAME(const float* x, uint32_t n, uint32_t group, int8_t* q, float* scale,
+                       int32_t* qsum) {
+  if (group == 0 || group % 8 != 0) {
+    quantize_input(x, n, group, q, scale, qsum);
+    return;
+  }
+  const uint32_t full = n / group;
+  for (uint32_t g = 0; g < full; g++) {
+    quantize_group(x + (size_t)g * group, group, q + (size_t)g * group, scale + g, qsum + g);
+  }
+  // A partial last group (zero-padded) goes through the portable code.
+  if (full * group < n) {
+    const size_t o = (size_t)full * group;
+    quantize_input(x + o, n - (uint32_t)o, group, q + o, scale + full, qsum + full);
+  }
+}
 
 void LLMWIRE_X86_NAME(const TensorView& w, uint32_t group, const MatmulInput& in, float* out,
                       uint32_t out_stride, uint32_t r0, uint32_t r1) {
