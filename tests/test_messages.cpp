@@ -502,6 +502,11 @@ TEST(Messages, ClassLogitsLayoutAndRules) {
   bad = expected;
   bad[8] = bad[9] = bad[10] = bad[11] = 0xFF;  // rows past 2^32
   EXPECT_EQ(decode_class_logits(bad.data(), bad.size(), &lv), MsgStatus::kBadValue);
+  // A payload no frame can carry is refused, as the encoder refuses to write it (found by
+  // fuzz_frame: 8,204 bytes decoded, then failed to re-encode).
+  Bytes longest(kMaxPayload, 0), too_long(kMaxPayload + 4, 0);
+  EXPECT_EQ(decode_class_logits(longest.data(), longest.size(), &lv), MsgStatus::kOk);
+  EXPECT_EQ(decode_class_logits(too_long.data(), too_long.size(), &lv), MsgStatus::kBadDim);
   // Never longer than an ACTIVATION of the same model.
   EXPECT_EQ(class_logits_max_count(64), 63u);
   EXPECT_EQ(class_logits_max_count(288), 287u);

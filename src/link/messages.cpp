@@ -559,7 +559,8 @@ size_t encode_class_logits(const ClassLogitsHeader& h, const float* v, uint32_t 
 MsgStatus decode_class_logits(const uint8_t* p, size_t len, ClassLogitsView* out) {
   if (!p || len < kClassLogitsHeaderSize) return MsgStatus::kTooShort;
   const size_t body = len - kClassLogitsHeaderSize;
-  if (body == 0 || body % 4 != 0) return MsgStatus::kBadDim;
+  // No frame carries more (the encoder refuses it too), so a longer payload is not a message.
+  if (body == 0 || body % 4 != 0 || len > kMaxPayload) return MsgStatus::kBadDim;
   const uint32_t first = load_u32(p + 8);
   if ((uint64_t)first + body / 4 > 0xFFFFFFFFull) return MsgStatus::kBadValue;
   if (out) {
