@@ -213,17 +213,24 @@ void ActivationView::copy_to(float* out) const {
   if (data && out) load_f32_array(data, dim, out);
 }
 
+// A payload of `header` bytes then 1..max_count floats: the float count, or 0 when the length
+// fits no such payload. One rule for every vector message, so no decoder forgets a bound.
+static uint32_t float_body_count(size_t len, size_t header, size_t max_count) {
+  if (len <= header || (len - header) % 4 != 0 || (len - header) / 4 > max_count) return 0;
+  return (uint32_t)((len - header) / 4);
+}
+
 MsgStatus decode_activation(const uint8_t* p, size_t len, ActivationView* out) {
   if (!p || len < kActivationHeaderSize) return MsgStatus::kTooShort;
-  const size_t body = len - kActivationHeaderSize;
-  if (body == 0 || body % 4 != 0 || body / 4 > kMaxActivationDim) return MsgStatus::kBadDim;
+  const uint32_t dim = float_body_count(len, kActivationHeaderSize, kMaxActivationDim);
+  if (dim == 0) return MsgStatus::kBadDim;
   if (out) {
     out->h.session_id = load_u32(p + 0);
     out->h.pos = load_u32(p + 4);
     out->h.epoch = load_u16(p + 8);
     out->h.dest_stage = p[10];
     out->h.flags = p[11];
-    out->dim = (uint32_t)(body / 4);
+    out->dim = dim;
     out->data = p + kActivationHeaderSize;
   }
   return MsgStatus::kOk;
@@ -523,14 +530,14 @@ size_t encode_classify(const ClassifyHeader& h, const float* xn, uint32_t dim, u
 
 MsgStatus decode_classify(const uint8_t* p, size_t len, ClassifyView* out) {
   if (!p || len < kClassifyHeaderSize) return MsgStatus::kTooShort;
-  const size_t body = len - kClassifyHeaderSize;
-  if (body == 0 || body % 4 != 0 || body / 4 > kMaxActivationDim) return MsgStatus::kBadDim;
+  const uint32_t dim = float_body_count(len, kClassifyHeaderSize, kMaxActivationDim);
+  if (dim == 0) return MsgStatus::kBadDim;
   if (p[8] > (uint8_t)ClassifyMode::kLogits) return MsgStatus::kBadValue;
   if (out) {
     out->h.session_id = load_u32(p + 0);
     out->h.pos = load_u32(p + 4);
     out->h.mode = p[8];
-    out->dim = (uint32_t)(body / 4);
+    out->dim = dim;
     out->data = p + kClassifyHeaderSize;
   }
   return MsgStatus::kOk;
@@ -558,17 +565,18 @@ size_t encode_class_logits(const ClassLogitsHeader& h, const float* v, uint32_t 
 
 MsgStatus decode_class_logits(const uint8_t* p, size_t len, ClassLogitsView* out) {
   if (!p || len < kClassLogitsHeaderSize) return MsgStatus::kTooShort;
-  const size_t body = len - kClassLogitsHeaderSize;
-  // No frame carries more (the encoder refuses it too), so a longer payload is not a message.
-  if (body == 0 || body % 4 != 0 || len > kMaxPayload) return MsgStatus::kBadDim;
+  // No frame carries more floats (the encoder refuses them too).
+  const uint32_t count =
+      float_body_count(len, kClassLogitsHeaderSize, (kMaxPayload - kClassLogitsHeaderSize) / 4);
+  if (count == 0) return MsgStatus::kBadDim;
   const uint32_t first = load_u32(p + 8);
-  if ((uint64_t)first + body / 4 > 0xFFFFFFFFull) return MsgStatus::kBadValue;
+  if ((uint64_t)first + count > 0xFFFFFFFFull) return MsgStatus::kBadValue;
   if (out) {
     out->h.session_id = load_u32(p + 0);
     out->h.pos = load_u32(p + 4);
     out->h.first_row = first;
     out->h.stage = p[12];
-    out->count = (uint32_t)(body / 4);
+    out->count = count;
     out->data = p + kClassLogitsHeaderSize;
   }
   return MsgStatus::kOk;
