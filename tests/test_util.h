@@ -63,21 +63,30 @@ inline ModelConfig small_config(uint32_t dim = 64, uint32_t hidden = 172, uint32
 }
 
 // The folder of real weights ($LLMWIRE_MODELS), or "" with the reason in *why.
+inline bool has_all(const std::string& dir, const std::vector<std::string>& need) {
+  for (const std::string& f : need) {
+    if (access((dir + "/" + f).c_str(), R_OK) != 0) return false;
+  }
+  return true;
+}
+
+// $LLMWIRE_MODELS when it has every file; else the repo's models/ folder when it does (the
+// default model, stories260K + tok512, ships there); else "" with the reason in *why.
 inline std::string models_dir(const std::vector<std::string>& need, std::string* why) {
   const char* env = std::getenv("LLMWIRE_MODELS");
+  if (env && *env && has_all(env, need)) return env;
+  const std::string shipped = std::string(LLMWIRE_SOURCE_DIR) + "/models";
+  if (has_all(shipped, need)) return shipped;
   if (!env || !*env) {
     *why =
         "LLMWIRE_MODELS not set: point it at a folder with the real TinyStories files "
         "(e.g. ../shared/models, or run scripts/download_models.sh)";
-    return "";
+  } else {
+    *why = std::string("LLMWIRE_MODELS=") + env + " lacks a file this test needs (";
+    for (const std::string& f : need) *why += " " + f;
+    *why += " )";
   }
-  for (const std::string& f : need) {
-    if (access((std::string(env) + "/" + f).c_str(), R_OK) != 0) {
-      *why = std::string("LLMWIRE_MODELS=") + env + " has no " + f;
-      return "";
-    }
-  }
-  return env;
+  return "";
 }
 
 inline std::string read_file(const std::string& path) {

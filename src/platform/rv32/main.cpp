@@ -174,7 +174,7 @@ int run() {
   const MemoryNeeds used = g_stage.memory_used();
   snprintf(line, sizeof line,
            "llmwire rv32-qemu boot %lu: %s; internal %lu of %lu B, PSRAM %lu of %lu B, "
-           "weights in flash %lu B (read in place); boot %lu instructions",
+           "image in flash %lu B; boot %lu instructions",
            (unsigned long)o.boot_id, desc, (unsigned long)used.fast, (unsigned long)kFastBytes,
            (unsigned long)used.big, (unsigned long)kBigBytes, (unsigned long)len,
            (unsigned long)boot_instr);
