@@ -186,6 +186,59 @@ TEST(CostModel, CountsByHand) {
   EXPECT_EQ(bp.weight_flash, b.weight_flash - m.rms_final - m.embedding);
 }
 
+// The work besides the MACs (what the emulated ring measures, bench/plan_vs_emulated.sh), counted
+// by hand from Model::run_layers, head() and the sampler for the small model at position 9.
+TEST(CostModel, OtherWorkCountsByHand) {
+  const ModelSizes m = small_sizes();
+  CostFigures f = simple_figures();
+  for (Figure& c : f.cycles_per_mac) c.value = 0;
+  for (Figure& o : f.cycles_per_op) o.value = 1;  // cycles = operations
+  const BoardCost b = board_cost(shape_of(m), f, whole_model_at(9));
+  auto ops = [&](OpKind k) { return b.ops[(int)k]; };
+  EXPECT_EQ(ops(OpKind::kMatmulCall), 3u * 7 + 1);  // q k v o w1 w2 w3, the classifier
+  EXPECT_EQ(ops(OpKind::kMatmulRow), 3u * (64 + 32 + 32 + 64 + 172 + 64 + 172) + 320);
+  EXPECT_EQ(ops(OpKind::kExp), 3u * (172 + 8 * 10));  // SiLU; softmax of 8 heads x 10 scores
+  EXPECT_EQ(ops(OpKind::kScore), 3u * 8 * 10);
+  EXPECT_EQ(ops(OpKind::kSinCos), 4u);  // head size 8: one table of 4 pairs
+  EXPECT_EQ(ops(OpKind::kQuantize), 3u * (3 * 64 + 172) + 64);
+  // Embedding 4 x 64; RoPE table 4; per layer norms 4 x 64, residuals 2 x 64, RoPE 64 + 32,
+  // SiLU products 2 x 172, KV store 2 x 32; final norm 2 x 64.
+  EXPECT_EQ(ops(OpKind::kVector), 256u + 4 + 3 * (256 + 128 + 96 + 344 + 64) + 128);
+  EXPECT_EQ(ops(OpKind::kSampleTopp), 320u);
+  EXPECT_EQ(ops(OpKind::kSampleArgmax), 0u);
+  uint64_t total = 0;
+  for (uint64_t n : b.ops) total += n;
+  EXPECT_DOUBLE_EQ(b.cycles, (double)total);
+  EXPECT_DOUBLE_EQ(b.sample_s, 320 / f.clock_hz.value);
+  EXPECT_DOUBLE_EQ(b.compute_s, total / f.clock_hz.value);
+  // Greedy: an arg max over the rows instead; a prompt token: no classifier, no sampling.
+  CostInput g = whole_model_at(9);
+  g.sample_topp = false;
+  EXPECT_EQ(board_cost(shape_of(m), f, g).ops[(int)OpKind::kSampleArgmax], 320u);
+  g.classifier = false;
+  const BoardCost p = board_cost(shape_of(m), f, g);
+  EXPECT_EQ(p.ops[(int)OpKind::kSampleArgmax] + p.ops[(int)OpKind::kSampleTopp], 0u);
+  EXPECT_EQ(p.ops[(int)OpKind::kMatmulRow], 3u * 600);
+  // An int8 KV cache quantizes what it stores instead of copying it.
+  CostInput i8 = whole_model_at(9);
+  i8.kv = KvType::kI8;
+  const BoardCost q = board_cost(shape_of(m), f, i8);
+  EXPECT_EQ(q.ops[(int)OpKind::kQuantize], ops(OpKind::kQuantize) + 3 * 64);
+  EXPECT_EQ(q.ops[(int)OpKind::kVector], ops(OpKind::kVector) - 3 * 64);
+}
+
+// The emulated board's profile: instructions only, memory free, one core.
+TEST(CostModel, Rv32EmulatedProfileCountsInstructionsOnly) {
+  BoardProfile rv;
+  ASSERT_TRUE(find_profile("rv32-emulated", &rv));
+  const ModelSizes m = small_sizes();
+  const BoardCost b = board_cost(shape_of(m), rv.cost, whole_model_at(9));
+  EXPECT_GT(b.weight_flash, 0u);
+  EXPECT_DOUBLE_EQ(b.memory_s(), 0.0);
+  EXPECT_EQ(b.split_calls, 0u);
+  EXPECT_DOUBLE_EQ(b.compute_s, b.cycles / 1e9);  // one instruction per virtual ns
+}
+
 TEST(CostModel, MemoryTimeIsBytesOverBandwidthAndAddsToCompute) {
   const ModelSizes m = small_sizes();
   CostFigures f = simple_figures();
