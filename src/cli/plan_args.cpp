@@ -27,7 +27,8 @@ void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan) {
         ->check(CLI::IsMember({"scalar", "pie"}));
     cmd->add_flag("--split-classifier", a->split_classifier,
                   "estimate with the classifier's rows split over every board, merged at the "
-                  "head (shows the slices)");
+                  "head (shows the slices split --classifier-slices auto writes); it speeds up "
+                  "--greedy: sampling with a shared embedding keeps every row on the head");
     cmd->add_option("--pos", a->pos,
                     "position the per-token estimate is for (default: seq / 2, the mean of a "
                     "full context); attention grows with it");
