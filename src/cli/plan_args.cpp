@@ -207,9 +207,10 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
   for (const BoardPlan& b : plan.boards) {
     if (b.placement.tensors == 0 && !plan.classifier_split) continue;
     std::printf("  stage %u", b.stage);
-    if (plan.classifier_split) {
-      std::printf(" classifier rows %u-%u;", b.classifier_begin,
-                  b.classifier_end ? b.classifier_end - 1 : 0);
+    if (plan.classifier_split && b.classifier_end > b.classifier_begin) {
+      std::printf(" classifier rows %u-%u;", b.classifier_begin, b.classifier_end - 1);
+    } else if (plan.classifier_split) {
+      std::printf(" no classifier rows;");
     }
     if (b.placement.tensors) {
       std::printf(
