@@ -8,6 +8,8 @@
 # compute excludes sampling). The last column is the ESP32-S3 estimate for the same stage and
 # position (scalar kernels, placement), for the shape only. Then the per-operation counts the
 # rv32 figures come from (bench/rv32/op_bench.cpp).
+# "3+even": the classifier split evenly over the 3 boards (`split --classifier-slices even`;
+# greedy, so the slices merge by arg max and every worker computes its rows).
 # Usage: bench/plan_vs_emulated.sh [LLMWIRE_BIN] [tokens]   (needs LLMWIRE_MODELS, qemu and
 # the rv32 cross compiler; exit 77 if something is missing)
 set -euo pipefail
@@ -28,14 +30,15 @@ stage_cycles() {
   sed -n 's/.*cycles: \([0-9]*\) per generated token (sampling \([0-9]*\)), \([0-9]*\) per prompt.*/\1 \2 \3/p'
 }
 
-printf "%-4s %-6s %-6s %-7s %6s %14s %14s %8s %12s\n" quant boards stage layers positions \
+printf "%-4s %-8s %-6s %-7s %6s %14s %14s %8s %12s\n" quant boards stage layers positions \
   "plan instr" "emulated instr" "plan/emu" "S3 est. ms"
 for q in q4 q8; do
   "$bin" convert "$models/stories260K.bin" "$models/tok512.bin" -o "$work/$q.img" --quant "$q" >/dev/null 2>&1
-  for n in 2 3; do
-    dir="$work/$q-$n"
+  for cfg in 2:none 3:none 3:even; do
+    n=${cfg%%:*} cls=${cfg#*:}
+    dir="$work/$q-$n-$cls"
     mkdir -p "$dir"
-    "$bin" split "$work/$q.img" --boards "$n" -o "$dir" >"$dir/split.txt"
+    "$bin" split "$work/$q.img" --boards "$n" --classifier-slices "$cls" -o "$dir" >"$dir/split.txt"
     # Layer ranges by stage (0 = head), then in layer order for --layers (head last).
     mapfile -t ranges < <(awk '$1 ~ /^[0-9]+\*?$/ && $2 ~ /^([0-9]+-[0-9]+|none)$/ { print $2 }' "$dir/split.txt")
     layers=""
@@ -51,9 +54,12 @@ for q in q4 q8; do
     read -r prompt gen < <(sed -n 's/.*last story \([0-9]*\)+\([0-9]*\) tokens.*/\1 \2/p' "$dir/sim.txt" | tail -1)
     positions=$((prompt + gen - 1))
     mean=$(((positions - 1) / 2))
+    slices=()
+    [ "$cls" = none ] || slices=(--classifier-slices "$cls")
     "$bin" plan "$work/$q.img" --board rv32-emulated --layers "$layers" --pos "$mean" --greedy \
-      >"$dir/plan.txt" || true
-    "$bin" plan "$work/$q.img" --layers "$layers" --pos "$mean" --greedy >"$dir/s3.txt" || true
+      "${slices[@]}" >"$dir/plan.txt" || true
+    "$bin" plan "$work/$q.img" --layers "$layers" --pos "$mean" --greedy "${slices[@]}" \
+      >"$dir/s3.txt" || true
     mapfile -t cyc < <(stage_cycles <"$dir/plan.txt")
     mapfile -t s3 < <(awk '$1 ~ /^[0-9]+\*?$/ && $NF ~ /^(compute|memory)$/ { print $6 }' "$dir/s3.txt")
     for ((k = 0; k < n; k++)); do
@@ -63,10 +69,10 @@ for q in q4 q8; do
         ms=$(sed -n "s/^stage $k: compute \\([0-9]*\\) ms.*/\\1/p" "$dir/sim.txt" | tail -1)
       fi
       read -r g s p <<<"${cyc[$k]}"
-      awk -v q="$q" -v n="$n" -v k="$k" -v l="${ranges[$k]}" -v pos="$positions" -v gen="$gen" \
+      awk -v q="$q" -v n="$n$([ "$cls" = none ] || echo "+$cls")" -v k="$k" -v l="${ranges[$k]}" -v pos="$positions" -v gen="$gen" \
         -v g="$g" -v s="$s" -v p="$p" -v ms="$ms" -v s3="${s3[$k]}" 'BEGIN {
           plan = pos * p + gen * (g - s - p); emu = ms * 1e6;
-          printf "%-4s %-6s %-6s %-7s %6d %14.0f %14.0f %8.2f %12s\n", q, n, k (k ? "" : "*"), l,
+          printf "%-4s %-8s %-6s %-7s %6d %14.0f %14.0f %8.2f %12s\n", q, n, k (k ? "" : "*"), l,
             pos, plan, emu, plan / emu, s3 }'
     done
   done

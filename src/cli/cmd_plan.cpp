@@ -3,11 +3,13 @@
 
 #include "cli/commands.h"
 #include "cli/plan_args.h"
+#include "tools/classifier_slices.h"
 
 namespace llmwire::cli {
 namespace {
 
 PlanArgs g_args;
+std::string g_cls;  // --classifier-slices
 
 void run() {
   ModelSizes sizes;
@@ -27,6 +29,15 @@ void run() {
            "give --layers alone (one range per board), or --boards alone");
     }
   }
+  if (!g_cls.empty()) {
+    const uint32_t n = req.forced.empty() ? g_args.boards : (uint32_t)req.forced.size();
+    std::string err;
+    if (!parse_classifier_rows(g_cls, sizes.info.config.vocab_size, n, &req.classifier_rows,
+                               &err)) {
+      fail(err, "give even or one row count per board, head first, with --boards or --layers");
+    }
+    req.split_classifier = true;
+  }
   const Plan plan = make_plan(sizes, board, req);
   print_plan(sizes, board, req, plan, source);
   if (!plan.fits) throw CLI::RuntimeError(3);
@@ -44,6 +55,10 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--layers", g_args.layers,
                   "evaluate these layer ranges instead of choosing, in layer order, e.g. 0-2,3-4; "
                   "the LAST range runs on the head, as for split");
+  cmd->add_option("--classifier-slices", g_cls,
+                  "estimate with these classifier rows per board instead of the planner's "
+                  "choice: even, or counts head first (e.g. 256,128,128); implies "
+                  "--split-classifier");
   cmd->callback([] { run(); });
 }
 
