@@ -126,9 +126,11 @@ CostShape shape_of(const ModelSizes& m) {
   return s;
 }
 
-// One core, 1 MHz, 2 cycles per q4 MAC and 3 per attention MAC: compute time by hand.
+// One core, 1 MHz, 2 cycles per q4 MAC and 3 per attention MAC, no other operation costs:
+// compute time by hand.
 CostFigures simple_figures() {
   CostFigures f = esp32s3_scalar_figures();
+  for (Figure& o : f.cycles_per_op) o.value = 0;
   f.cores.value = 1;
   f.clock_hz.value = 1e6;
   f.cycles_per_mac[(int)MacKind::kMatmulQ4].value = 2;
@@ -160,8 +162,9 @@ TEST(CostModel, CountsByHand) {
   EXPECT_EQ(b.scratch_psram, 2u * 4 * 320);    // logits written, then read by sampling
   EXPECT_EQ(b.link_bytes, 0u);                 // one board: no wire
   EXPECT_EQ(b.link_frames, 0u);
-  // Compute: (156,416 x 2 + 3,840 x 3) cycles at 1 MHz on one core.
-  EXPECT_NEAR(b.compute_s, 0.324352, 1e-9);
+  // Compute: (156,416 x 2 + 3,840 x 3) cycles at 1 MHz on one core, plus w2's partial last
+  // group (172 columns cost 192: 64 x 20 x 2 cycles a layer).
+  EXPECT_NEAR(b.compute_s, 0.324352 + 3 * 2560e-6, 1e-9);
   EXPECT_EQ(b.split_calls, 0u);
   EXPECT_DOUBLE_EQ(b.handoff_s, 0.0);
   // Two cores, calls of >= 10,000 MACs split (w1, w2, w3 of each layer and the classifier):
@@ -172,7 +175,7 @@ TEST(CostModel, CountsByHand) {
   two.min_parallel_macs.value = 10000;
   const BoardCost b2 = board_cost(shape_of(m), two, whole_model_at(9));
   EXPECT_EQ(b2.split_calls, 10u);
-  EXPECT_NEAR(b2.compute_s, (85248 + 239104 / 2.0) / 1e6, 1e-9);
+  EXPECT_NEAR(b2.compute_s, (85248 + (239104 + 3 * 2560) / 2.0) / 1e6, 1e-9);
   EXPECT_NEAR(b2.handoff_s, 10 * two.handoff_s.value, 1e-12);
   // A prompt token that is not the last: no classifier, no logits.
   CostInput p = whole_model_at(9);
@@ -181,6 +184,59 @@ TEST(CostModel, CountsByHand) {
   EXPECT_EQ(bp.macs[(int)MacKind::kMatmulQ4], 3u * 45312);
   EXPECT_EQ(bp.scratch_psram, 0u);
   EXPECT_EQ(bp.weight_flash, b.weight_flash - m.rms_final - m.embedding);
+}
+
+// The work besides the MACs (what the emulated ring measures, bench/plan_vs_emulated.sh), counted
+// by hand from Model::run_layers, head() and the sampler for the small model at position 9.
+TEST(CostModel, OtherWorkCountsByHand) {
+  const ModelSizes m = small_sizes();
+  CostFigures f = simple_figures();
+  for (Figure& c : f.cycles_per_mac) c.value = 0;
+  for (Figure& o : f.cycles_per_op) o.value = 1;  // cycles = operations
+  const BoardCost b = board_cost(shape_of(m), f, whole_model_at(9));
+  auto ops = [&](OpKind k) { return b.ops[(int)k]; };
+  EXPECT_EQ(ops(OpKind::kMatmulCall), 3u * 7 + 1);  // q k v o w1 w2 w3, the classifier
+  EXPECT_EQ(ops(OpKind::kMatmulRow), 3u * (64 + 32 + 32 + 64 + 172 + 64 + 172) + 320);
+  EXPECT_EQ(ops(OpKind::kExp), 3u * (172 + 8 * 10));  // SiLU; softmax of 8 heads x 10 scores
+  EXPECT_EQ(ops(OpKind::kScore), 3u * 8 * 10);
+  EXPECT_EQ(ops(OpKind::kSinCos), 4u);  // head size 8: one table of 4 pairs
+  EXPECT_EQ(ops(OpKind::kQuantize), 3u * (3 * 64 + 172) + 64);
+  // Embedding 4 x 64; RoPE table 4; per layer norms 4 x 64, residuals 2 x 64, RoPE 64 + 32,
+  // SiLU products 2 x 172, KV store 2 x 32; final norm 2 x 64.
+  EXPECT_EQ(ops(OpKind::kVector), 256u + 4 + 3 * (256 + 128 + 96 + 344 + 64) + 128);
+  EXPECT_EQ(ops(OpKind::kSampleTopp), 320u);
+  EXPECT_EQ(ops(OpKind::kSampleArgmax), 0u);
+  uint64_t total = 0;
+  for (uint64_t n : b.ops) total += n;
+  EXPECT_DOUBLE_EQ(b.cycles, (double)total);
+  EXPECT_DOUBLE_EQ(b.sample_s, 320 / f.clock_hz.value);
+  EXPECT_DOUBLE_EQ(b.compute_s, total / f.clock_hz.value);
+  // Greedy: an arg max over the rows instead; a prompt token: no classifier, no sampling.
+  CostInput g = whole_model_at(9);
+  g.sample_topp = false;
+  EXPECT_EQ(board_cost(shape_of(m), f, g).ops[(int)OpKind::kSampleArgmax], 320u);
+  g.classifier = false;
+  const BoardCost p = board_cost(shape_of(m), f, g);
+  EXPECT_EQ(p.ops[(int)OpKind::kSampleArgmax] + p.ops[(int)OpKind::kSampleTopp], 0u);
+  EXPECT_EQ(p.ops[(int)OpKind::kMatmulRow], 3u * 600);
+  // An int8 KV cache quantizes what it stores instead of copying it.
+  CostInput i8 = whole_model_at(9);
+  i8.kv = KvType::kI8;
+  const BoardCost q = board_cost(shape_of(m), f, i8);
+  EXPECT_EQ(q.ops[(int)OpKind::kQuantize], ops(OpKind::kQuantize) + 3 * 64);
+  EXPECT_EQ(q.ops[(int)OpKind::kVector], ops(OpKind::kVector) - 3 * 64);
+}
+
+// The emulated board's profile: instructions only, memory free, one core.
+TEST(CostModel, Rv32EmulatedProfileCountsInstructionsOnly) {
+  BoardProfile rv;
+  ASSERT_TRUE(find_profile("rv32-emulated", &rv));
+  const ModelSizes m = small_sizes();
+  const BoardCost b = board_cost(shape_of(m), rv.cost, whole_model_at(9));
+  EXPECT_GT(b.weight_flash, 0u);
+  EXPECT_DOUBLE_EQ(b.memory_s(), 0.0);
+  EXPECT_EQ(b.split_calls, 0u);
+  EXPECT_DOUBLE_EQ(b.compute_s, b.cycles / 1e9);  // one instruction per virtual ns
 }
 
 TEST(CostModel, MemoryTimeIsBytesOverBandwidthAndAddsToCompute) {
@@ -342,8 +398,9 @@ TEST(CostModel, SplitClassifierRunsSlicesInParallel) {
   b[1].classifier_rows = 100;
   b[1].link_s = 0.005;
   const uint32_t dim = 288, baud = 460800;
-  const double hop_x = wire_seconds(activation_frame_bytes(dim), baud);
-  const double hop_r = wire_seconds(classifier_result_frame_bytes(), baud);
+  // The CLASSIFY frame out, a CLASS_SLICE back (docs/PROTOCOL.md): 12 + 12 + 4 dim, 12 + 28.
+  const double hop_x = wire_seconds(12 + 12 + 4 * dim, baud);
+  const double hop_r = wire_seconds(12 + 28, baud);
   EXPECT_NEAR(generation_path_split_s(b, dim, baud), 0.040 + std::max(0.008, hop_x + 0.006 + hop_r),
               1e-12);
 
@@ -356,6 +413,7 @@ TEST(CostModel, SplitClassifierRunsSlicesInParallel) {
   r.kv = KvType::kI8;
   r.baud = 2000000;
   r.split_classifier = true;
+  r.greedy = true;  // the slices merge by arg max; sampling needs every logit at the head
   r.boards = 1;
   const Plan one = make_plan(m, pie, r);
   r.boards = 2;

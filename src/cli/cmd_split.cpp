@@ -3,8 +3,6 @@
 
 #include "cli/commands.h"
 #include "cli/plan_args.h"
-#include "link/frame.h"
-#include "link/messages.h"
 #include "platform/host/mapped_file.h"
 #include "tools/classifier_slices.h"
 #include "tools/cost_model.h"
@@ -18,33 +16,31 @@ std::string g_image, g_outdir;
 bool g_force = false;
 std::string g_cls = "none";
 
-// Rows per stage for --classifier-slices (empty: the head keeps the whole classifier).
-std::vector<uint32_t> classifier_rows(const Plan& plan, const ModelSizes& sizes, uint32_t baud) {
-  const uint32_t vocab = sizes.info.config.vocab_size, n = (uint32_t)plan.boards.size();
-  std::vector<uint32_t> rows;
+// --classifier-slices into the plan request: the planner then chooses (auto) or takes (even,
+// explicit counts) the rows, and its fit check counts every worker's slice.
+void request_classifier_slices(const ModelSizes& sizes, uint32_t boards, PlanRequest* req) {
+  if (g_cls == "none") return;
+  if (boards < 2) fail("--classifier-slices " + g_cls + " needs at least 2 boards");
+  req->split_classifier = true;
+  req->greedy = true;  // what the split speeds up: the slices merge by arg max
+  if (g_cls == "auto") return;
   std::string err;
-  if (g_cls == "none") return rows;
-  if (g_cls == "auto") {
-    if (n < 2) fail("--classifier-slices auto needs at least 2 boards");
-    // Each stage starts when the CLASSIFY frame reaches it (each worker passes it on first)
-    // and computes a row as fast as the head does (the plan's classifier cost per row).
-    const BoardPlan& head = plan.boards[0];
-    const double row_s = (head.gen.board_s() - head.prompt.board_s()) / vocab;
-    const double hop_s =
-        wire_seconds(kFrameOverhead + kClassifyHeaderSize + 4ull * sizes.info.config.dim, baud);
-    std::vector<double> start(n), per_row(n, row_s > 0 ? row_s : 1e-9);
-    for (uint32_t k = 0; k < n; k++) start[k] = k * hop_s;
-    rows = balance_classifier_rows(vocab, start, per_row);
-    if (rows[0] == vocab) {
-      std::printf(
-          "\nclassifier split: none (auto): the head computes every row sooner than a CLASSIFY "
-          "frame reaches stage 1\n");
-      rows.clear();
-    }
-    return rows;
-  }
-  if (!parse_classifier_rows(g_cls, vocab, n, &rows, &err)) {
+  if (!parse_classifier_rows(g_cls, sizes.info.config.vocab_size, boards, &req->classifier_rows,
+                             &err)) {
     fail(err, "give none, auto, even or one row count per board, head first, e.g. 256,256");
+  }
+}
+
+// Rows per stage the plan chose (empty: the head keeps the whole classifier).
+std::vector<uint32_t> classifier_rows(const Plan& plan) {
+  std::vector<uint32_t> rows;
+  if (g_cls == "none" || !plan.classifier_split) return rows;
+  for (const auto& s : plan.classifier_slices) rows.push_back(s.second - s.first);
+  if (g_cls == "auto" && !rows.empty() && rows[0] == plan.classifier_slices.back().second) {
+    std::printf(
+        "\nclassifier split: none (auto): the head computes every row sooner than a CLASSIFY "
+        "frame reaches stage 1\n");
+    rows.clear();
   }
   return rows;
 }
@@ -74,6 +70,8 @@ void run() {
   } else if (g_args.boards == 0) {
     fail("say how to split: --boards N (the planner picks the layers) or --layers 0-2,3-5");
   }
+  request_classifier_slices(sizes, req.forced.empty() ? g_args.boards : (uint32_t)req.forced.size(),
+                            &req);
   Plan plan = make_plan(sizes, board, req);
   if (plan.boards.empty() && g_force && req.forced.empty()) {
     // --force: the planner's layer choice for these boards ignoring the board's limits, then
@@ -96,7 +94,7 @@ void run() {
     ranges.push_back({b.layer_begin, b.layer_end});
     paths.push_back(stage_path(g_image, g_outdir, b.stage));
   }
-  const std::vector<uint32_t> cls_rows = classifier_rows(plan, sizes, req.baud);
+  const std::vector<uint32_t> cls_rows = classifier_rows(plan);
   if (!cls_rows.empty()) {
     std::printf("\nclassifier split:");
     uint32_t r = 0;

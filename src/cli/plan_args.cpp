@@ -27,7 +27,13 @@ void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan) {
         ->check(CLI::IsMember({"scalar", "pie"}));
     cmd->add_flag("--split-classifier", a->split_classifier,
                   "estimate with the classifier's rows split over every board, merged at the "
-                  "head (shows the slices)");
+                  "head (shows the slices split --classifier-slices auto writes); it speeds up "
+                  "--greedy: sampling with a shared embedding keeps every row on the head");
+    cmd->add_option("--pos", a->pos,
+                    "position the per-token estimate is for (default: seq / 2, the mean of a "
+                    "full context); attention grows with it");
+    cmd->add_flag("--greedy", a->greedy,
+                  "estimate greedy decoding (arg max) instead of top-p sampling at the head");
     cmd->add_flag("--no-placement", a->no_placement,
                   "estimate with every weight read from flash (no copies into PSRAM/SRAM at "
                   "boot)");
@@ -124,6 +130,12 @@ PlanRequest plan_request(const PlanArgs& a, const ModelSizes& m) {
              " boards (one layer each and a head)",
          "use --boards " + std::to_string(c.n_layers + 1) + " or fewer");
   }
+  const uint32_t seq = a.seq ? a.seq : c.seq_len;
+  if (a.pos != UINT32_MAX && a.pos >= seq) {
+    fail("--pos " + std::to_string(a.pos) + " is past the context of " + std::to_string(seq) +
+             " positions",
+         "give a position from 0 to " + std::to_string(seq - 1));
+  }
   PlanRequest r;
   r.boards = a.boards;
   r.seq_len = a.seq;
@@ -131,6 +143,8 @@ PlanRequest plan_request(const PlanArgs& a, const ModelSizes& m) {
   r.baud = a.baud;
   r.place_weights = !a.no_placement;
   r.split_classifier = a.split_classifier;
+  r.estimate_pos = a.pos;
+  r.greedy = a.greedy;
   return r;
 }
 
@@ -148,9 +162,9 @@ static double ms(double s) {
 // generated token, the time each part takes, and the ring's critical path.
 static void print_estimate(const BoardProfile& board, const PlanRequest& req, const Plan& plan) {
   std::printf(
-      "\nESTIMATE per generated token at position %u (cost model, not a measurement; "
+      "\nESTIMATE per generated token at position %u, %s (cost model, not a measurement; "
       "docs/PLANNER.md):\n",
-      plan.estimate_pos);
+      plan.estimate_pos, req.greedy ? "greedy" : "top-p sampling");
   std::printf("%-6s %9s %9s %9s %9s %9s %9s  %s\n", "stage", "flash", "PSRAM", "compute", "handoff",
               "board", "link", "bound by");
   for (const BoardPlan& b : plan.boards) {
@@ -178,13 +192,25 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
     }
     std::printf("    MACs: %s; %u calls split over %g cores\n", macs.c_str(), g.split_calls,
                 board.cost.cores.value);
+    std::string ops;
+    for (int k = 0; k < kOpCount; k++) {
+      if (!g.ops[k]) continue;
+      ops += (ops.empty() ? "" : ", ") + std::string(op_name((OpKind)k)) + " " +
+             std::to_string(g.ops[k]);
+    }
+    std::printf("    other work: %s\n", ops.c_str());
+    std::printf(
+        "    cycles: %.0f per generated token (sampling %.0f), %.0f per prompt token; "
+        "classifier %.1f ms\n",
+        g.cycles, g.sample_s * board.cost.clock_hz.value, b.prompt.cycles, ms(g.classifier_s));
   }
   for (const BoardPlan& b : plan.boards) {
     if (b.placement.tensors == 0 && !plan.classifier_split) continue;
     std::printf("  stage %u", b.stage);
-    if (plan.classifier_split) {
-      std::printf(" classifier rows %u-%u;", b.classifier_begin,
-                  b.classifier_end ? b.classifier_end - 1 : 0);
+    if (plan.classifier_split && b.classifier_end > b.classifier_begin) {
+      std::printf(" classifier rows %u-%u;", b.classifier_begin, b.classifier_end - 1);
+    } else if (plan.classifier_split) {
+      std::printf(" no classifier rows;");
     }
     if (b.placement.tensors) {
       std::printf(
@@ -227,6 +253,15 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
       f.cycles_per_mac[(int)MacKind::kAttentionF32].value,
       f.cycles_per_mac[(int)MacKind::kAttentionF16].value,
       f.cycles_per_mac[(int)MacKind::kAttentionI8].value);
+  std::printf(
+      "  per operation: exp %.0f, sin/cos %.0f, quantized element %.1f, vector element %.0f, "
+      "score %.0f, top-p row %.0f, matmul row %.0f, call %.0f%s\n",
+      f.cycles_per_op[(int)OpKind::kExp].value, f.cycles_per_op[(int)OpKind::kSinCos].value,
+      f.cycles_per_op[(int)OpKind::kQuantize].value, f.cycles_per_op[(int)OpKind::kVector].value,
+      f.cycles_per_op[(int)OpKind::kScore].value, f.cycles_per_op[(int)OpKind::kSampleTopp].value,
+      f.cycles_per_op[(int)OpKind::kMatmulRow].value,
+      f.cycles_per_op[(int)OpKind::kMatmulCall].value,
+      f.memory_timed ? "" : "; memory costs no time (emulated)");
 }
 
 void print_plan(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,

@@ -25,6 +25,8 @@ struct PlanArgs {
   std::string kernel = "scalar";  // plan --kernel: the cost figures' matmul kernel
   bool split_classifier = false;  // plan --split-classifier
   bool no_placement = false;      // plan --no-placement
+  uint32_t pos = UINT32_MAX;      // plan --pos: estimate position (default seq / 2)
+  bool greedy = false;            // plan --greedy
 };
 
 void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan);

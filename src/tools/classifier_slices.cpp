@@ -8,13 +8,15 @@
 namespace llmwire {
 
 std::vector<uint32_t> balance_classifier_rows(uint32_t vocab, const std::vector<double>& start_s,
-                                              const std::vector<double>& row_s) {
+                                              const std::vector<double>& row_s,
+                                              const std::vector<uint32_t>& max_rows) {
   const size_t n = start_s.size();
   std::vector<uint32_t> rows(n, 0);
-  if (n == 0 || row_s.size() != n) return rows;
-  // Finish time T with sum_k max(0, (T - start_k) / row_k) = vocab, found by bisection.
+  if (n == 0 || row_s.size() != n || (!max_rows.empty() && max_rows.size() != n)) return rows;
+  // Finish time T with sum_k min(cap_k, max(0, (T - start_k) / row_k)) = vocab, by bisection.
   auto rows_at = [&](double t, size_t k) {
-    const double r = row_s[k] > 0 ? (t - start_s[k]) / row_s[k] : 0;
+    double r = row_s[k] > 0 ? (t - start_s[k]) / row_s[k] : 0;
+    if (k > 0 && !max_rows.empty() && r > max_rows[k]) r = max_rows[k];
     return r > 0 ? r : 0.0;
   };
   double lo = 0, hi = 1;
@@ -47,6 +49,32 @@ std::vector<uint32_t> balance_classifier_rows(uint32_t vocab, const std::vector<
   return rows;
 }
 
+uint64_t classify_frame_bytes(uint32_t dim) {
+  return kFrameOverhead + kClassifyHeaderSize + 4ull * dim;
+}
+
+uint64_t classifier_reply_bytes(uint32_t dim, uint32_t rows, bool logits) {
+  uint64_t reply = kFrameOverhead + kClassSliceSize;
+  if (logits && rows) {
+    const uint32_t chunk = class_logits_max_count(dim) ? class_logits_max_count(dim) : 1;
+    const uint64_t frames = (rows + chunk - 1) / chunk;
+    reply += frames * (kFrameOverhead + kClassLogitsHeaderSize) + 4ull * rows;
+  }
+  return reply;
+}
+
+std::vector<uint32_t> choose_classifier_rows(uint32_t vocab, uint32_t dim, uint32_t baud,
+                                             const std::vector<double>& row_s,
+                                             const std::vector<uint32_t>& max_rows) {
+  const size_t n = row_s.size();
+  const double bit_s = baud ? 10.0 / baud : 0.0;  // 8N1
+  const double hop_x = classify_frame_bytes(dim) * bit_s;
+  const double hop_r = classifier_reply_bytes(dim, 0, false) * bit_s;
+  std::vector<double> start(n, 0.0);
+  for (size_t k = 1; k < n; k++) start[k] = k * hop_x + (n - k) * hop_r;
+  return balance_classifier_rows(vocab, start, row_s, max_rows);
+}
+
 std::vector<uint32_t> even_classifier_rows(uint32_t vocab, uint32_t stages) {
   std::vector<uint32_t> rows(stages, stages ? vocab / stages : 0);
   for (uint32_t k = 0; stages && k < vocab % stages; k++) rows[k]++;
@@ -56,15 +84,9 @@ std::vector<uint32_t> even_classifier_rows(uint32_t vocab, uint32_t stages) {
 uint64_t classifier_round_link_bytes(uint32_t dim, const std::vector<uint32_t>& rows, bool logits) {
   const uint64_t n = rows.size();
   if (n < 2) return 0;
-  uint64_t bytes = (n - 1) * (kFrameOverhead + kClassifyHeaderSize + 4ull * dim);
-  const uint32_t chunk = class_logits_max_count(dim) ? class_logits_max_count(dim) : 1;
+  uint64_t bytes = (n - 1) * classify_frame_bytes(dim);
   for (uint64_t k = 1; k < n; k++) {
-    uint64_t reply = kFrameOverhead + kClassSliceSize;
-    if (logits) {
-      const uint64_t frames = (rows[k] + chunk - 1) / chunk;
-      reply += frames * (kFrameOverhead + kClassLogitsHeaderSize) + 4ull * rows[k];
-    }
-    bytes += reply * (n - k);  // hops k -> k+1 -> ... -> head
+    bytes += classifier_reply_bytes(dim, rows[k], logits) * (n - k);  // hops k -> ... -> head
   }
   return bytes;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/kv_cache.h"
+#include "tools/classifier_slices.h"
 
 namespace llmwire {
 
@@ -24,6 +25,63 @@ const char* kernel_name(MacKind k) {
       return "?";
   }
 }
+
+const char* op_name(OpKind k) {
+  switch (k) {
+    case OpKind::kMatmulCall:
+      return "matmul calls";
+    case OpKind::kMatmulRow:
+      return "matmul rows";
+    case OpKind::kExp:
+      return "exp";
+    case OpKind::kSinCos:
+      return "sin/cos";
+    case OpKind::kQuantize:
+      return "quantized elements";
+    case OpKind::kVector:
+      return "vector elements";
+    case OpKind::kScore:
+      return "attention scores";
+    case OpKind::kSampleTopp:
+      return "top-p sampled rows";
+    case OpKind::kSampleArgmax:
+      return "arg max rows";
+    default:
+      return "?";
+  }
+}
+
+namespace {
+
+// The per-operation instruction counts of the emulated rv32 MCU (bench/rv32/op_bench.cpp under
+// qemu -icount shift=0, the engine's own functions; `bench/plan_vs_emulated.sh` prints them).
+void set_rv32_op_counts(CostFigures* f) {
+  Figure* o = f->cycles_per_op;
+  o[(int)OpKind::kMatmulCall] = {1558,
+                                 "rv32 op_bench: matmul_scalar32 over 8 shapes (32-768 rows, "
+                                 "64-768 columns), least-squares per call / row / MAC, each "
+                                 "shape within 0.6%"};
+  o[(int)OpKind::kMatmulRow] = {66.6, "rv32 op_bench: the same fit, per output row (q4; q8 62)"};
+  o[(int)OpKind::kExp] = {79.0, "rv32 op_bench: exp_f32, 40,457 instructions for 512 calls"};
+  o[(int)OpKind::kSinCos] = {83.0, "rv32 op_bench: sincos_f32, 42,518 instructions for 512 calls"};
+  o[(int)OpKind::kQuantize] = {37.2,
+                               "rv32 op_bench: quantize_input, 10,714 instructions for 288 "
+                               "elements (37.6 at 64, 38.1 at 172)"};
+  o[(int)OpKind::kVector] = {6,
+                             "estimate, not measured: a load, a float operation or two, a "
+                             "store and the loop per element (norms, residuals, RoPE, KV store)"};
+  o[(int)OpKind::kScore] = {17,
+                            "rv32 op_bench: softmax 92.1 instructions per element less its exp "
+                            "(79.0), plus ~4 for the score's division by sqrt(head size)"};
+  o[(int)OpKind::kSampleTopp] = {107.8,
+                                 "rv32 op_bench: Sampler::sample at temperature 1, top-p 0.9 "
+                                 "over 512 logits, 55,184 instructions (mean of 8)"};
+  o[(int)OpKind::kSampleArgmax] = {6.1,
+                                   "rv32 op_bench: greedy arg max, 3,121 instructions for 512 "
+                                   "logits"};
+}
+
+}  // namespace
 
 CostFigures esp32s3_scalar_figures() {
   // Sources: ../shared/design/hardware-facts.md ("hw-facts") and the instruction counts of
@@ -62,6 +120,19 @@ CostFigures esp32s3_scalar_figures() {
                           "estimate, not measured: the f32 loop with a signed byte load and an "
                           "int-to-float conversion per element (the head vector's scale is "
                           "applied once per dot product)"};
+  // The other per-token operations have not been counted on the LX7: the emulated rv32 MCU's
+  // instruction counts stand in for them (both are in-order 32-bit cores with a single-
+  // precision FPU; the LX7 lacks a hardware divide, so divisions may cost more there).
+  set_rv32_op_counts(&f);
+  for (Figure& o : f.cycles_per_op) {
+    o.source =
+        "ESTIMATE for the LX7: the emulated rv32 MCU's instruction count (see "
+        "rv32_emulated_figures())";
+  }
+  // The LX7's 12.1 per MAC was counted over stories260K's whole matmuls, rows and calls
+  // included.
+  f.cycles_per_op[(int)OpKind::kMatmulCall] = {0, "included in the LX7's 12.1 per q4 MAC"};
+  f.cycles_per_op[(int)OpKind::kMatmulRow] = {0, "included in the LX7's 12.1 per q4 MAC"};
   f.handoff_s = {34e-6,
                  "measured: FreeRTOS task-notification round trip between the cores "
                  "(hw-facts)"};
@@ -83,16 +154,39 @@ CostFigures esp32s3_pie_figures() {
   return f;
 }
 
+CostFigures rv32_emulated_figures() {
+  CostFigures f = esp32s3_scalar_figures();  // bandwidths: what the rv32 platform tells placement
+  f.memory_timed = false;
+  f.clock_hz = {1e9, "qemu -icount shift=0: one instruction per virtual nanosecond"};
+  f.cores = {1, "src/platform/rv32: one hart, SerialExecutor"};
+  f.handoff_s = {0, "one core: no hand-off"};
+  const int q4 = (int)MacKind::kMatmulQ4, q8 = (int)MacKind::kMatmulQ8,
+            f32 = (int)MacKind::kMatmulF32, a32 = (int)MacKind::kAttentionF32,
+            a16 = (int)MacKind::kAttentionF16, a8 = (int)MacKind::kAttentionI8;
+  f.cycles_per_mac[q4] = {5.126,
+                          "rv32 op_bench: matmul_scalar32 q4, least-squares per MAC (columns "
+                          "padded to whole groups)"};
+  f.cycles_per_mac[q8] = {5.345, "rv32 op_bench: matmul_scalar32 q8, the same fit"};
+  f.cycles_per_mac[f32] = {40,
+                           "estimate: bench/emulated_mcu.sh whole f32 forward, 42.7 instructions "
+                           "per weight MAC, less the other work"};
+  f.cycles_per_mac[a32] = {4,
+                           "estimate, not measured: per MAC a float load, a multiply and an add "
+                           "(the q.k loop runs four positions per query load)"};
+  f.cycles_per_mac[a16] = {8, "estimate, not measured: the f32 loop plus half_to_float_fast"};
+  f.cycles_per_mac[a8] = {5,
+                          "estimate, not measured: the f32 loop with a byte load and an "
+                          "int-to-float conversion"};
+  set_rv32_op_counts(&f);
+  return f;
+}
+
 RegionSpeeds region_speeds(const CostFigures& f) {
   RegionSpeeds s;
   s.flash = (uint32_t)f.flash_bw.value;
   s.big = (uint32_t)f.psram_bw.value;
   s.fast = (uint32_t)f.sram_bw.value;
   return s;
-}
-
-uint64_t classifier_result_frame_bytes() {
-  return 8 + 12 + 4 + 4 + 16 * 8 + 4;
 }
 
 uint64_t BoardCost::total_macs() const {
@@ -118,9 +212,18 @@ struct Compute {
   const CostFigures& f;
   BoardCost* c;
   double cycles_one = 0, cycles_split = 0;
-  void call(MacKind k, uint64_t macs) {
+  // One kernel call of `macs`; `work_macs` of them as the kernel does them (partial groups
+  // padded), and `rows` output rows of a matmul (0: attention, no row or call overhead).
+  // `extra` cycles of other work go with the call (attention's softmax on the same core).
+  void call(MacKind k, uint64_t macs, uint64_t work_macs = 0, uint64_t rows = 0, double extra = 0) {
     c->macs[(int)k] += macs;
-    const double cycles = macs * f.cycles_per_mac[(int)k].value;
+    double cycles = (work_macs ? work_macs : macs) * f.cycles_per_mac[(int)k].value + extra;
+    if (rows) {
+      cycles += f.cycles_per_op[(int)OpKind::kMatmulCall].value +
+                rows * f.cycles_per_op[(int)OpKind::kMatmulRow].value;
+      c->ops[(int)OpKind::kMatmulCall]++;
+      c->ops[(int)OpKind::kMatmulRow] += rows;
+    }
     if (f.cores.value > 1 && macs >= f.min_parallel_macs.value) {
       cycles_split += cycles;
       c->split_calls++;
@@ -128,6 +231,18 @@ struct Compute {
       cycles_one += cycles;
     }
   }
+  // A matmul of `rows` x `cols` weights.
+  void matmul(MacKind k, uint64_t rows, uint64_t cols, uint32_t group) {
+    const uint64_t padded =
+        group && k != MacKind::kMatmulF32 ? (cols + group - 1) / group * group : cols;
+    call(k, rows * cols, rows * padded, rows);
+  }
+  // `n` operations of one kind on this core.
+  void op(OpKind k, uint64_t n) {
+    c->ops[(int)k] += n;
+    cycles_one += n * f.cycles_per_op[(int)k].value;
+  }
+  double cycles() const { return cycles_one + cycles_split; }
 };
 
 MacKind matmul_kernel(WeightType w) {
@@ -160,18 +275,42 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
                                                   : MacKind::kAttentionF32;
   // Weights are read where the placement put them (flash unless copied at boot).
   if (in.head) b.weight_flash += s.embedding_row;
+  const uint32_t g = s.weights == WeightType::kF32 ? 0 : s.group;
+  const bool quantized = s.weights != WeightType::kF32;
+  // The embedding row: dequantized element by element (a scale conversion each).
+  if (in.head) comp.op(OpKind::kVector, 4 * dim);
   uint64_t layer_bytes = 0;
+  // One RoPE table per run of layers, shared by every head and layer (Model::rope_table).
+  if (in.layer_end > in.layer_begin) {
+    const uint64_t pairs = c.head_size() / 2;
+    comp.op(OpKind::kSinCos, pairs);
+    comp.op(OpKind::kVector, pairs);
+  }
   for (uint32_t l = in.layer_begin; l < in.layer_end; l++) {
     for (uint64_t t : s.layer_tensors[l]) layer_bytes += t;
-    for (uint64_t rows : {dim, kv_dim, kv_dim, dim}) comp.call(mk, rows * dim);  // q k v o
+    for (uint64_t rows : {dim, kv_dim, kv_dim, dim}) comp.matmul(mk, rows, dim, g);  // q k v o
     // Every query head reads its KV head's keys and values at positions 0..pos.
+    // Each score also has its softmax (an exp) and division; they run where the heads run.
     const uint64_t att_macs = 2 * dim * positions;
-    comp.call(att_kind, att_macs);
+    const uint64_t scores = (uint64_t)c.n_heads * positions;
+    b.ops[(int)OpKind::kScore] += scores;
+    b.ops[(int)OpKind::kExp] += scores;
+    comp.call(att_kind, att_macs, 0, 0,
+              scores * (f.cycles_per_op[(int)OpKind::kScore].value +
+                        f.cycles_per_op[(int)OpKind::kExp].value));
     b.kv_read += 2 * (dim * elem + scale_q) * positions;
     b.kv_written += 2 * (kv_dim * elem + scale_kv);
-    comp.call(mk, hidden * dim);  // w1
-    comp.call(mk, dim * hidden);  // w2
-    comp.call(mk, hidden * dim);  // w3
+    comp.matmul(mk, hidden, dim, g);  // w1
+    comp.matmul(mk, dim, hidden, g);  // w2
+    comp.matmul(mk, hidden, dim, g);  // w3
+    // Model::run_layers besides the matmuls and attention: SiLU (an exp per hidden element);
+    // the inputs of the four matmul groups quantized; and element passes: two norms of two
+    // passes, two residual adds, RoPE over q and k, the KV store (int8: its quantizer),
+    // SiLU's products.
+    comp.op(OpKind::kExp, hidden);
+    if (quantized) comp.op(OpKind::kQuantize, 3 * dim + hidden);
+    comp.op(OpKind::kVector, 4 * dim + 2 * dim + (dim + kv_dim) + 2 * hidden);
+    comp.op(in.kv == KvType::kI8 ? OpKind::kQuantize : OpKind::kVector, 2 * kv_dim);
   }
   b.weight_sram = std::min(in.layer_bytes_fast, layer_bytes);
   b.weight_psram = std::min(in.layer_bytes_big, layer_bytes - b.weight_sram);
@@ -185,7 +324,10 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
   uint64_t cls_scratch = 0, cls_bytes = 0;
   if (rows) {
     b.classifier_rows = rows;
-    if (in.head) b.weight_flash += s.rms_final;
+    if (in.head) {
+      b.weight_flash += s.rms_final;
+      comp.op(OpKind::kVector, 2 * dim);  // the final norm
+    }
     cls_bytes = s.classifier / c.vocab_size * rows;  // whole rows
     if (in.classifier_region == WeightRegion::kBig) {
       b.weight_psram += cls_bytes;
@@ -194,7 +336,8 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
     } else {
       b.weight_flash += cls_bytes;
     }
-    cls.call(mk, (uint64_t)rows * dim);
+    cls.matmul(mk, rows, dim, g);
+    if (quantized) cls.op(OpKind::kQuantize, dim);  // the classifier's input, per board
     // Logits (floats, larger than the data cache) are written, then read by sampling.
     if (in.scratch_in_psram) cls_scratch = 2ull * 4 * rows;
     b.scratch_psram += cls_scratch;
@@ -203,17 +346,27 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
     b.link_bytes = activation_frame_bytes(c.dim);
     b.link_frames = 1;
   }
-  b.flash_s = b.weight_flash / f.flash_bw.value;
-  b.psram_s = b.psram_bytes() / f.psram_bw.value;
-  b.sram_s = b.weight_sram / f.sram_bw.value;
+  // The head samples the next token from every logit, after the (merged) classifier.
+  double sample_cycles = 0;
+  if (in.head && in.classifier) {
+    const OpKind k = in.sample_topp ? OpKind::kSampleTopp : OpKind::kSampleArgmax;
+    b.ops[(int)k] += c.vocab_size;
+    sample_cycles = (double)c.vocab_size * f.cycles_per_op[(int)k].value;
+  }
+  const double mem = f.memory_timed ? 1.0 : 0.0;
+  b.flash_s = mem * b.weight_flash / f.flash_bw.value;
+  b.psram_s = mem * b.psram_bytes() / f.psram_bw.value;
+  b.sram_s = mem * b.weight_sram / f.sram_bw.value;
   const double cores = std::max(1.0, f.cores.value);
-  b.compute_s =
-      (comp.cycles_one + cls.cycles_one + (comp.cycles_split + cls.cycles_split) / cores) /
-      f.clock_hz.value;
+  b.cycles = comp.cycles() + cls.cycles() + sample_cycles;
+  b.sample_s = sample_cycles / f.clock_hz.value;
+  b.compute_s = (comp.cycles_one + cls.cycles_one + sample_cycles +
+                 (comp.cycles_split + cls.cycles_split) / cores) /
+                f.clock_hz.value;
   b.handoff_s = b.split_calls * f.handoff_s.value;
   if (rows) {
-    b.classifier_s = cls_bytes / region_bw(f, in.classifier_region) +
-                     cls_scratch / f.psram_bw.value +
+    b.classifier_s = mem * cls_bytes / region_bw(f, in.classifier_region) +
+                     mem * cls_scratch / f.psram_bw.value +
                      (cls.cycles_one + cls.cycles_split / cores) / f.clock_hz.value +
                      (cls.cycles_split > 0 ? f.handoff_s.value : 0.0);
   }
@@ -227,16 +380,18 @@ double generation_path_s(const std::vector<BoardCost>& boards) {
   return t;
 }
 
-double generation_path_split_s(const std::vector<BoardCost>& boards, uint32_t dim, uint32_t baud) {
+double generation_path_split_s(const std::vector<BoardCost>& boards, uint32_t dim, uint32_t baud,
+                               bool logits) {
   const size_t n = boards.size();
   double layers = 0;
   for (const BoardCost& b : boards) layers += b.board_s() - b.classifier_s + b.link_s;
   if (n == 0) return 0;
-  const double hop_x = wire_seconds(activation_frame_bytes(dim), baud);
-  const double hop_r = wire_seconds(classifier_result_frame_bytes(), baud);
+  const double hop_x = wire_seconds(classify_frame_bytes(dim), baud);
   double slices = boards[0].classifier_s;
   for (size_t k = 1; k < n; k++) {
     if (boards[k].classifier_rows == 0) continue;
+    const double hop_r =
+        wire_seconds(classifier_reply_bytes(dim, boards[k].classifier_rows, logits), baud);
     slices = std::max(slices, k * hop_x + boards[k].classifier_s + (n - k) * hop_r);
   }
   return layers + slices;

@@ -32,10 +32,30 @@ enum class MacKind {
 constexpr int kKernelCount = (int)MacKind::kCount;
 const char* kernel_name(MacKind k);
 
+// The per-token work besides the multiply-accumulates, counted like them and charged at the
+// profile's cycles per operation. What each counts is in board_cost() and docs/PLANNER.md.
+enum class OpKind {
+  kMatmulCall,    // one matmul call: dispatch, input setup
+  kMatmulRow,     // one output row of a matmul call: row setup, scales, the float result
+  kExp,           // exp_f32: SiLU (per hidden element), attention softmax (per score)
+  kSinCos,        // the RoPE table: head_size / 2 per run of layers
+  kQuantize,      // one activation element through the input quantizer
+  kVector,        // one element of one pass of a norm, residual add, RoPE, KV store, embedding
+  kScore,         // one attention score beyond its MACs and exp: division, max, normalising
+  kSampleTopp,    // one vocabulary row through temperature, softmax and the top-p nucleus
+  kSampleArgmax,  // one vocabulary row through greedy arg max
+  kCount
+};
+constexpr int kOpCount = (int)OpKind::kCount;
+const char* op_name(OpKind k);
+
 // Speeds of one board type (bytes per second, cycles per multiply-accumulate, ...).
 struct CostFigures {
   Figure clock_hz, cores, flash_bw, psram_bw, sram_bw;
   Figure cycles_per_mac[kKernelCount];
+  Figure cycles_per_op[kOpCount];
+  // false on an emulated board: qemu -icount charges instructions only, bytes cost no time.
+  bool memory_timed = true;
   Figure handoff_s;          // waking the second core for one split kernel call and joining
   Figure min_parallel_macs;  // smaller calls stay on one core (RunOptions::min_parallel_macs)
 };
@@ -45,6 +65,11 @@ CostFigures esp32s3_scalar_figures();
 // LX7's instruction count of one fused load+MAC sequence (issue 9 / hardware-facts), until the
 // kernel exists and is counted whole. `plan --kernel pie`.
 CostFigures esp32s3_pie_figures();
+// The emulated rv32 board (qemu-system-riscv32 -icount shift=0, src/platform/rv32): one
+// instruction per virtual nanosecond, one core, memory free; per-operation instruction counts
+// measured by bench/rv32/op_bench.cpp. `plan --board rv32-emulated` predicts what
+// `sim --emulate --icount` measures (bench/plan_vs_emulated.sh).
+CostFigures rv32_emulated_figures();
 // Speeds of the weight regions in the form the runtime's placement takes.
 RegionSpeeds region_speeds(const CostFigures& f);
 
@@ -52,6 +77,7 @@ RegionSpeeds region_speeds(const CostFigures& f);
 struct CostShape {
   ModelConfig config;
   WeightType weights = WeightType::kQ4;
+  uint32_t group = 32;  // quantization group: a partial last group costs a whole one
   std::vector<std::vector<uint64_t>> layer_tensors;           // bytes of each tensor of each layer
   uint64_t embedding_row = 0, rms_final = 0, classifier = 0;  // classifier: embedding if shared
 };
@@ -74,6 +100,9 @@ struct CostInput {
   // whole vocabulary; with the classifier split across boards every board gets a slice.
   static constexpr uint32_t kAllRows = 0xFFFFFFFFu;
   uint32_t classifier_rows = kAllRows;
+  // The head samples the next token after the classifier: top-p (temperature > 0, the
+  // default story) or greedy arg max.
+  bool sample_topp = true;
 };
 
 // Counted quantities and the time they take, per token, on one board.
@@ -83,6 +112,9 @@ struct BoardCost {
   uint64_t kv_read = 0, kv_written = 0;  // KV cache (PSRAM)
   uint64_t scratch_psram = 0;            // logits and attention scores read + written in PSRAM
   uint64_t macs[kKernelCount] = {};
+  uint64_t ops[kOpCount] = {};
+  double cycles = 0;         // every MAC and operation at the profile's cycles, before the cores
+  double sample_s = 0;       // the head's sampling, part of compute_s (after the classifier)
   uint32_t split_calls = 0;  // kernel calls split over the cores
   uint64_t link_bytes = 0;   // sent by this board
   uint32_t link_frames = 0;
@@ -118,11 +150,11 @@ double generation_path_s(const std::vector<BoardCost>& boards);
 // round the ring once more, each board computes its slice as soon as the activation reaches
 // it (board k after k hops), and its slice result (one small frame) travels on to the head.
 // The head's own slice runs meanwhile. `baud` is the ring's.
-double generation_path_split_s(const std::vector<BoardCost>& boards, uint32_t dim, uint32_t baud);
-// Bytes of one board's classifier-slice result: its max, sum of exponentials and top
-// candidates. ASSUMED (header + 2 floats + 16 candidates of id and logit) until the messages
-// of issue 9 item 3 are specified in docs/PROTOCOL.md.
-uint64_t classifier_result_frame_bytes();
+// With `logits` (sampling over a separate classifier) each slice result carries its logits.
+// Frame sizes: classify_frame_bytes() and classifier_reply_bytes() (tools/classifier_slices.h,
+// the messages of docs/PROTOCOL.md).
+double generation_path_split_s(const std::vector<BoardCost>& boards, uint32_t dim, uint32_t baud,
+                               bool logits = false);
 double prompt_token_s(const std::vector<BoardCost>& boards, uint32_t window);
 
 }  // namespace llmwire

@@ -10,6 +10,7 @@
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "pipeline/head.h"
+#include "tools/classifier_slices.h"
 
 namespace llmwire {
 namespace {
@@ -41,6 +42,12 @@ const std::vector<BoardProfile>& board_profiles() {
       {"esp32s3-32mb",
        "ESP32-S3 N32R8: 32 MB flash (model partition 0x1E00000 at 0x1F0000), 8 MB PSRAM", 0x1E00000,
        8u * 1024 * 1024 - 256 * 1024, 300 * 1024, esp32s3_scalar_figures()},
+      // src/platform/rv32/main.cpp: a 32 MiB pflash window, 8 MiB "PSRAM" and 512 KiB
+      // "internal" static arrays; time in instructions (qemu -icount shift=0).
+      {"rv32-emulated",
+       "emulated rv32imafc board (sim --emulate): 32 MiB flash, 8 MiB PSRAM, 512 KiB internal; "
+       "time = instructions at 1 per ns (qemu -icount shift=0)",
+       32u * 1024 * 1024, 8u * 1024 * 1024, 512 * 1024, rv32_emulated_figures()},
   };
   return profiles;
 }
@@ -131,13 +138,20 @@ ModelSizes sizes_from_config(const ModelConfig& c, WeightType w, uint32_t group,
 // Flags of a request that every evaluation below carries (placement, classifier split).
 struct Options {
   bool place = true, split_classifier = false;
+  uint32_t estimate_pos = UINT32_MAX;  // PlanRequest::estimate_pos
+  bool greedy = false;
   // Classifier rows by stage (split_classifier); null while the split is still being chosen:
   // then a worker takes an equal share, or what its flash partition still holds if less.
   const std::vector<std::pair<uint32_t, uint32_t>>* slices = nullptr;
 };
 
 static Options options_of(const PlanRequest& r) {
-  return Options{r.place_weights, r.split_classifier};
+  Options o;
+  o.place = r.place_weights;
+  o.split_classifier = r.split_classifier;
+  o.estimate_pos = r.estimate_pos;
+  o.greedy = r.greedy;
+  return o;
 }
 
 std::vector<std::pair<uint32_t, uint32_t>> classifier_slices_for(uint32_t vocab, uint32_t n) {
@@ -192,15 +206,20 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
     for (uint64_t p : parts) pos = align64(pos) + p;
     return align64(pos);
   };
+  {
+    const uint64_t used = image_bytes(1);
+    const uint64_t room = board.partition_bytes > used ? board.partition_bytes - used : 0;
+    // A head holding the shared embedding holds every row already.
+    b.classifier_room_rows =
+        b.head && !m.classifier ? vocab : (uint32_t)std::min<uint64_t>(vocab, room / row_bytes);
+  }
   if (opt.split_classifier && opt.slices) {
     b.classifier_begin = (*opt.slices)[stage].first;
     b.classifier_end = (*opt.slices)[stage].second;
   } else if (opt.split_classifier) {
-    uint32_t rows = classifier_slices_for(vocab, stages)[0].second;  // an equal share
-    const uint64_t used = image_bytes(1);
-    const uint64_t room = board.partition_bytes > used ? board.partition_bytes - used : 0;
-    if (!b.head || m.classifier) rows = std::min<uint64_t>(rows, room / row_bytes / 8 * 8);
-    b.classifier_end = rows;
+    // While the split is being chosen: an equal share, or what the flash still holds.
+    const uint32_t share = classifier_slices_for(vocab, stages)[0].second;
+    b.classifier_end = std::min(share, b.classifier_room_rows / 8 * 8);
   } else if (b.head) {
     b.classifier_end = vocab;
   }
@@ -222,6 +241,12 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   si.layer_end = le;
   si.stage_index = b.head ? 0 : 1;
   si.flags = b.head ? (kFlagHasTokenizer | kFlagHasEmbedding | kFlagHasClassifier) : 0;
+  if (!b.head && b.classifier_end > b.classifier_begin) {
+    // A worker's slice: its logits live in its big region (Model::layout).
+    si.flags |= kFlagClassifierSlice;
+    si.cls_row_begin = b.classifier_begin;
+    si.cls_row_end = b.classifier_end;
+  }
   StageOptions so;
   so.run.kv_override = true;
   so.run.kv_type = kv;
@@ -269,6 +294,7 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   CostShape shape;
   shape.config = c;
   shape.weights = m.info.weight_type;
+  shape.group = m.info.group_size;
   shape.layer_tensors = m.layer_tensors;
   shape.embedding_row = m.embedding_row;
   shape.rms_final = m.rms_final;
@@ -277,11 +303,17 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   in.layer_bytes_big = b.placed_layer_big;
   in.layer_bytes_fast = b.placed_layer_fast;
   in.classifier_region = b.classifier_region;
-  if (opt.split_classifier) in.classifier_rows = b.classifier_end - b.classifier_begin;
+  if (opt.split_classifier) {
+    in.classifier_rows = b.classifier_end - b.classifier_begin;
+    // Sampling needs every logit: a head holding the shared embedding computes every row
+    // itself and the workers' slices stay idle (RingHead::forward); greedy merges the slices.
+    if (!opt.greedy && !m.classifier) in.classifier_rows = b.head ? vocab : 0;
+  }
   in.layer_begin = lb;
   in.layer_end = le;
   in.head = b.head;
-  in.pos = seq / 2;
+  in.pos = opt.estimate_pos < seq ? opt.estimate_pos : seq / 2;
+  in.sample_topp = !opt.greedy;
   in.kv = kv;
   in.stages = stages;
   in.baud = baud;
@@ -292,6 +324,40 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   b.weight_bytes_per_token = b.gen.weight_flash + b.gen.weight_psram + b.gen.weight_sram;
   b.link_bytes_per_token = b.gen.link_bytes;
   return b;
+}
+
+std::vector<std::pair<uint32_t, uint32_t>> classifier_split_for(
+    const ModelSizes& m, const BoardProfile& board, const PlanRequest& req, uint32_t seq,
+    const std::vector<std::pair<uint32_t, uint32_t>>& ranges) {
+  const uint32_t n = (uint32_t)ranges.size(), vocab = m.info.config.vocab_size;
+  std::vector<uint32_t> rows = req.classifier_rows;
+  if (rows.size() != n) {
+    // Each board's time per row (its slice's weights where the placement puts them, MACs,
+    // logits) with an equal share, and the rows its flash still holds; then the one choice.
+    const Options opt = options_of(req);
+    std::vector<double> row_s(n, 0.0);
+    std::vector<uint32_t> room(n, vocab);
+    for (uint32_t s = 0; s < n; s++) {
+      const BoardPlan b = evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, seq,
+                                         req.kv, req.baud, opt);
+      const uint32_t r = b.classifier_end - b.classifier_begin;
+      row_s[s] = r ? b.gen.classifier_s / r : 0.0;
+      room[s] = b.classifier_room_rows;
+    }
+    for (uint32_t s = 0; s < n; s++) {
+      if (row_s[s] <= 0) row_s[s] = row_s[0] > 0 ? row_s[0] : 1e-9;  // no share: as the head
+    }
+    rows = n > 1 ? choose_classifier_rows(vocab, m.info.config.dim, req.baud, row_s, room)
+                 : std::vector<uint32_t>{vocab};
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> slices;
+  uint32_t r0 = 0;
+  for (uint32_t r : rows) {
+    const uint32_t e = std::min(vocab, r0 + r);
+    slices.push_back({r0, e});
+    r0 = e;
+  }
+  return slices;
 }
 
 Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq, KvType kv,
@@ -309,23 +375,7 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, const PlanRe
   Options opt = options_of(req);
   std::vector<std::pair<uint32_t, uint32_t>> slices;
   if (opt.split_classifier) {
-    // Workers take their share (or what their flash holds); the head the rest, first.
-    const uint32_t n = (uint32_t)ranges.size();
-    std::vector<uint32_t> rows(n, 0);
-    uint32_t workers = 0;
-    for (uint32_t s = 1; s < n; s++) {
-      rows[s] =
-          evaluate_board(m, board, s, n, ranges[s].first, ranges[s].second, seq, kv, baud, opt)
-              .classifier_end;
-      workers += rows[s];
-    }
-    const uint32_t vocab = m.info.config.vocab_size;
-    slices.push_back({0, vocab - std::min(workers, vocab)});
-    for (uint32_t s = 1; s < n; s++) {
-      const uint32_t r0 = slices.back().second;
-      slices.push_back({r0, std::min(vocab, r0 + rows[s])});
-    }
-    if (n == 1) slices[0] = {0, vocab};
+    slices = classifier_split_for(m, board, req, seq, ranges);
     opt.slices = &slices;
   }
   Plan p;
@@ -345,11 +395,13 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, const PlanRe
     gen.push_back(b.gen);
     prompt.push_back(b.prompt);
   }
-  p.estimate_pos = seq / 2;
+  p.estimate_pos = opt.estimate_pos < seq ? opt.estimate_pos : seq / 2;
   p.classifier_split = opt.split_classifier;
   for (const BoardPlan& b : p.boards)
     p.classifier_slices.push_back({b.classifier_begin, b.classifier_end});
-  p.token_s = opt.split_classifier ? generation_path_split_s(gen, m.info.config.dim, baud)
+  // Sampling with a separate classifier: the workers send their logits (CLASS_LOGITS).
+  p.token_s = opt.split_classifier ? generation_path_split_s(gen, m.info.config.dim, baud,
+                                                             !req.greedy && m.classifier != 0)
                                    : generation_path_s(gen);
   p.prompt_window = HeadOptions{}.window;
   p.prompt_token_s = prompt_token_s(prompt, p.prompt_window);

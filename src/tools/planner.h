@@ -25,7 +25,7 @@ struct BoardProfile {
 };
 
 // Built-in profiles: esp32s3-16mb (N16R8, the reference board), esp32s3-8mb (N8R2),
-// esp32s3-32mb (N32R8).
+// esp32s3-32mb (N32R8), and rv32-emulated (the qemu board of `sim --emulate`).
 const std::vector<BoardProfile>& board_profiles();
 bool find_profile(const std::string& name, BoardProfile* out);
 
@@ -55,6 +55,12 @@ struct PlanRequest {
   // Classifier rows split over every board (issue 9 item 3), merged at the head; the runtime
   // side takes Plan::classifier_slices.
   bool split_classifier = false;
+  // Position the per-token estimates are for (>= seq: seq / 2, the mean of a full context).
+  uint32_t estimate_pos = UINT32_MAX;
+  bool greedy = false;  // the head picks the arg max instead of top-p sampling
+  // With split_classifier: rows per stage (head first) given by the user (`split
+  // --classifier-slices even|R0,R1,...`); empty: the planner chooses (choose_classifier_rows).
+  std::vector<uint32_t> classifier_rows;
 };
 
 struct BoardPlan {
@@ -71,6 +77,7 @@ struct BoardPlan {
   bool fits_flash = false, fits_ram = false;
   // Classifier rows [classifier_begin, classifier_end) this board computes.
   uint32_t classifier_begin = 0, classifier_end = 0;
+  uint32_t classifier_room_rows = 0;  // classifier rows its flash partition still holds
   // Weight placement at boot: what goes where (bytes include arena alignment).
   PlacementTotals placement;
   uint64_t placed_layer_big = 0, placed_layer_fast = 0;
@@ -104,6 +111,13 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq
 // The same with the request's options (placement, classifier split); seq, kv, baud from req.
 Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, const PlanRequest& req,
                     uint32_t seq, const std::vector<std::pair<uint32_t, uint32_t>>& ranges);
+// The classifier slices (by stage) a plan with req.split_classifier uses for these layer
+// ranges: req.classifier_rows if given, else choose_classifier_rows() from each board's time
+// per row and flash room. The one function behind Plan::classifier_slices and `split
+// --classifier-slices auto`.
+std::vector<std::pair<uint32_t, uint32_t>> classifier_split_for(
+    const ModelSizes& m, const BoardProfile& board, const PlanRequest& req, uint32_t seq,
+    const std::vector<std::pair<uint32_t, uint32_t>>& ranges);
 // Equal classifier slices for n boards (stage order), multiples of 8 rows except the last.
 std::vector<std::pair<uint32_t, uint32_t>> classifier_slices_for(uint32_t vocab, uint32_t n);
 

@@ -30,6 +30,12 @@ BENCH_OBJS := $(filter-out $(BUILD)/obj/platform/rv32/main.o,$(OBJS)) \
 $(BUILD)/kernel-bench.elf: $(BENCH_OBJS)
 	$(CC) $(LDFLAGS) $(BENCH_OBJS) -lm -o $@
 
+# bench/plan_vs_emulated.sh's per-operation counts for the cost model.
+OP_BENCH_OBJS := $(filter-out $(BUILD)/obj/platform/rv32/main.o,$(OBJS)) \
+  $(BUILD)/obj/bench/rv32/op_bench.o
+$(BUILD)/op-bench.elf: $(OP_BENCH_OBJS)
+	$(CC) $(LDFLAGS) $(OP_BENCH_OBJS) -lm -o $@
+
 $(BUILD)/obj/bench/%.o: bench/%.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
@@ -38,4 +44,4 @@ $(BUILD)/obj/%.o: src/%.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
--include $(OBJS:.o=.d) $(BUILD)/obj/bench/rv32/kernel_bench.d
+-include $(OBJS:.o=.d) $(BUILD)/obj/bench/rv32/kernel_bench.d $(BUILD)/obj/bench/rv32/op_bench.d
