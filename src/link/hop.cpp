@@ -6,12 +6,20 @@
 
 namespace llmwire {
 
-size_t Hop::resend_bytes(uint32_t dim) {
-  return 6 * frame_size(activation_size(dim)) + frame_size(1024) + repair_bytes(dim);
+size_t Hop::activation_frame_bytes(uint32_t dim, uint32_t batch) {
+  const uint32_t most = activation_batch_max_count(dim);
+  const size_t one = activation_size(dim);
+  const size_t chunk = batch > 1 && most > 1 ? activation_batch_size(batch < most ? batch : most, dim)
+                                             : 0;
+  return frame_size(chunk > one ? chunk : one);
 }
 
-size_t Hop::repair_bytes(uint32_t dim) {
-  return frame_size(activation_size(dim));
+size_t Hop::resend_bytes(uint32_t dim, uint32_t batch) {
+  return 6 * activation_frame_bytes(dim, batch) + frame_size(1024) + repair_bytes(dim, batch);
+}
+
+size_t Hop::repair_bytes(uint32_t dim, uint32_t batch) {
+  return activation_frame_bytes(dim, batch);
 }
 
 void Hop::init(ByteLink* link, Clock* clock, FrameSink* up, uint8_t* frame_buf, uint8_t* resend,

@@ -26,7 +26,9 @@
 
 #include "engine/image.h"
 #include "link/frame.h"
+#include "link/hop.h"
 #include "link/messages.h"
+#include "pipeline/chunk.h"
 #include "platform/host/mapped_file.h"
 #include "tools/planner.h"
 
@@ -152,7 +154,8 @@ std::vector<std::string> qemu_args(const SimOptions& o, const StageProc& p, uint
       "chardev:link",
       "-semihosting-config",
       "enable=on,target=native,arg=llmwire,arg=boot=" + std::to_string(p.boot_id) +
-          ",arg=timeout=" + std::to_string(timeout_ms) + ",arg=window=" + std::to_string(o.window),
+          ",arg=timeout=" + std::to_string(timeout_ms) + ",arg=window=" + std::to_string(o.window) +
+          ",arg=batch=" + std::to_string(o.batch),
       "-device",
       "loader,file=" + o.emulate_elf + ",cpu-num=0",
       "-drive",
@@ -568,7 +571,11 @@ int run_sim(const SimOptions& o, std::string* err) {
   auto sim = std::make_unique<Sim>();
   sim->opts = o;
   const uint32_t dim = head_ok ? head_img.info().config.dim : 0;
-  const double ring_s = (double)n * activation_frame_bytes(dim) * 10.0 / o.baud;
+  // The longest activation frame: a prompt chunk of up to --batch positions.
+  const double ring_s =
+      dim ? (double)n * Hop::activation_frame_bytes(dim, chunk_positions(o.batch, dim)) * 10.0 /
+                o.baud
+          : 0.0;
   uint32_t timeout_ms = o.timeout_ms;
   const uint32_t default_timeout_ms = (uint32_t)(4000 * ring_s) + 300 + 2 * o.faults.stall_ms;
   if (!timeout_ms) timeout_ms = default_timeout_ms;
@@ -665,7 +672,8 @@ int run_sim(const SimOptions& o, std::string* err) {
     p.args = {o.exe,      "stage",
               "--image",  o.images[k],
               "--fd-in",  std::to_string(p.fd_in),
-              "--fd-out", std::to_string(p.fd_out)};
+              "--fd-out", std::to_string(p.fd_out),
+              "--batch",  std::to_string(o.batch)};
     if (k == 0) {
       char buf[64];
       std::vector<std::string> h = {"-p",           o.prompt,
