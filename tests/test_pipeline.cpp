@@ -81,6 +81,7 @@ struct Ring {
   RingHead head;
   std::vector<uint8_t> scratch;
   uint32_t batch = 1;  // every stage's RunOptions::prompt_batch: prompt chunks of this size
+  uint32_t worker_batch = 0;  // the workers' own, when not `batch` (they run a chunk in parts)
 
   bool start(const std::vector<std::string>& paths, const HeadOptions& ho, std::string* err,
              int old_firmware_stage = -1, uint32_t corrupt_every = 0, uint32_t drop_every = 0,
@@ -109,7 +110,7 @@ struct Ring {
     for (size_t k = 1; k < n; k++) {
       StageOptions so;
       so.protocol_version = (int)k == old_firmware_stage ? kMessageVersion + 1 : kMessageVersion;
-      so.run.prompt_batch = batch;
+      so.run.prompt_batch = worker_batch ? worker_batch : batch;
       stages[k] = std::make_unique<HostStage>();
       if (!stages[k]->boot(paths[k], links[k].get(), so, 1, 100 + (uint32_t)k, nullptr, err, &hint))
         return false;
@@ -481,8 +482,9 @@ TEST(Pipeline, Stories260KEverySplitBitExact) {
 
 // Prompts in chunks (issue 9 item 4): every layer split of stories260K over 2-4 boards, prompt
 // chunks of B = 1, 2, 7 and 32 positions (32 is cut to the 31 an 8 KB frame holds at dim 64),
-// each chunk one batched pass per stage. The logits after the prompt and the greedy and
-// sampled stories equal the monolithic model's, token by token.
+// each chunk one batched pass per stage — and chunks of 7 on workers whose RAM holds 3
+// positions (passes of 3, 3, 1). The logits after the prompt and the greedy and sampled
+// stories equal the monolithic model's, token by token.
 TEST(Pipeline, Stories260KChunkedPromptEverySplitEqualsMonolithic) {
   std::string why;
   const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);
@@ -518,9 +520,11 @@ TEST(Pipeline, Stories260KChunkedPromptEverySplitEqualsMonolithic) {
         paths.push_back(dir.file("cp" + std::to_string(k) + ".img"));
       std::vector<uint64_t> sizes;
       ASSERT_TRUE(split_image(full, r, 0, full.info().kv_type, paths, &sizes, &err)) << err;
-      for (uint32_t batch : {1u, 2u, 7u, 32u}) {
+      for (auto [batch, worker_batch] : {std::pair{1u, 1u}, {2u, 2u}, {7u, 7u}, {32u, 32u},
+                                         {7u, 3u}}) {
         Ring ring;
         ring.batch = batch;
+        ring.worker_batch = worker_batch;
         ASSERT_TRUE(ring.start(paths, HeadOptions{}, &err)) << err << " " << describe(r);
         ring.head.begin();
         ASSERT_EQ(ring.head.feed_prompt(toks.data(), np), Status::kOk) << ring.head.error();
@@ -532,7 +536,7 @@ TEST(Pipeline, Stories260KChunkedPromptEverySplitEqualsMonolithic) {
           const float* l = nullptr;
           ASSERT_EQ(ring.head.forward(toks[i], (uint32_t)i, true, &l), Status::kOk);
           ASSERT_EQ(0, std::memcmp(l, expect.data() + i * vocab, vocab * 4))
-              << describe(r) << " B " << batch << " pos " << i;
+              << describe(r) << " B " << batch << "/" << worker_batch << " pos " << i;
         }
         for (size_t i = 0; i < std::size(kSettings); i++) {
           EXPECT_EQ(pick_tokens(&ring.head, vocab, kSettings[i], prompt, 4), stories[i])
@@ -600,7 +604,7 @@ TEST(Pipeline, RingRefusesWrongOrderAndOtherModels) {
 // the prompt goes in chunks (ACTIVATION_BATCH frames of up to 8 KB).
 static void check_hop_repairs(uint32_t batch) {
   TempDir dir;
-  const ModelConfig c = llmwire::test::small_config(64, 100, 4, 8, 2, 300, 48);
+  const ModelConfig c = llmwire::test::small_config(64, 100, 4, 8, 2, 300, 96);
   const std::string img = llmwire::test::make_image(dir, c, WeightType::kQ4, 32, 5);
   std::vector<int32_t> toks;
   for (int i = 0; i < 80; i++) toks.push_back((i * 37 + 1) % 300);
