@@ -44,6 +44,7 @@ void write_stats(const std::string& path, const StoryResult& r, const HeadCounte
   std::ofstream out(path);
   out << "head completed=" << (r.gen.prompt_tokens + r.gen.generated_tokens)
       << " prompt=" << r.gen.prompt_tokens << " generated=" << r.gen.generated_tokens
+      << " prompt_us=" << r.gen.prompt_us << " chunks=" << c.chunks_sent
       << " positions_sent=" << c.positions_sent << " retransmissions=" << c.retransmissions
       << " timeouts=" << c.timeouts << " need_replay=" << c.need_replay_received
       << " replays=" << c.replays << " replayed=" << c.replayed_positions

@@ -766,6 +766,12 @@ int run_sim(const SimOptions& o, std::string* err) {
       "%llu generated)\n",
       n, o.baud, elapsed, (unsigned long long)positions, (unsigned long long)num(head, "prompt"),
       (unsigned long long)num(head, "generated"));
+  // The prompt: to the first generated token's logits (the head's clock), and how it was sent.
+  std::printf("prompt: %llu positions in %.1f ms to the first token's logits, %llu chunk%s of up to "
+              "%u positions (--batch %u)\n",
+              (unsigned long long)num(head, "prompt"), num(head, "prompt_us") / 1e3,
+              (unsigned long long)num(head, "chunks"), num(head, "chunks") == 1 ? "" : "s",
+              chunk_positions(o.batch, dim), o.batch);
   std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s\n", "stage", "compute",
               "link", "frames", "frames", "CRC", "resyncs", "partial", "hop", "need", "retrans",
               "replays", "reboots");
