@@ -101,9 +101,14 @@ struct Relay final : FrameSink {
   double wire_free_at = 0;
   uint64_t bytes = 0, frames = 0;
   double wire_s = 0;
+  // Time spent inside on_frame() pacing frames out. The relay's own receiver runs on a clock
+  // without it: bytes that waited in the pipe meanwhile arrived on time, and must not read as
+  // a stalled sender (a frame longer than a 4 KB read would be dropped half-read otherwise).
+  double busy_s = 0;
   void on_frame(const Frame& f) override;
   void run();
   void send_paced(const uint8_t* p, size_t n);
+  void deliver(const Frame& f);
 };
 
 // A reboot still to happen: stage, the position that triggers it.
@@ -300,6 +305,12 @@ void Relay::send_paced(const uint8_t* p, size_t n) {
 }
 
 void Relay::on_frame(const Frame& f) {
+  const double entered = now_s();
+  deliver(f);
+  busy_s += now_s() - entered;
+}
+
+void Relay::deliver(const Frame& f) {
   frames++;
   if (getenv("LLMWIRE_SIM_TRACE")) {  // debugging: every frame on every wire
     ActivationView a;
@@ -343,7 +354,7 @@ void Relay::run() {
       from_fd, POLLIN, 0
     };
     const int r = poll(&pf, 1, 10);
-    const uint32_t now_ms = (uint32_t)((now_s() - t0) * 1000);
+    const uint32_t now_ms = (uint32_t)((now_s() - t0 - busy_s) * 1000);
     if (r > 0 && (pf.revents & POLLIN)) {
       const ssize_t n = read(from_fd, buf, sizeof buf);
       if (n > 0) rx.push(buf, (size_t)n, now_ms);

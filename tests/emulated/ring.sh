@@ -114,7 +114,7 @@ if [ "$what" = faults ] || [ "$what" = all ]; then
   story q4 3 0.8 5 --ber 5e-5 --drop 0.01 --reboot 1@8
   story q8 2 0 1 --ber 1e-4 --reboot 1@12
   # The rebuild after a reboot replays the prompt in chunks too.
-  prompt="$long" story q4 3 0.8 5 --batch 7 --ber 5e-5 --reboot 2@6
+  prompt="$long" story q4 3 0.8 5 --batch 7 --ber 2e-5 --reboot 2@6
 fi
 if [ "$what" = boot ] || [ "$what" = all ]; then
   images q4
