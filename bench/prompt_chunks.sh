@@ -14,7 +14,7 @@ BAUD=${3:-460800}
 M=${LLMWIRE_MODELS:?set LLMWIRE_MODELS to a folder with stories260K.bin and tok512.bin}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-"$BIN" convert "$M/stories260K.bin" "$M/tok512.bin" --quant q4 -o "$dir/s.img" >/dev/null
+"$BIN" convert "$M/stories260K.bin" "$M/tok512.bin" --quant q4 -o "$dir/s.img" >/dev/null 2>&1
 # 32 positions with BOS.
 prompt="Once upon a time, there was a little girl named Lily. She loved to play outside in the park with"
 common=(-p "$prompt" -n 16 --temp 0)

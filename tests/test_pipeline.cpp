@@ -80,7 +80,7 @@ struct Ring {
   HostClock clock;
   RingHead head;
   std::vector<uint8_t> scratch;
-  uint32_t batch = 1;  // every stage's RunOptions::prompt_batch: prompt chunks of this size
+  uint32_t batch = 1;         // every stage's RunOptions::prompt_batch: prompt chunks of this size
   uint32_t worker_batch = 0;  // the workers' own, when not `batch` (they run a chunk in parts)
 
   bool start(const std::vector<std::string>& paths, const HeadOptions& ho, std::string* err,
@@ -520,8 +520,8 @@ TEST(Pipeline, Stories260KChunkedPromptEverySplitEqualsMonolithic) {
         paths.push_back(dir.file("cp" + std::to_string(k) + ".img"));
       std::vector<uint64_t> sizes;
       ASSERT_TRUE(split_image(full, r, 0, full.info().kv_type, paths, &sizes, &err)) << err;
-      for (auto [batch, worker_batch] : {std::pair{1u, 1u}, {2u, 2u}, {7u, 7u}, {32u, 32u},
-                                         {7u, 3u}}) {
+      for (auto [batch, worker_batch] :
+           {std::pair{1u, 1u}, {2u, 2u}, {7u, 7u}, {32u, 32u}, {7u, 3u}}) {
         Ring ring;
         ring.batch = batch;
         ring.worker_batch = worker_batch;

@@ -218,7 +218,8 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
       n > 1 ? "; positions stream through the ring, so the boards work at the same time" : "");
   if (plan.prompt_tokens > 0 && plan.prompt_serial_s > 0) {
     std::printf(
-        "prompt of %u tokens (estimate): %.0f ms in chunks of %u position%s (one pass over a stage's "
+        "prompt of %u tokens (estimate): %.0f ms in chunks of %u position%s (one pass over a "
+        "stage's "
         "weights per chunk, stages on different chunks at once, classifier for the last token "
         "only) = %.3fx token by token (%.0f ms: each token through all layers and the "
         "classifier in turn); streamed position by position: %.0f ms = %.3fx\n",

@@ -9,8 +9,8 @@ namespace llmwire {
 size_t Hop::activation_frame_bytes(uint32_t dim, uint32_t batch) {
   const uint32_t most = activation_batch_max_count(dim);
   const size_t one = activation_size(dim);
-  const size_t chunk = batch > 1 && most > 1 ? activation_batch_size(batch < most ? batch : most, dim)
-                                             : 0;
+  const size_t chunk =
+      batch > 1 && most > 1 ? activation_batch_size(batch < most ? batch : most, dim) : 0;
   return frame_size(chunk > one ? chunk : one);
 }
 

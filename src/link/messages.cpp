@@ -577,7 +577,6 @@ MsgStatus decode_hop_mark(const uint8_t* p, size_t len, HopMark* out) {
 
 // ---- Classifier split ----
 
-
 size_t encode_classify(const ClassifyHeader& h, const float* xn, uint32_t dim, uint8_t* out,
                        size_t cap) {
   if (dim == 0 || dim > kMaxActivationDim || !xn || !out) return 0;

@@ -30,7 +30,7 @@ struct HeadOptions {
 
 struct HeadCounters {
   uint32_t positions_sent = 0;
-  uint32_t chunks_sent = 0;  // ACTIVATION_BATCH frames (prompt chunks of 2 or more positions)
+  uint32_t chunks_sent = 0;      // ACTIVATION_BATCH frames (prompt chunks of 2 or more positions)
   uint32_t retransmissions = 0;  // positions resent after a timeout or a NEED_REPLAY gap
   uint32_t timeouts = 0;
   uint32_t need_replay_received = 0;

@@ -13,7 +13,7 @@
 namespace llmwire {
 
 struct WorkerOptions {
-  uint32_t boot_id = 1;                          // random per boot: lets the head see reboots
+  uint32_t boot_id = 1;                         // random per boot: lets the head see reboots
   uint16_t protocol_version = kMessageVersion;  // what HELLO reports (tests fake old firmware)
 };
 

@@ -29,8 +29,7 @@ struct RoleBuffers {
 void take_role_buffers(const ImageInfo& info, const StageOptions& o, uint32_t seq, Arena* fast,
                        Arena* big, RoleBuffers* b) {
   if (info.stage_index == 0) {
-    b->head_scratch =
-        fast->take<uint8_t>(RingHead::scratch_bytes(info, seq, o.run.prompt_batch));
+    b->head_scratch = fast->take<uint8_t>(RingHead::scratch_bytes(info, seq, o.run.prompt_batch));
     b->sampler_scratch = big->take<uint8_t>(Sampler::scratch_bytes(info.config.vocab_size));
     b->tokens = big->take<int32_t>(token_capacity(info, o));
     if (o.speculate > 0) {

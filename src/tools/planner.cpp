@@ -333,8 +333,8 @@ static void estimate_prompt(const ModelSizes& m, const BoardProfile& board, cons
     pos.push_back(b.prompt_short);
     gen.push_back(b.gen_short);
   }
-  const double token = opt.split_classifier ? generation_path_split_s(gen, dim, baud)
-                                            : generation_path_s(gen);
+  const double token =
+      opt.split_classifier ? generation_path_split_s(gen, dim, baud) : generation_path_s(gen);
   uint32_t chunk = chunk_positions(kMaxPromptBatch, dim);
   while (chunk > 1 && !fits_with_batch(m, board, *p, chunk)) chunk--;
   p->prompt_tokens = n;

@@ -583,10 +583,10 @@ int run_sim(const SimOptions& o, std::string* err) {
   sim->opts = o;
   const uint32_t dim = head_ok ? head_img.info().config.dim : 0;
   // The longest activation frame: a prompt chunk of up to --batch positions.
-  const double ring_s =
-      dim ? (double)n * Hop::activation_frame_bytes(dim, chunk_positions(o.batch, dim)) * 10.0 /
-                o.baud
-          : 0.0;
+  const double ring_s = dim ? (double)n *
+                                  Hop::activation_frame_bytes(dim, chunk_positions(o.batch, dim)) *
+                                  10.0 / o.baud
+                            : 0.0;
   uint32_t timeout_ms = o.timeout_ms;
   const uint32_t default_timeout_ms = (uint32_t)(4000 * ring_s) + 300 + 2 * o.faults.stall_ms;
   if (!timeout_ms) timeout_ms = default_timeout_ms;
@@ -778,11 +778,12 @@ int run_sim(const SimOptions& o, std::string* err) {
       n, o.baud, elapsed, (unsigned long long)positions, (unsigned long long)num(head, "prompt"),
       (unsigned long long)num(head, "generated"));
   // The prompt: to the first generated token's logits (the head's clock), and how it was sent.
-  std::printf("prompt: %llu positions in %.1f ms to the first token's logits, %llu chunk%s of up to "
-              "%u positions (--batch %u)\n",
-              (unsigned long long)num(head, "prompt"), num(head, "prompt_us") / 1e3,
-              (unsigned long long)num(head, "chunks"), num(head, "chunks") == 1 ? "" : "s",
-              chunk_positions(o.batch, dim), o.batch);
+  std::printf(
+      "prompt: %llu positions in %.1f ms to the first token's logits, %llu chunk%s of up to "
+      "%u positions (--batch %u)\n",
+      (unsigned long long)num(head, "prompt"), num(head, "prompt_us") / 1e3,
+      (unsigned long long)num(head, "chunks"), num(head, "chunks") == 1 ? "" : "s",
+      chunk_positions(o.batch, dim), o.batch);
   std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s\n", "stage", "compute",
               "link", "frames", "frames", "CRC", "resyncs", "partial", "hop", "need", "retrans",
               "replays", "reboots");
