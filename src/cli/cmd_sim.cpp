@@ -55,7 +55,9 @@ void add_sim_options(CLI::App* cmd, SimOptions* o, std::vector<std::string>* reb
                   "STAGE@TOKEN: power-cycle a worker when the head sends that generated token "
                   "(may be given several times)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  cmd->add_option("--window", o->window, "prompt positions in flight (1 = no prompt pipelining)")
+  cmd->add_option(
+         "--window", o->window,
+         "prompt chunks in flight (1 = no prompt pipelining; a chunk is --batch positions)")
       ->default_val(4)
       ->check(CLI::Range(1u, 64u));
   cmd->add_option("--batch", o->batch,

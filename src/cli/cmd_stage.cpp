@@ -184,7 +184,8 @@ void add_stage_command(CLI::App& app) {
   cmd->add_option("--seed", a.seed, "head: random seed, 1 or more")
       ->default_val(1)
       ->check(seed_range());
-  cmd->add_option("--window", a.window, "head: prompt positions in flight (1 = no pipelining)")
+  cmd->add_option("--window", a.window,
+                  "head: prompt chunks in flight (1 = no pipelining; a chunk is --batch positions)")
       ->default_val(4)
       ->check(CLI::Range(1u, 64u));
   cmd->add_option("--batch", a.batch,
