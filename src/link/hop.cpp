@@ -391,7 +391,10 @@ void Hop::on_sequenced(const Frame& f) {
 void Hop::timers() {
   if (saw_garbage()) request(false);
   const uint32_t now = clock_->now_ms();
-  if (nak_pending_ && now - nak_ms_ >= nak_retry()) request(false);
+  // No retry while a frame is still coming in: it may be the answer, and a long one (a prompt
+  // chunk of 8 KB takes 178 ms at 460,800 baud) outlasts any retry interval — each retry
+  // would queue another whole resend behind it.
+  if (nak_pending_ && now - nak_ms_ >= nak_retry() && !rx_.receiving(now)) request(false);
   if (remarks_left_ > 0 && now - last_send_ms_ >= remark_wait_ms_) {
     remarks_left_--;
     last_send_ms_ = now;
@@ -416,6 +419,9 @@ uint32_t Hop::wait_ms(uint32_t cap) const {
 
 void Hop::push(const uint8_t* data, size_t len) {
   rx_.push(data, len, clock_->now_ms());
+  // The session layer may have computed for a long time inside that push (a prompt chunk is
+  // many positions): what the UART buffered meanwhile arrived on time.
+  rx_.resume(clock_->now_ms());
   timers();
 }
 
