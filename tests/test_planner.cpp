@@ -454,14 +454,22 @@ TEST(CostModel, PromptEstimateOfStories15MOnTwoBoards) {
   const Plan p = make_plan(m, board16(), r);
   ASSERT_TRUE(p.fits);
   EXPECT_EQ(p.prompt_tokens, kPromptEstimateTokens);
-  EXPECT_EQ(p.prompt_chunk, 7u);  // what an 8 KB frame holds at dim 288; RAM is plenty
+  EXPECT_EQ(p.prompt_chunk_max, 7u);  // what an 8 KB frame holds at dim 288; RAM is plenty
+  // The chosen chunk size is the fastest of those that fit.
+  std::vector<BoardCost> pos;
+  for (const BoardPlan& b : p.boards) pos.push_back(b.prompt_short);
+  for (uint32_t b = 1; b <= 7; b++) {
+    EXPECT_LE(p.prompt_s - p.prompt_serial_s / 32,
+              prompt_chunks_s(pos, 31, b, p.prompt_window, c.dim, r.baud) + 1e-9)
+        << b;
+  }
   double token = 0;
   for (const BoardPlan& b : p.boards) token += b.gen_short.board_s() + b.gen_short.link_s;
   EXPECT_DOUBLE_EQ(p.prompt_serial_s, 32 * token);
   EXPECT_LT(p.prompt_s, p.prompt_stream_s);
   EXPECT_LT(p.prompt_stream_s, p.prompt_serial_s);
   // No faster than reading each stage's weights once per chunk and computing every position.
-  const uint32_t chunks = (31 + 6) / 7;
+  const uint32_t chunks = (31 + p.prompt_chunk - 1) / p.prompt_chunk;
   for (const BoardPlan& b : p.boards) {
     const BoardCost& q = b.prompt_short;
     EXPECT_GT(p.prompt_s, chunks * (q.flash_s + q.sram_s) + 31 * q.compute_s);
@@ -474,6 +482,7 @@ TEST(CostModel, PromptEstimateOfStories15MOnTwoBoards) {
   small.sram_bytes = 1024;  // every buffer in PSRAM
   const Plan q = make_plan(m, small, r);
   ASSERT_TRUE(q.fits);
-  EXPECT_LT(q.prompt_chunk, 7u);
+  EXPECT_LT(q.prompt_chunk_max, 7u);
+  EXPECT_LE(q.prompt_chunk, q.prompt_chunk_max);
   EXPECT_GE(q.prompt_chunk, 1u);
 }

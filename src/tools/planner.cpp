@@ -335,13 +335,26 @@ static void estimate_prompt(const ModelSizes& m, const BoardProfile& board, cons
   }
   const double token =
       opt.split_classifier ? generation_path_split_s(gen, dim, baud) : generation_path_s(gen);
-  uint32_t chunk = chunk_positions(kMaxPromptBatch, dim);
-  while (chunk > 1 && !fits_with_batch(m, board, *p, chunk)) chunk--;
+  uint32_t most = chunk_positions(kMaxPromptBatch, dim);
+  while (most > 1 && !fits_with_batch(m, board, *p, most)) most--;
+  // The fastest chunk size that fits: bigger chunks read the weights less often, but each
+  // must cross a whole wire before the next stage starts on it (on a wire-bound ring, small
+  // chunks win).
+  uint32_t chunk = 1;
+  double best = 0;
+  for (uint32_t b = 1; b <= most; b++) {
+    const double t = prompt_chunks_s(pos, n - 1, b, p->prompt_window, dim, baud);
+    if (b == 1 || t < best) {
+      best = t;
+      chunk = b;
+    }
+  }
   p->prompt_tokens = n;
   p->prompt_chunk = chunk;
+  p->prompt_chunk_max = most;
   // generate() feeds positions 0..n-2 and sends the last one alone, as the first generated
   // token: round the ring with the classifier.
-  p->prompt_s = prompt_chunks_s(pos, n - 1, chunk, p->prompt_window, dim, baud) + token;
+  p->prompt_s = best + token;
   p->prompt_stream_s = prompt_chunks_s(pos, n - 1, 1, p->prompt_window, dim, baud) + token;
   p->prompt_serial_s = n * token;
 }

@@ -92,12 +92,13 @@ struct Plan {
   uint32_t prompt_window = 0;     // positions in flight while streaming a prompt
   // A prompt of prompt_tokens (issue 9 item 4), estimated critical paths on this ring:
   uint32_t prompt_tokens = 0;
-  uint32_t prompt_chunk = 0;   // positions per chunk: the most a frame holds that RAM allows
-  double prompt_s = 0;         // in chunks (then the last token alone, with the classifier)
-  double prompt_stream_s = 0;  // position by position, `prompt_window` in flight (chunk 1)
-  double prompt_serial_s = 0;  // every token through all layers and the classifier in turn
-  double link_share = 0;       // fraction of token_s spent on the wires
-  std::string advice;          // when nothing fits: what would
+  uint32_t prompt_chunk = 0;      // positions per chunk: the fastest of 1..prompt_chunk_max
+  uint32_t prompt_chunk_max = 0;  // the most a frame holds that every board's RAM allows
+  double prompt_s = 0;            // in chunks (then the last token alone, with the classifier)
+  double prompt_stream_s = 0;     // position by position, `prompt_window` in flight (chunk 1)
+  double prompt_serial_s = 0;     // every token through all layers and the classifier in turn
+  double link_share = 0;          // fraction of token_s spent on the wires
+  std::string advice;             // when nothing fits: what would
   // Classifier rows of each board, indexed by stage; the head's alone holds [0, vocab) unless
   // the request split the classifier.
   std::vector<std::pair<uint32_t, uint32_t>> classifier_slices;
