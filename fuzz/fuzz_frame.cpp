@@ -90,6 +90,16 @@ void check_messages(uint8_t type, const uint8_t* p, size_t len) {
     FUZZ_CHECK(encode_class_slice(cs, out, sizeof out) == len && memcmp(out, p, 18) == 0 &&
                memcmp(out + 20, p + 20, 8) == 0);  // reserved ignored
   }
+  ActivationBatchView bv;
+  if (decode_activation_batch(p, len, &bv) == MsgStatus::kOk) {
+    FUZZ_CHECK(bv.count >= 1 && bv.dim >= 1 && len == 16 + (size_t)4 * bv.count * bv.dim);
+    FUZZ_CHECK(len <= kMaxPayload && bv.h.pos <= 0xFFFFFFFFu - bv.count);
+    std::vector<float> x((size_t)bv.count * bv.dim);
+    bv.copy_to(0, bv.count, x.data());
+    const size_t n = encode_activation_batch(bv.h, x.data(), bv.count, bv.dim, out, sizeof out);
+    FUZZ_CHECK(n == len && memcmp(out, p, len) == 0);
+    FUZZ_CHECK(activation_batch_size(bv.count, bv.dim) == len);
+  }
   (void)validate_message(type, p, len);
   (void)msg_type_name(type);
 }

@@ -52,6 +52,7 @@ cat > "$stub/sdkconfig.h" <<'CFG'
 #define CONFIG_LLMWIRE_TASK_STACK_SIZE 16384
 #define CONFIG_LLMWIRE_MIN_PARALLEL_MACS 65536
 #define CONFIG_LLMWIRE_SPECULATE 0
+#define CONFIG_LLMWIRE_PROMPT_BATCH 7
 #define CONFIG_LLMWIRE_CONSOLE_UART_BAUD 115200
 CFG
 printf '#pragma once\nstruct _reent { int _errno; };\n' > "$stub/sys/reent.h"

@@ -382,13 +382,16 @@ TEST(Messages, ValidateDispatchesOnTypeAndNamesAreDefined) {
   EXPECT_EQ(validate_message((uint8_t)MsgType::kStatsRequest, four.data(), 4), MsgStatus::kOk);
   EXPECT_EQ(validate_message((uint8_t)MsgType::kActivation, four.data(), 4), MsgStatus::kTooShort);
   EXPECT_EQ(validate_message(0, four.data(), 4), MsgStatus::kBadValue);
-  EXPECT_EQ(validate_message(11, four.data(), 4), MsgStatus::kBadValue);
+  EXPECT_EQ(validate_message(12, four.data(), 4), MsgStatus::kBadValue);
+  EXPECT_EQ(validate_message(11, four.data(), 4), MsgStatus::kTooShort);  // ACTIVATION_BATCH
   EXPECT_EQ(validate_message(19, four.data(), 4), MsgStatus::kBadValue);
   EXPECT_EQ(validate_message((uint8_t)MsgType::kClassSlice, four.data(), 4), MsgStatus::kTooShort);
   EXPECT_STREQ(msg_type_name(16), "CLASSIFY");
   EXPECT_STREQ(msg_type_name(17), "CLASS_LOGITS");
   EXPECT_STREQ(msg_type_name(18), "CLASS_SLICE");
   EXPECT_STREQ(msg_type_name(2), "ACTIVATION");
+  EXPECT_STREQ(msg_type_name(11), "ACTIVATION_BATCH");
+  EXPECT_STREQ(msg_type_name(12), "UNKNOWN");
   EXPECT_STREQ(msg_type_name(200), "UNKNOWN");
   EXPECT_STRNE(msg_status_name(MsgStatus::kBadDim), "unknown");
 }
@@ -434,6 +437,12 @@ TEST(Messages, DecodersAcceptExactlyTheValidLengths) {
     ClassSlice cs;
     if (decode_class_slice(p, len, &cs) == MsgStatus::kOk) {
       EXPECT_EQ(len, 28u);
+    }
+    ActivationBatchView bv;
+    if (decode_activation_batch(p, len, &bv) == MsgStatus::kOk) {
+      EXPECT_EQ(len, 16u + 4u * bv.count * bv.dim);
+      EXPECT_GE(bv.count, 1u);
+      EXPECT_GE(bv.dim, 1u);
     }
     ErrorMsg em;
     if (decode_error(p, len, &em) == MsgStatus::kOk) {
@@ -554,4 +563,91 @@ TEST(Messages, ClassSliceLayoutAndRules) {
   EXPECT_EQ(decode_class_slice(buf.data(), 28, &d), MsgStatus::kOk);
   e.argmax = 1;
   EXPECT_EQ(encode_class_slice(e, buf.data(), buf.size()), 0u);
+}
+
+// ACTIVATION_BATCH (type 11): the worked example of docs/PROTOCOL.md byte for byte (written out
+// here, its CRC computed in Python), and a CRC recomputed bit by bit.
+TEST(Messages, ActivationBatchWorkedExample) {
+  const Bytes expect = {0xA5, 0x5A, 0x01, 0x0B, 0x21, 0x00, 0x20, 0x00, 0x01, 0x00, 0x00,
+                        0x00, 0x08, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x02, 0x00,
+                        0x02, 0x00, 0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x00, 0xC0, 0x00,
+                        0x00, 0x00, 0x3F, 0x00, 0x00, 0x50, 0x40, 0x8D, 0xEE, 0x17, 0x13};
+  ActivationHeader h;
+  h.session_id = 1;
+  h.pos = 8;
+  h.epoch = 2;
+  h.dest_stage = 1;
+  const float x[4] = {1.0f, -2.0f, 0.5f, 3.25f};
+  uint8_t payload[64];
+  const size_t n = encode_activation_batch(h, x, 2, 2, payload, sizeof payload);
+  ASSERT_EQ(n, 32u);
+  uint8_t frame[64];
+  ASSERT_EQ(encode_frame((uint8_t)MsgType::kActivationBatch, 0x21, payload, n, frame, sizeof frame),
+            expect.size());
+  EXPECT_EQ(Bytes(frame, frame + expect.size()), expect);
+  uint32_t crc = 0xFFFFFFFFu;  // bitwise CRC-32C over version .. payload
+  for (size_t i = 2; i < expect.size() - 4; i++) {
+    crc ^= expect[i];
+    for (int b = 0; b < 8; b++) crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+  }
+  EXPECT_EQ(crc ^ 0xFFFFFFFFu, 0x1317EE8Du);
+  ActivationBatchView v;
+  ASSERT_EQ(decode_activation_batch(payload, n, &v), MsgStatus::kOk);
+  EXPECT_EQ(v.h.session_id, 1u);
+  EXPECT_EQ(v.h.pos, 8u);
+  EXPECT_EQ(v.h.epoch, 2u);
+  EXPECT_EQ(v.h.dest_stage, 1u);
+  EXPECT_EQ(v.count, 2u);
+  EXPECT_EQ(v.dim, 2u);
+  float y[2];
+  v.copy_to(1, 1, y);  // the second position's vector
+  EXPECT_EQ(y[0], 0.5f);
+  EXPECT_EQ(y[1], 3.25f);
+}
+
+TEST(Messages, ActivationBatchLengthRulesAndLimits) {
+  // One frame holds floor(2044 / dim) positions.
+  EXPECT_EQ(activation_batch_max_count(64), 31u);
+  EXPECT_EQ(activation_batch_max_count(288), 7u);
+  EXPECT_EQ(activation_batch_max_count(512), 3u);
+  EXPECT_EQ(activation_batch_max_count(2044), 1u);
+  EXPECT_EQ(activation_batch_max_count(2045), 0u);
+  EXPECT_EQ(activation_batch_max_count(0), 0u);
+  EXPECT_EQ(activation_batch_size(31, 64), 16u + 31 * 64 * 4);
+  EXPECT_EQ(activation_batch_size(32, 64), 0u);  // 8,208 bytes: no frame carries it
+  EXPECT_EQ(activation_batch_size(0, 64), 0u);
+  EXPECT_LE(activation_batch_size(7, 288), kMaxPayload);
+  std::vector<float> x(32 * 64, 1.0f);
+  std::vector<uint8_t> buf(kMaxPayload + 64);
+  ActivationHeader h;
+  EXPECT_EQ(encode_activation_batch(h, x.data(), 32, 64, buf.data(), buf.size()), 0u);
+  EXPECT_EQ(encode_activation_batch(h, x.data(), 31, 64, buf.data(), 100), 0u);  // cap
+  h.pos = 0xFFFFFFFFu;  // pos + count would wrap
+  EXPECT_EQ(encode_activation_batch(h, x.data(), 2, 64, buf.data(), buf.size()), 0u);
+  h.pos = 0;
+  const size_t n = encode_activation_batch(h, x.data(), 31, 64, buf.data(), buf.size());
+  ASSERT_EQ(n, 7952u);
+  ActivationBatchView v;
+  EXPECT_EQ(decode_activation_batch(buf.data(), n, &v), MsgStatus::kOk);
+  EXPECT_EQ(decode_activation_batch(buf.data(), n - 4, &v), MsgStatus::kBadLength);
+  EXPECT_EQ(decode_activation_batch(buf.data(), n + 4, &v), MsgStatus::kBadLength);
+  EXPECT_EQ(decode_activation_batch(buf.data(), 15, &v), MsgStatus::kTooShort);
+  Bytes p(buf.begin(), buf.begin() + n);
+  put(p, 12, 0, 2);  // count 0
+  EXPECT_EQ(decode_activation_batch(p.data(), p.size(), &v), MsgStatus::kBadCount);
+  put(p, 12, 31, 2);
+  put(p, 14, 0, 2);  // dim 0
+  EXPECT_EQ(decode_activation_batch(p.data(), p.size(), &v), MsgStatus::kBadDim);
+  put(p, 14, 62, 2);  // 31 x 62 floats: the length no longer matches
+  EXPECT_EQ(decode_activation_batch(p.data(), p.size(), &v), MsgStatus::kBadLength);
+  put(p, 14, 64, 2);
+  put(p, 4, 0xFFFFFFF0u, 4);  // positions past 2^32
+  EXPECT_EQ(decode_activation_batch(p.data(), p.size(), &v), MsgStatus::kBadValue);
+  EXPECT_EQ(validate_message((uint8_t)MsgType::kActivationBatch, p.data(), p.size()),
+            MsgStatus::kBadValue);
+  // A payload longer than any frame is refused even when its fields agree with it.
+  Bytes big(16 + 4 * 2048, 0);
+  put(big, 12, 2048, 2);
+  put(big, 14, 1, 2);
+  EXPECT_EQ(decode_activation_batch(big.data(), big.size(), &v), MsgStatus::kBadLength);
 }

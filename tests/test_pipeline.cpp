@@ -80,6 +80,8 @@ struct Ring {
   HostClock clock;
   RingHead head;
   std::vector<uint8_t> scratch;
+  uint32_t batch = 1;         // every stage's RunOptions::prompt_batch: prompt chunks of this size
+  uint32_t worker_batch = 0;  // the workers' own, when not `batch` (they run a chunk in parts)
 
   bool start(const std::vector<std::string>& paths, const HeadOptions& ho, std::string* err,
              int old_firmware_stage = -1, uint32_t corrupt_every = 0, uint32_t drop_every = 0,
@@ -101,11 +103,14 @@ struct Ring {
     }
     std::string hint;
     head_model = std::make_unique<HostModel>();
-    if (!head_model->load(paths[0], RunOptions{}, 1, err, &hint)) return false;
+    RunOptions ro;
+    ro.prompt_batch = batch;
+    if (!head_model->load(paths[0], ro, 1, err, &hint)) return false;
     stages.resize(n);
     for (size_t k = 1; k < n; k++) {
       StageOptions so;
-      so.protocol_version = (int)k == old_firmware_stage ? kProtocolVersion + 1 : kProtocolVersion;
+      so.protocol_version = (int)k == old_firmware_stage ? kMessageVersion + 1 : kMessageVersion;
+      so.run.prompt_batch = worker_batch ? worker_batch : batch;
       stages[k] = std::make_unique<HostStage>();
       if (!stages[k]->boot(paths[k], links[k].get(), so, 1, 100 + (uint32_t)k, nullptr, err, &hint))
         return false;
@@ -116,7 +121,7 @@ struct Ring {
       });
     }
     Model& m = head_model->model();
-    scratch.resize(RingHead::scratch_bytes(m.info(), m.seq_len()));
+    scratch.resize(RingHead::scratch_bytes(m.info(), m.seq_len(), m.prompt_batch()));
     if (head.init(&m, links[0].get(), &clock, ho, scratch.data(), scratch.size()) != Status::kOk)
       return false;
     char msg[512];
@@ -475,6 +480,78 @@ TEST(Pipeline, Stories260KEverySplitBitExact) {
   }
 }
 
+// Prompts in chunks (issue 9 item 4): every layer split of stories260K over 2-4 boards, prompt
+// chunks of B = 1, 2, 7 and 32 positions (32 is cut to the 31 an 8 KB frame holds at dim 64),
+// each chunk one batched pass per stage — and chunks of 7 on workers whose RAM holds 3
+// positions (passes of 3, 3, 1). The logits after the prompt and the greedy and sampled
+// stories equal the monolithic model's, token by token.
+TEST(Pipeline, Stories260KChunkedPromptEverySplitEqualsMonolithic) {
+  std::string why;
+  const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);
+  if (models.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  ConvertOptions o;
+  o.checkpoint_path = models + "/stories260K.bin";
+  o.tokenizer_path = models + "/tok512.bin";
+  o.output_path = dir.file("s260k.img");
+  o.quant = WeightType::kQ4;
+  ConvertReport rep;
+  std::string err, hint;
+  ASSERT_TRUE(convert_checkpoint(o, &rep, nullptr, &err)) << err;
+  std::vector<int32_t> toks;
+  for (int i = 0; i < 44; i++) toks.push_back(i ? 259 + (i * 53) % 250 : 1);
+  const uint32_t np = 40;  // prompt positions fed in chunks; the rest one by one with logits
+  const auto expect = mono_logits(o.output_path, toks);
+  HostModel mono;
+  ASSERT_TRUE(mono.load(o.output_path, RunOptions{}, 1, &err, &hint)) << err;
+  const uint32_t vocab = mono.model().config().vocab_size, dim = mono.model().config().dim;
+  const std::vector<int32_t> prompt(toks.begin(), toks.begin() + np + 1);
+  std::vector<std::vector<int32_t>> stories;
+  for (const SamplerSettings& ss : kSettings)
+    stories.push_back(pick_tokens(&mono, vocab, ss, prompt, 4));
+  const Image& full = mono.image();
+  int checked = 0;
+  for (uint32_t boards = 2; boards <= 4; boards++) {
+    std::vector<Ranges> splits;
+    all_splits(full.info().config.n_layers, boards, {}, 0, &splits);
+    for (const Ranges& r : splits) {
+      std::vector<std::string> paths;
+      for (size_t k = 0; k < r.size(); k++)
+        paths.push_back(dir.file("cp" + std::to_string(k) + ".img"));
+      std::vector<uint64_t> sizes;
+      ASSERT_TRUE(split_image(full, r, 0, full.info().kv_type, paths, &sizes, &err)) << err;
+      for (auto [batch, worker_batch] :
+           {std::pair{1u, 1u}, {2u, 2u}, {7u, 7u}, {32u, 32u}, {7u, 3u}}) {
+        Ring ring;
+        ring.batch = batch;
+        ring.worker_batch = worker_batch;
+        ASSERT_TRUE(ring.start(paths, HeadOptions{}, &err)) << err << " " << describe(r);
+        ring.head.begin();
+        ASSERT_EQ(ring.head.feed_prompt(toks.data(), np), Status::kOk) << ring.head.error();
+        const uint32_t chunk = batch < 31 ? batch : 31;
+        EXPECT_EQ(31u, activation_batch_max_count(dim));
+        EXPECT_EQ(ring.head.counters().chunks_sent, batch > 1 ? (np + chunk - 1) / chunk : 0u)
+            << describe(r) << " B " << batch;
+        for (size_t i = np; i < toks.size(); i++) {
+          const float* l = nullptr;
+          ASSERT_EQ(ring.head.forward(toks[i], (uint32_t)i, true, &l), Status::kOk);
+          ASSERT_EQ(0, std::memcmp(l, expect.data() + i * vocab, vocab * 4))
+              << describe(r) << " B " << batch << "/" << worker_batch << " pos " << i;
+        }
+        for (size_t i = 0; i < std::size(kSettings); i++) {
+          EXPECT_EQ(pick_tokens(&ring.head, vocab, kSettings[i], prompt, 4), stories[i])
+              << describe(r) << " B " << batch << " temperature " << kSettings[i].temperature;
+        }
+        for (size_t k = 1; k < r.size(); k++) {
+          EXPECT_GE(ring.stages[k]->stage().worker().stats().positions_computed, 2 * np);
+        }
+      }
+      checked++;
+    }
+  }
+  EXPECT_EQ(checked, 25);  // every layer split of 5 layers over 2-4 boards
+}
+
 TEST(Pipeline, RingRefusesWrongOrderAndOtherModels) {
   TempDir dir;
   const ModelConfig c = llmwire::test::small_config(64, 100, 3, 4, 2, 300, 16);
@@ -512,7 +589,7 @@ TEST(Pipeline, RingRefusesWrongOrderAndOtherModels) {
   {
     Ring ring;  // stage 2 runs firmware speaking another protocol version
     EXPECT_FALSE(ring.start(pa, ho, &err, 2));
-    EXPECT_NE(err.find("protocol v2"), std::string::npos) << err;
+    EXPECT_NE(err.find("protocol v3"), std::string::npos) << err;
     EXPECT_NE(err.find("ring position 2"), std::string::npos) << err;
   }
   {
@@ -523,13 +600,14 @@ TEST(Pipeline, RingRefusesWrongOrderAndOtherModels) {
 }
 
 // Damaged and lost frames on every hop of a socket ring are repaired by the hop layer: the
-// logits are bit-exact and the head never had to time out or resend a position.
-TEST(Pipeline, HopLayerRepairsFaultsWithoutTheHead) {
+// logits are bit-exact and the head never had to time out or resend a position. With `batch`
+// the prompt goes in chunks (ACTIVATION_BATCH frames of up to 8 KB).
+static void check_hop_repairs(uint32_t batch) {
   TempDir dir;
-  const ModelConfig c = llmwire::test::small_config(64, 100, 4, 8, 2, 300, 48);
+  const ModelConfig c = llmwire::test::small_config(64, 100, 4, 8, 2, 300, 96);
   const std::string img = llmwire::test::make_image(dir, c, WeightType::kQ4, 32, 5);
   std::vector<int32_t> toks;
-  for (int i = 0; i < 40; i++) toks.push_back((i * 37 + 1) % 300);
+  for (int i = 0; i < 80; i++) toks.push_back((i * 37 + 1) % 300);
   const auto expect = mono_logits(img, toks);
   MappedFile f;
   std::string err;
@@ -540,25 +618,36 @@ TEST(Pipeline, HopLayerRepairsFaultsWithoutTheHead) {
   std::vector<uint64_t> sizes;
   ASSERT_TRUE(split_image(full, {{3, 4}, {0, 2}, {2, 3}}, 0, KvType::kF32, paths, &sizes, &err));
   Ring ring;
+  ring.batch = batch;
   HeadOptions ho;
   ho.window = 4;
   ho.timeout_ms = 20000;  // any fall-back to the head's retry would show as a timeout
   ASSERT_TRUE(ring.start(paths, ho, &err, -1, 7, 11)) << err;
   ring.head.begin();
-  const uint32_t np = 20, vocab = c.vocab_size;
+  const uint32_t np = batch > 1 ? 70 : 20, vocab = c.vocab_size;
   ASSERT_EQ(ring.head.feed_prompt(toks.data(), np), Status::kOk) << ring.head.error();
-  for (size_t i = np; i < toks.size(); i++) {
+  for (size_t i = np; i < toks.size() && i < np + 20; i++) {
     const float* l = nullptr;
     ASSERT_EQ(ring.head.forward(toks[i], (uint32_t)i, true, &l), Status::kOk) << ring.head.error();
     ASSERT_EQ(0, std::memcmp(l, expect.data() + i * vocab, vocab * 4)) << "pos " << i;
   }
   EXPECT_EQ(ring.head.counters().timeouts, 0u);
   EXPECT_EQ(ring.head.counters().retransmissions, 0u);
+  EXPECT_EQ(ring.head.counters().chunks_sent > 0, batch > 1);
   uint32_t resent = ring.head.hop_counters().frames_resent;
   for (size_t k = 1; k < 3; k++)
     resent += ring.stages[k]->stage().worker().hop_counters().frames_resent;
-  EXPECT_GT(resent, 10u);
+  EXPECT_GT(resent, batch > 1 ? 3u : 10u);
   EXPECT_GT(ring.head.link_counters().crc_errors + ring.head.link_counters().resyncs, 0u);
+}
+
+TEST(Pipeline, HopLayerRepairsFaultsWithoutTheHead) {
+  check_hop_repairs(1);
+}
+
+// The same for prompt chunks: 31 positions of dim 64 fill a whole 8 KB frame.
+TEST(Pipeline, HopLayerRepairsChunkFrames) {
+  check_hop_repairs(32);
 }
 
 // Half of all frames (marks and NAKs included) lost on each of 4 hops: discovery keeps trying
@@ -589,7 +678,7 @@ TEST(Pipeline, DiscoveryUnderHeavyLoss) {
 
 TEST(Pipeline, RingRefusesOldFirmware) {
   StageInfo st[2];
-  st[0].protocol_version = kProtocolVersion;
+  st[0].protocol_version = kMessageVersion;
   st[0].stage_count = 2;
   st[0].n_layers = 2;
   st[0].layer_begin = 1;
@@ -600,7 +689,12 @@ TEST(Pipeline, RingRefusesOldFirmware) {
   st[1].layer_end = 1;
   char msg[512];
   EXPECT_TRUE(validate_ring(st, 2, msg, sizeof msg)) << msg;
-  st[1].protocol_version = kProtocolVersion + 1;
+  st[1].protocol_version = kMessageVersion + 1;
   EXPECT_FALSE(validate_ring(st, 2, msg, sizeof msg));
-  EXPECT_NE(std::string(msg).find("protocol v2"), std::string::npos) << msg;
+  EXPECT_NE(std::string(msg).find("protocol v3"), std::string::npos) << msg;
+  // A version-1 board knows no ACTIVATION_BATCH: refused by name, not left to time out.
+  st[1].protocol_version = 1;
+  EXPECT_FALSE(validate_ring(st, 2, msg, sizeof msg));
+  EXPECT_NE(std::string(msg).find("ring position 1 speaks protocol v1"), std::string::npos) << msg;
+  EXPECT_NE(std::string(msg).find("the head v2"), std::string::npos) << msg;
 }

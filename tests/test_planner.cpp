@@ -471,3 +471,76 @@ TEST(ClassifierSlices, ParseBalanceAndLinkBytes) {
   EXPECT_EQ(classifier_round_link_bytes(64, {2, 1, 1}, false), 2 * 280u + 2 * 40 + 40);
   EXPECT_EQ(classifier_round_link_bytes(64, {512}, false), 0u);
 }
+
+// Prompts in chunks (issue 9 item 4): the flow-shop critical path by hand on a made-up ring,
+// and the plan's estimate for the stories15M shape on two boards.
+TEST(CostModel, PromptChunksByHand) {
+  // Two boards; per position: the head 1 s of compute, stage 1 2 s of compute, and 3 s of
+  // weights from flash each (read once per chunk).
+  BoardCost head, worker;
+  head.compute_s = 1;
+  head.flash_s = 3;
+  worker.compute_s = 2;
+  worker.flash_s = 3;
+  EXPECT_DOUBLE_EQ(chunk_board_s(worker, 4), 3 + 4 * 2);
+  // PSRAM time splits into weights (once per chunk) and KV (per position) by bytes.
+  BoardCost p;
+  p.weight_psram = 300;
+  p.kv_read = 100;
+  p.psram_s = 4;
+  EXPECT_DOUBLE_EQ(chunk_board_s(p, 2), 3 + 2 * 1);
+  const std::vector<BoardCost> ring{head, worker};
+  const uint32_t baud = 1000, dim = 1;  // a chunk frame of c positions: (28 + 4c) * 10 ms
+  // One chunk of 4 positions: wire 0, stage 1, wire 1, the head, one after another.
+  const double w4 = (28 + 16) * 10.0 / baud;
+  EXPECT_DOUBLE_EQ(prompt_chunks_s(ring, 4, 4, 4, dim, baud), w4 + 11 + w4 + 7);
+  // Two chunks of 2: the second waits for stage 1 (the slowest resource, 7 s per chunk).
+  const double w2 = (28 + 8) * 10.0 / baud;
+  EXPECT_DOUBLE_EQ(prompt_chunks_s(ring, 4, 2, 4, dim, baud), w2 + 7 + 7 + w2 + 5);
+  // A window of one chunk: the second starts when the first is back.
+  EXPECT_DOUBLE_EQ(prompt_chunks_s(ring, 4, 2, 1, dim, baud), 2 * (w2 + 7 + w2 + 5));
+  // One board: its chunks one after another.
+  EXPECT_DOUBLE_EQ(prompt_chunks_s({head}, 5, 2, 4, dim, baud), 2 * 5 + 4);
+}
+
+TEST(CostModel, PromptEstimateOfStories15MOnTwoBoards) {
+  ModelConfig c;
+  ASSERT_TRUE(shape_config("stories15M", &c));
+  const ModelSizes m = sizes_from_config(c, WeightType::kQ4, 32, KvType::kF32);
+  PlanRequest r;
+  r.boards = 2;
+  const Plan p = make_plan(m, board16(), r);
+  ASSERT_TRUE(p.fits);
+  EXPECT_EQ(p.prompt_tokens, kPromptEstimateTokens);
+  EXPECT_EQ(p.prompt_chunk_max, 7u);  // what an 8 KB frame holds at dim 288; RAM is plenty
+  // The chosen chunk size is the fastest of those that fit.
+  std::vector<BoardCost> pos;
+  for (const BoardPlan& b : p.boards) pos.push_back(b.prompt_short);
+  for (uint32_t b = 1; b <= 7; b++) {
+    EXPECT_LE(p.prompt_s - p.prompt_serial_s / 32,
+              prompt_chunks_s(pos, 31, b, p.prompt_window, c.dim, r.baud) + 1e-9)
+        << b;
+  }
+  double token = 0;
+  for (const BoardPlan& b : p.boards) token += b.gen_short.board_s() + b.gen_short.link_s;
+  EXPECT_DOUBLE_EQ(p.prompt_serial_s, 32 * token);
+  EXPECT_LT(p.prompt_s, p.prompt_stream_s);
+  EXPECT_LT(p.prompt_stream_s, p.prompt_serial_s);
+  // No faster than reading each stage's weights once per chunk and computing every position.
+  const uint32_t chunks = (31 + p.prompt_chunk - 1) / p.prompt_chunk;
+  for (const BoardPlan& b : p.boards) {
+    const BoardCost& q = b.prompt_short;
+    EXPECT_GT(p.prompt_s, chunks * (q.flash_s + q.sram_s) + 31 * q.compute_s);
+  }
+  // A board with too little PSRAM for the batch rows takes smaller chunks.
+  BoardProfile small = board16();
+  uint64_t most = 0;
+  for (const BoardPlan& b : p.boards) most = std::max(most, b.psram_used + b.sram_used);
+  small.psram_bytes = most + 4096;
+  small.sram_bytes = 1024;  // every buffer in PSRAM
+  const Plan q = make_plan(m, small, r);
+  ASSERT_TRUE(q.fits);
+  EXPECT_LT(q.prompt_chunk_max, 7u);
+  EXPECT_LE(q.prompt_chunk, q.prompt_chunk_max);
+  EXPECT_GE(q.prompt_chunk, 1u);
+}

@@ -37,7 +37,7 @@ TEST(ProtocolDoc, WorkedExamplesAreValidFrames) {
   // The hop layer's messages have worked examples too.
   for (MsgType t : {MsgType::kNeedReplay, MsgType::kReset, MsgType::kStatsRequest, MsgType::kHopNak,
                     MsgType::kHopMark, MsgType::kHopPatch, MsgType::kClassify,
-                    MsgType::kClassLogits, MsgType::kClassSlice}) {
+                    MsgType::kClassLogits, MsgType::kClassSlice, MsgType::kActivationBatch}) {
     EXPECT_TRUE(types.count((uint8_t)t)) << msg_type_name((uint8_t)t) << " has no worked example";
   }
 }

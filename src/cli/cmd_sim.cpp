@@ -55,9 +55,17 @@ void add_sim_options(CLI::App* cmd, SimOptions* o, std::vector<std::string>* reb
                   "STAGE@TOKEN: power-cycle a worker when the head sends that generated token "
                   "(may be given several times)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  cmd->add_option("--window", o->window, "prompt positions in flight (1 = no prompt pipelining)")
+  cmd->add_option(
+         "--window", o->window,
+         "prompt chunks in flight (1 = no prompt pipelining; a chunk is --batch positions)")
       ->default_val(4)
       ->check(CLI::Range(1u, 64u));
+  cmd->add_option("--batch", o->batch,
+                  "prompt positions per chunk: every stage runs a chunk in one pass over its "
+                  "weights (at most what a frame holds: 31 at dim 64, 7 at dim 288; 1 = position "
+                  "by position)")
+      ->default_val(1)
+      ->check(CLI::Range(1u, kMaxPromptBatch));
   cmd->add_option("--timeout-ms", o->timeout_ms,
                   "head's resend timeout, 1 to 600000 ms (default: from baud and model size)")
       ->check(CLI::Range(1u, 600000u));

@@ -24,11 +24,11 @@ struct Args {
   uint32_t baud = 460800;
   int fd_in = -1, fd_out = -1;
   uint32_t boot_id = 0;
-  uint32_t steps = 256, window = 4, timeout_ms = 2000, speculate = 0;
+  uint32_t steps = 256, window = 4, timeout_ms = 2000, speculate = 0, batch = 1;
   float temperature = 1.0f, topp = 0.9f;
   uint64_t seed = 1;
   bool quiet = false;
-  uint32_t protocol_version = kProtocolVersion;
+  uint32_t protocol_version = kMessageVersion;
 };
 
 void emit(void*, const char* s, size_t n) {
@@ -44,6 +44,7 @@ void write_stats(const std::string& path, const StoryResult& r, const HeadCounte
   std::ofstream out(path);
   out << "head completed=" << (r.gen.prompt_tokens + r.gen.generated_tokens)
       << " prompt=" << r.gen.prompt_tokens << " generated=" << r.gen.generated_tokens
+      << " prompt_us=" << r.gen.prompt_us << " chunks=" << c.chunks_sent
       << " positions_sent=" << c.positions_sent << " retransmissions=" << c.retransmissions
       << " timeouts=" << c.timeouts << " need_replay=" << c.need_replay_received
       << " replays=" << c.replays << " replayed=" << c.replayed_positions
@@ -87,7 +88,8 @@ void run(Args& a) {
   so.protocol_version = (uint16_t)a.protocol_version;
   // The verification pass runs the current token and up to `speculate` guesses together.
   so.speculate = a.speculate;
-  so.run.prompt_batch = a.speculate + 1;
+  // Prompt chunks (a ring) and the one-board prompt run up to --batch positions per pass.
+  so.run.prompt_batch = a.speculate + 1 > a.batch ? a.speculate + 1 : a.batch;
   FdConsole console;
   HostStage hs;
   if (!hs.boot(a.image, link, so, 1, a.boot_id, &console, &err, &hint)) fail(err, hint);
@@ -182,9 +184,17 @@ void add_stage_command(CLI::App& app) {
   cmd->add_option("--seed", a.seed, "head: random seed, 1 or more")
       ->default_val(1)
       ->check(seed_range());
-  cmd->add_option("--window", a.window, "head: prompt positions in flight (1 = no pipelining)")
+  cmd->add_option("--window", a.window,
+                  "head: prompt chunks in flight (1 = no pipelining; a chunk is --batch positions)")
       ->default_val(4)
       ->check(CLI::Range(1u, 64u));
+  cmd->add_option("--batch", a.batch,
+                  "prompt positions per pass over the weights: the head sends the prompt in "
+                  "chunks of up to B positions (as many as a frame holds), every stage runs a "
+                  "chunk in one pass; give every board of a ring the same B (1 = position by "
+                  "position)")
+      ->default_val(1)
+      ->check(CLI::Range(1u, kMaxPromptBatch));
   cmd->add_option("--timeout-ms", a.timeout_ms,
                   "head: resend a position not back in this time, 1 to 600000 ms")
       ->default_val(2000)

@@ -242,6 +242,17 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
       "prompt token:    %.0f ms = %.2f tok/s (no classifier%s)\n", ms(plan.prompt_token_s),
       plan.prompt_token_s > 0 ? 1.0 / plan.prompt_token_s : 0.0,
       n > 1 ? "; positions stream through the ring, so the boards work at the same time" : "");
+  if (plan.prompt_tokens > 0 && plan.prompt_serial_s > 0) {
+    std::printf(
+        "prompt of %u tokens (estimate): %.0f ms in chunks of %u position%s (one pass over a "
+        "stage's "
+        "weights per chunk, stages on different chunks at once, classifier for the last token "
+        "only) = %.3fx token by token (%.0f ms: each token through all layers and the "
+        "classifier in turn); streamed position by position: %.0f ms = %.3fx\n",
+        plan.prompt_tokens, ms(plan.prompt_s), plan.prompt_chunk, plan.prompt_chunk == 1 ? "" : "s",
+        plan.prompt_s / plan.prompt_serial_s, ms(plan.prompt_serial_s), ms(plan.prompt_stream_s),
+        plan.prompt_stream_s / plan.prompt_serial_s);
+  }
   const CostFigures& f = board.cost;
   std::printf(
       "figures: flash %.1f MB/s, PSRAM %.1f MB/s, %g x %.0f MHz, cycles/MAC q4 %.2f q8 %.2f f32 "

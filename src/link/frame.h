@@ -109,6 +109,9 @@ class FrameReceiver {
   bool poll_timeout(uint32_t now_ms);
   // Forgets any partial frame (counters are kept).
   void reset() { n_ = 0; }
+  // The caller was busy (not reading) until now_ms: bytes that waited in the link's buffer
+  // meanwhile are not a stalled sender, so the gap of a partial frame counts from here.
+  void resume(uint32_t now_ms) { last_byte_ms_ = now_ms; }
 
   const FrameCounters& counters() const { return counters_; }
   // Version byte of the last CRC-valid frame whose version was not ours (0: none seen), so
@@ -116,6 +119,11 @@ class FrameReceiver {
   uint8_t last_foreign_version() const { return last_foreign_version_; }
   // Bytes of an incomplete frame being held (0 while hunting).
   size_t pending() const { return n_; }
+  // A frame is coming in: part of one is held and its last byte came no more than the
+  // inter-byte timeout before now_ms.
+  bool receiving(uint32_t now_ms) const {
+    return n_ > 0 && (uint32_t)(now_ms - last_byte_ms_) <= kInterByteTimeoutMs;
+  }
 
  private:
   // Bytes still needed before the buffered prefix can be judged further.

@@ -6,12 +6,20 @@
 
 namespace llmwire {
 
-size_t Hop::resend_bytes(uint32_t dim) {
-  return 6 * frame_size(activation_size(dim)) + frame_size(1024) + repair_bytes(dim);
+size_t Hop::activation_frame_bytes(uint32_t dim, uint32_t batch) {
+  const uint32_t most = activation_batch_max_count(dim);
+  const size_t one = activation_size(dim);
+  const size_t chunk =
+      batch > 1 && most > 1 ? activation_batch_size(batch < most ? batch : most, dim) : 0;
+  return frame_size(chunk > one ? chunk : one);
 }
 
-size_t Hop::repair_bytes(uint32_t dim) {
-  return frame_size(activation_size(dim));
+size_t Hop::resend_bytes(uint32_t dim, uint32_t batch) {
+  return 6 * activation_frame_bytes(dim, batch) + frame_size(1024) + repair_bytes(dim, batch);
+}
+
+size_t Hop::repair_bytes(uint32_t dim, uint32_t batch) {
+  return activation_frame_bytes(dim, batch);
 }
 
 void Hop::init(ByteLink* link, Clock* clock, FrameSink* up, uint8_t* frame_buf, uint8_t* resend,
@@ -383,7 +391,10 @@ void Hop::on_sequenced(const Frame& f) {
 void Hop::timers() {
   if (saw_garbage()) request(false);
   const uint32_t now = clock_->now_ms();
-  if (nak_pending_ && now - nak_ms_ >= nak_retry()) request(false);
+  // No retry while a frame is still coming in: it may be the answer, and a long one (a prompt
+  // chunk of 8 KB takes 178 ms at 460,800 baud) outlasts any retry interval — each retry
+  // would queue another whole resend behind it.
+  if (nak_pending_ && now - nak_ms_ >= nak_retry() && !rx_.receiving(now)) request(false);
   if (remarks_left_ > 0 && now - last_send_ms_ >= remark_wait_ms_) {
     remarks_left_--;
     last_send_ms_ = now;
@@ -408,6 +419,9 @@ uint32_t Hop::wait_ms(uint32_t cap) const {
 
 void Hop::push(const uint8_t* data, size_t len) {
   rx_.push(data, len, clock_->now_ms());
+  // The session layer may have computed for a long time inside that push (a prompt chunk is
+  // many positions): what the UART buffered meanwhile arrived on time.
+  rx_.resume(clock_->now_ms());
   timers();
 }
 

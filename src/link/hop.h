@@ -76,11 +76,15 @@ class Hop final : public FrameSink {
   Hop(const Hop&) = delete;
   Hop& operator=(const Hop&) = delete;
 
-  // Resend region bytes for a ring of models with width `dim`: six activation frames and a
-  // kilobyte of control frames (HELLO, STATS of a few stages), then repair_bytes(dim).
-  static size_t resend_bytes(uint32_t dim);
+  // Resend region bytes for a ring of models with width `dim` whose prompt chunks carry up to
+  // `batch` positions per frame: six of its largest activation frames and a kilobyte of
+  // control frames (HELLO, STATS of a few stages), then repair_bytes(dim, batch).
+  static size_t resend_bytes(uint32_t dim, uint32_t batch = 1);
   // Room for one damaged activation frame (HopOptions::repair_bytes).
-  static size_t repair_bytes(uint32_t dim);
+  static size_t repair_bytes(uint32_t dim, uint32_t batch = 1);
+  // The largest activation frame: an ACTIVATION, or an ACTIVATION_BATCH of up to `batch`
+  // positions (as many as a frame holds).
+  static size_t activation_frame_bytes(uint32_t dim, uint32_t batch);
 
   // `up` receives the session layer's frames; `frame_buf` holds kMaxFrameSize bytes (frames
   // are built there; free between calls); `resend` / `resend_len` is the resend buffer, its

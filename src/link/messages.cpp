@@ -35,6 +35,8 @@ const char* msg_type_name(uint8_t type) {
       return "HOP_MARK";
     case 10:
       return "HOP_PATCH";
+    case 11:
+      return "ACTIVATION_BATCH";
     case 16:
       return "CLASSIFY";
     case 17:
@@ -204,6 +206,14 @@ void load_f32_array(const uint8_t* src, uint32_t dim, float* out) {
 #endif
 }
 
+void store_f32_array(const float* v, uint32_t n, uint8_t* d) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(d, v, (size_t)n * 4);
+#else
+  for (uint32_t i = 0; i < n; i++) store_u32(d + 4 * (size_t)i, f32_bits(v[i]));
+#endif
+}
+
 float ActivationView::at(uint32_t i) const {
   if (!data || i >= dim) return 0.0f;
   return bits_f32(load_u32(data + 4 * (size_t)i));
@@ -232,6 +242,67 @@ MsgStatus decode_activation(const uint8_t* p, size_t len, ActivationView* out) {
     out->h.flags = p[11];
     out->dim = dim;
     out->data = p + kActivationHeaderSize;
+  }
+  return MsgStatus::kOk;
+}
+
+// ---- ACTIVATION_BATCH ----
+
+uint32_t activation_batch_max_count(uint32_t dim) {
+  if (dim == 0) return 0;
+  const size_t n = (kMaxPayload - kActivationBatchHeaderSize) / (4 * (size_t)dim);
+  return n > 0xFFFF ? 0xFFFF : (uint32_t)n;
+}
+
+size_t activation_batch_size(uint32_t count, uint32_t dim) {
+  if (count == 0 || dim == 0 || dim > 0xFFFF || count > activation_batch_max_count(dim)) return 0;
+  return kActivationBatchHeaderSize + (size_t)count * dim * 4;
+}
+
+size_t encode_activation_batch_header(const ActivationHeader& h, uint32_t count, uint32_t dim,
+                                      uint8_t* out, size_t cap) {
+  const size_t n = activation_batch_size(count, dim);
+  if (n == 0 || !out || cap < n || h.pos > 0xFFFFFFFFu - count) return 0;
+  store_u32(out + 0, h.session_id);
+  store_u32(out + 4, h.pos);
+  store_u16(out + 8, h.epoch);
+  out[10] = h.dest_stage;
+  out[11] = h.flags;
+  store_u16(out + 12, (uint16_t)count);
+  store_u16(out + 14, (uint16_t)dim);
+  return n;
+}
+
+size_t encode_activation_batch(const ActivationHeader& h, const float* x, uint32_t count,
+                               uint32_t dim, uint8_t* out, size_t cap) {
+  if (!x) return 0;
+  const size_t n = encode_activation_batch_header(h, count, dim, out, cap);
+  if (n) store_f32_array(x, count * dim, out + kActivationBatchHeaderSize);
+  return n;
+}
+
+void ActivationBatchView::copy_to(uint32_t first, uint32_t n, float* out) const {
+  if (!data || !out || first > count || n > count - first) return;
+  load_f32_array(data + (size_t)first * dim * 4, n * dim, out);
+}
+
+MsgStatus decode_activation_batch(const uint8_t* p, size_t len, ActivationBatchView* out) {
+  if (!p || len < kActivationBatchHeaderSize) return MsgStatus::kTooShort;
+  const uint32_t pos = load_u32(p + 4), count = load_u16(p + 12), dim = load_u16(p + 14);
+  if (count == 0) return MsgStatus::kBadCount;
+  if (dim == 0) return MsgStatus::kBadDim;
+  if (len > kMaxPayload || len != kActivationBatchHeaderSize + (size_t)count * dim * 4)
+    return MsgStatus::kBadLength;
+  if (pos > 0xFFFFFFFFu - count) return MsgStatus::kBadValue;
+  if (out) {
+    out->h.session_id = load_u32(p + 0);
+    out->h.pos = pos;
+    out->h.epoch = load_u16(p + 8);
+    out->h.dest_stage = p[10];
+    out->h.flags = p[11];
+    out->count = count;
+    out->dim = dim;
+    out->data = p + kActivationBatchHeaderSize;
   }
   return MsgStatus::kOk;
 }
@@ -506,14 +577,6 @@ MsgStatus decode_hop_mark(const uint8_t* p, size_t len, HopMark* out) {
 
 // ---- Classifier split ----
 
-static void store_f32_array(const float* v, uint32_t n, uint8_t* d) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  memcpy(d, v, (size_t)n * 4);
-#else
-  for (uint32_t i = 0; i < n; i++) store_u32(d + 4 * (size_t)i, f32_bits(v[i]));
-#endif
-}
-
 size_t encode_classify(const ClassifyHeader& h, const float* xn, uint32_t dim, uint8_t* out,
                        size_t cap) {
   if (dim == 0 || dim > kMaxActivationDim || !xn || !out) return 0;
@@ -648,6 +711,8 @@ MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len) {
       return decode_class_slice(p, len, nullptr);
     case (uint8_t)MsgType::kHopPatch:
       return decode_hop_patch(p, len, nullptr);
+    case (uint8_t)MsgType::kActivationBatch:
+      return decode_activation_batch(p, len, nullptr);
     default:
       return MsgStatus::kBadValue;
   }

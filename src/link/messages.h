@@ -24,6 +24,7 @@ enum class MsgType : uint8_t {
   kHopMark = 9,  // hop layer: "my next sequence number is N"
   // hop layer: bytes of a numbered frame, to mend the damaged copy the receiver holds.
   kHopPatch = 10,
+  kActivationBatch = 11,  // consecutive positions of a prompt chunk: one pass over the weights
   // Classifier split (docs/PROTOCOL.md "Classifier split"): 16 and up.
   kClassify = 16,     // head -> ring: the final-normed activation of a position
   kClassLogits = 17,  // a worker's raw logits for part of its rows
@@ -43,6 +44,11 @@ enum class MsgStatus : uint8_t {
 const char* msg_status_name(MsgStatus s);
 
 constexpr size_t kMaxStages = 64;
+
+// The message set a stage speaks, announced in HELLO (StageInfo::protocol_version): version 2
+// added ACTIVATION_BATCH. Frames keep version 1's layout and version byte (kProtocolVersion),
+// so a version-1 board still answers HELLO and the head refuses it by name.
+constexpr uint16_t kMessageVersion = 2;
 
 // ---- HELLO (1): u8 count, u8 reserved[3], count x StageInfo ----
 struct StageInfo {
@@ -106,6 +112,36 @@ struct ActivationView {
 MsgStatus decode_activation(const uint8_t* p, size_t len, ActivationView* out);
 // Copies `dim` little-endian floats from unaligned bytes into `out`.
 void load_f32_array(const uint8_t* src, uint32_t dim, float* out);
+// Writes `n` floats as little-endian bytes at (possibly unaligned) `dst`.
+void store_f32_array(const float* v, uint32_t n, uint8_t* dst);
+
+// ---- ACTIVATION_BATCH (11): u32 session_id, u32 pos, u16 epoch, u8 dest_stage, u8 flags,
+// u16 count, u16 dim, count x dim f32 (position pos + i's vector is the i-th) ----
+// A prompt chunk: the vectors of positions pos .. pos+count-1, run through a stage's layers in
+// one batched pass (bit-identical to running them one by one).
+constexpr size_t kActivationBatchHeaderSize = 16;
+// Positions one frame can carry at width `dim` (0 when not even one fits).
+uint32_t activation_batch_max_count(uint32_t dim);
+// Payload bytes, 0 if count or dim is 0 or the payload would exceed kMaxPayload.
+size_t activation_batch_size(uint32_t count, uint32_t dim);
+// Writes the header only (the vectors go at out + kActivationBatchHeaderSize + i*dim*4, e.g.
+// with store_f32_array, so a chunk is built in the frame buffer without a copy) and returns
+// the whole payload's size, or 0 (invalid arguments, or it does not fit cap).
+size_t encode_activation_batch_header(const ActivationHeader& h, uint32_t count, uint32_t dim,
+                                      uint8_t* out, size_t cap);
+// Header and count*dim floats.
+size_t encode_activation_batch(const ActivationHeader& h, const float* x, uint32_t count,
+                               uint32_t dim, uint8_t* out, size_t cap);
+struct ActivationBatchView {
+  ActivationHeader h;  // h.pos: the first position
+  uint32_t count = 0, dim = 0;
+  const uint8_t* data = nullptr;  // count*dim little-endian floats, possibly unaligned
+  // Loads vectors first .. first+n-1 (first + n <= count) into out[n][dim].
+  void copy_to(uint32_t first, uint32_t n, float* out) const;
+};
+// kTooShort below 16 bytes; kBadCount for count 0; kBadDim for dim 0; kBadLength unless len is
+// exactly 16 + 4*count*dim (at most kMaxPayload); kBadValue when pos + count overflows.
+MsgStatus decode_activation_batch(const uint8_t* p, size_t len, ActivationBatchView* out);
 
 // ---- NEED_REPLAY (3): u32 session_id, u32 pos, u32 have, u16 epoch, u8 stage_index, u8 reason
 enum class ReplayReason : uint8_t { kGap = 0, kUnknownSession = 1 };

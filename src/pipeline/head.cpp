@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pipeline/chunk.h"
 #include "pipeline/classifier_split.h"
 #include "pipeline/ring.h"
 
@@ -16,10 +17,11 @@ size_t align16(size_t v) {
 
 }  // namespace
 
-size_t RingHead::scratch_bytes(const ImageInfo& info, uint32_t seq_len) {
+size_t RingHead::scratch_bytes(const ImageInfo& info, uint32_t seq_len, uint32_t batch) {
   const uint32_t seq = seq_len ? seq_len : info.config.seq_len;
+  const uint32_t chunk = chunk_positions(batch, info.config.dim);
   return align16(4ull * seq) + align16(4ull * info.config.dim) + align16(kMaxFrameSize) +
-         align16(Hop::resend_bytes(info.config.dim)) + 16;
+         align16(Hop::resend_bytes(info.config.dim, chunk)) + 16;
 }
 
 Status RingHead::init(Model* model, ByteLink* link, Clock* clock, const HeadOptions& opts,
@@ -30,7 +32,8 @@ Status RingHead::init(Model* model, ByteLink* link, Clock* clock, const HeadOpti
     return Status::kNotInImage;
   }
   if (info.stage_count > 1 && !link) return Status::kBadArgument;
-  if (scratch_len < scratch_bytes(info, model->seq_len())) return Status::kArenaTooSmall;
+  if (scratch_len < scratch_bytes(info, model->seq_len(), model->prompt_batch()))
+    return Status::kArenaTooSmall;
   model_ = model;
   link_ = link;
   clock_ = clock;
@@ -43,14 +46,15 @@ Status RingHead::init(Model* model, ByteLink* link, Clock* clock, const HeadOpti
   xbuf_ = reinterpret_cast<float*>(p);
   p += align16(4ull * info.config.dim);
   stages_ = info.stage_count;
+  chunk_ = chunk_positions(model->prompt_batch(), info.config.dim);
   if (link) {
     HopOptions ho;
     ho.stage_index = 0;
     ho.stage_count = (uint8_t)stages_;
     ho.boot_id = opts.boot_id;
-    ho.repair_bytes = (uint32_t)Hop::repair_bytes(info.config.dim);
-    hop_.init(link, clock, this, p, p + align16(kMaxFrameSize), Hop::resend_bytes(info.config.dim),
-              ho);
+    ho.repair_bytes = (uint32_t)Hop::repair_bytes(info.config.dim, chunk_);
+    hop_.init(link, clock, this, p, p + align16(kMaxFrameSize),
+              Hop::resend_bytes(info.config.dim, chunk_), ho);
   }
   seq_len_ = model->seq_len();
   split_classifier_ = info.has(kFlagClassifierSlice);
@@ -92,6 +96,12 @@ void RingHead::on_frame(const Frame& f) {
       ActivationView a;
       decode_activation(f.payload, f.len, &a);
       if (a.h.dest_stage == 0 && a.dim == model_->config().dim) on_result(a);
+      break;
+    }
+    case MsgType::kActivationBatch: {
+      ActivationBatchView a;
+      decode_activation_batch(f.payload, f.len, &a);
+      if (a.h.dest_stage == 0) on_chunk_result(a);
       break;
     }
     case MsgType::kNeedReplay: {
@@ -143,22 +153,49 @@ void RingHead::on_frame(const Frame& f) {
   }
 }
 
-void RingHead::on_result(const ActivationView& a) {
-  if (a.h.session_id != session_) return;
-  const uint32_t pos = a.h.pos;
+uint32_t RingHead::already_applied(uint32_t pos, uint32_t count) {
   if (replaying_ && pos == replay_ack_ && pos < completed_) {
-    // A replayed position came back: the rebooted stage has it again. Our KV already does.
-    replay_ack_++;
+    // Replayed positions came back: the rebooted stage has them again. Our KV already does.
+    replay_ack_ = completed_ - pos < count ? completed_ : pos + count;
     if (replay_ack_ >= completed_) replaying_ = false;
     last_progress_us_ = clock_->now_us();
     consecutive_timeouts_ = 0;
-    return;
+    if (completed_ - pos >= count) return count;
   }
-  if (pos < completed_) {
+  if (pos < completed_ && completed_ - pos >= count) {
     counters_.duplicates++;
+    return count;
+  }
+  if (pos > completed_) return count;  // an earlier one was lost; the resend brings both
+  return completed_ - pos;             // a chunk resent from before completed_: its new tail
+}
+
+void RingHead::on_chunk_result(const ActivationBatchView& a) {
+  const uint32_t dim = model_->config().dim;
+  if (a.h.session_id != session_ || a.dim != dim) return;
+  const uint32_t skip = already_applied(a.h.pos, a.count);
+  if (skip >= a.count) return;
+  replaying_ = false;
+  const uint32_t first = a.h.pos + skip, n = a.count - skip;
+  const ImageInfo& info = model_->info();
+  const uint64_t t0 = clock_->now_us();
+  const Status s = run_chunk(model_, info.layer_begin, info.layer_end, first, n,
+                             a.data + (size_t)skip * dim * 4, nullptr);
+  counters_.compute_us += clock_->now_us() - t0;
+  if (s != Status::kOk) {
+    set_error("the head's layers failed at positions %u-%u: %s", (unsigned)first,
+              (unsigned)(first + n - 1), status_message(s));
     return;
   }
-  if (pos > completed_) return;  // an earlier one was lost; the resend brings both
+  completed_ = first + n;
+  last_progress_us_ = clock_->now_us();
+  consecutive_timeouts_ = 0;
+}
+
+void RingHead::on_result(const ActivationView& a) {
+  if (a.h.session_id != session_) return;
+  const uint32_t pos = a.h.pos;
+  if (already_applied(pos, 1)) return;
   replaying_ = false;
   float* x = model_->x();
   a.copy_to(x);
@@ -218,6 +255,36 @@ bool RingHead::send_position(uint32_t pos) {
   return true;
 }
 
+bool RingHead::send_chunk(uint32_t pos, uint32_t count) {
+  ActivationHeader h;
+  h.session_id = session_;
+  h.pos = pos;
+  h.epoch = epoch_;
+  h.dest_stage = 1;
+  const uint32_t dim = model_->config().dim;
+  uint8_t* out = hop_.payload();
+  const size_t n = encode_activation_batch_header(h, count, dim, out, hop_.payload_capacity());
+  if (n == 0) {
+    set_error("a prompt chunk of %u positions does not fit a frame", (unsigned)count);
+    return false;
+  }
+  // Embedded straight into the frame, one vector at a time through xbuf_.
+  const uint64_t t0 = clock_->now_us();
+  for (uint32_t i = 0; i < count; i++) {
+    model_->embed(tokens_[pos + i], xbuf_);
+    store_f32_array(xbuf_, dim, out + kActivationBatchHeaderSize + (size_t)i * dim * 4);
+  }
+  counters_.compute_us += clock_->now_us() - t0;
+  if (!hop_.send((uint8_t)MsgType::kActivationBatch, n)) {
+    set_error("cannot write to the link (the next board or cable went away)");
+    return false;
+  }
+  counters_.frames_tx++;
+  counters_.positions_sent += count;
+  counters_.chunks_sent++;
+  return true;
+}
+
 Status RingHead::run(uint32_t first, uint32_t end) {
   if (first != completed_) return Status::kBadArgument;
   next_send_ = first;
@@ -226,9 +293,12 @@ Status RingHead::run(uint32_t first, uint32_t end) {
   while (completed_ < end) {
     if (failed_) return Status::kLinkError;
     const uint32_t ack = replaying_ ? replay_ack_ : completed_;
-    while (next_send_ < end && next_send_ < ack + opts_.window) {
-      if (!send_position(next_send_)) return Status::kLinkError;
-      next_send_++;
+    // Up to `window` chunks in flight; a chunk of one position goes as a plain ACTIVATION.
+    while (next_send_ < end && next_send_ < ack + opts_.window * chunk_) {
+      const uint32_t count = end - next_send_ < chunk_ ? end - next_send_ : chunk_;
+      if (!(count > 1 ? send_chunk(next_send_, count) : send_position(next_send_)))
+        return Status::kLinkError;
+      next_send_ += count;
     }
     if (!pump(5)) return Status::kLinkError;
     if (failed_) return Status::kLinkError;

@@ -15,7 +15,10 @@ namespace llmwire {
 
 struct HeadOptions {
   uint32_t boot_id = 1;
-  uint32_t window = 4;         // positions in flight while streaming the prompt (1 = no pipelining)
+  // Prompt chunks in flight while streaming the prompt (1 = no pipelining). A chunk is up to
+  // the model's RunOptions::prompt_batch positions in one ACTIVATION_BATCH frame (at most what
+  // a frame holds); with prompt_batch 1 every chunk is one position (ACTIVATION).
+  uint32_t window = 4;
   uint32_t timeout_ms = 2000;  // a position not back in this time is resent
   uint32_t max_retries = 50;   // consecutive timeouts before giving up
   // Discovery: the first HELLO waits this long for its return, each retry twice as long as
@@ -27,6 +30,7 @@ struct HeadOptions {
 
 struct HeadCounters {
   uint32_t positions_sent = 0;
+  uint32_t chunks_sent = 0;      // ACTIVATION_BATCH frames (prompt chunks of 2 or more positions)
   uint32_t retransmissions = 0;  // positions resent after a timeout or a NEED_REPLAY gap
   uint32_t timeouts = 0;
   uint32_t need_replay_received = 0;
@@ -44,8 +48,9 @@ struct HeadCounters {
 class RingHead final : public Forwarder, public FrameSink {
  public:
   // Scratch memory for the session's token history (replays), a frame buffer and the hop's
-  // resend buffer.
-  static size_t scratch_bytes(const ImageInfo& info, uint32_t seq_len);
+  // resend buffer (sized for prompt chunks of up to `batch` positions, the model's
+  // RunOptions::prompt_batch).
+  static size_t scratch_bytes(const ImageInfo& info, uint32_t seq_len, uint32_t batch = 1);
 
   Status init(Model* model, ByteLink* link, Clock* clock, const HeadOptions& opts, void* scratch,
               size_t scratch_len);
@@ -79,10 +84,17 @@ class RingHead final : public Forwarder, public FrameSink {
   enum class Wait { kNone, kHello, kStats };
   void on_frame(const Frame& f) override;
   void on_result(const ActivationView& a);
+  // Positions pos .. pos+count-1 came back: the new ones go through the head's layers in one
+  // batched pass (at most the model's prompt_batch positions each).
+  void on_chunk_result(const ActivationBatchView& a);
+  // The replay and duplicate bookkeeping of a result for [pos, pos+count): how many of its
+  // leading positions to skip; count when there is nothing new to apply.
+  uint32_t already_applied(uint32_t pos, uint32_t count);
   void on_need_replay(const NeedReplay& m);
   // Ensures positions [first, end) have gone round the ring and through the head's layers.
   Status run(uint32_t first, uint32_t end);
   bool send_position(uint32_t pos);
+  bool send_chunk(uint32_t pos, uint32_t count);  // positions pos .. pos+count-1, count >= 2
   // A CLASSIFY round for `pos` (the classifier split across the ring): kLogits assembles the
   // whole vocabulary's logits in model_->logits(); kMax merges the slices' max into *arg.
   Status classify_ring(uint32_t pos, ClassifyMode mode, uint32_t* arg);
@@ -100,6 +112,7 @@ class RingHead final : public Forwarder, public FrameSink {
   int32_t* tokens_ = nullptr;  // the session's tokens by position
   float* xbuf_ = nullptr;      // embedding being sent
   uint32_t stages_ = 1;
+  uint32_t chunk_ = 1;  // positions per prompt chunk (chunk_positions())
   uint32_t seq_len_ = 0;
   uint32_t session_ = 0;
   uint16_t epoch_ = 0;

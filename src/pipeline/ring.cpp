@@ -6,7 +6,7 @@ namespace llmwire {
 
 StageInfo stage_info_for(const ImageInfo& image, uint32_t seq_len, KvType kv, uint32_t boot_id) {
   StageInfo s;
-  s.protocol_version = kProtocolVersion;
+  s.protocol_version = kMessageVersion;
   s.firmware_version = kFirmwareVersion;
   s.boot_id = boot_id;
   s.model_id = image.model_id;
@@ -44,12 +44,12 @@ bool validate_ring(const StageInfo* st, size_t count, char* msg, size_t cap) {
   }
   for (unsigned k = 1; k < count; k++) {
     const StageInfo& s = st[k];
-    if (s.protocol_version != kProtocolVersion) {
+    if (s.protocol_version != kMessageVersion) {
       snprintf(msg, cap,
                "the board at ring position %u speaks protocol v%u (firmware v%u), the head v%u: "
                "flash the same llmwire firmware on every board",
                k, (unsigned)s.protocol_version, (unsigned)s.firmware_version,
-               (unsigned)kProtocolVersion);
+               (unsigned)kMessageVersion);
       return false;
     }
     if (s.model_id != head.model_id) {

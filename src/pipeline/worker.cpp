@@ -1,12 +1,13 @@
 #include "pipeline/worker.h"
 
+#include "pipeline/chunk.h"
 #include "pipeline/classifier_split.h"
 #include "pipeline/ring.h"
 
 namespace llmwire {
 
-size_t Worker::scratch_bytes(const ImageInfo& info) {
-  return kMaxFrameSize + Hop::resend_bytes(info.config.dim);
+size_t Worker::scratch_bytes(const ImageInfo& info, uint32_t batch) {
+  return kMaxFrameSize + Hop::resend_bytes(info.config.dim, batch);
 }
 
 Status Worker::init(Model* model, ByteLink* link, Clock* clock, uint8_t* scratch,
@@ -20,9 +21,10 @@ Status Worker::init(Model* model, ByteLink* link, Clock* clock, uint8_t* scratch
   ho.stage_index = (uint8_t)im.stage_index;
   ho.stage_count = (uint8_t)im.stage_count;
   ho.boot_id = opts.boot_id;
-  ho.repair_bytes = (uint32_t)Hop::repair_bytes(im.config.dim);
-  hop_.init(link, clock, this, scratch, scratch + kMaxFrameSize, Hop::resend_bytes(im.config.dim),
-            ho);
+  const uint32_t batch = chunk_positions(model->prompt_batch(), im.config.dim);
+  ho.repair_bytes = (uint32_t)Hop::repair_bytes(im.config.dim, batch);
+  hop_.init(link, clock, this, scratch, scratch + kMaxFrameSize,
+            Hop::resend_bytes(im.config.dim, batch), ho);
   info_ = stage_info_for(im, model->seq_len(), model->kv_type(), opts.boot_id);
   info_.protocol_version = opts.protocol_version;
   stats_ = StageStats{};
@@ -70,6 +72,9 @@ void Worker::on_frame(const Frame& f) {
   switch ((MsgType)f.type) {
     case MsgType::kActivation:
       on_activation(f);
+      break;
+    case MsgType::kActivationBatch:
+      on_activation_batch(f);
       break;
     case MsgType::kClassify:
       on_classify(f);
@@ -124,6 +129,46 @@ void Worker::switch_session(uint32_t session_id) {
   have_ = 0;
 }
 
+void Worker::send_error(ErrorCode code, const char* text) {
+  size_t n = 0;
+  while (text[n]) n++;
+  send(MsgType::kError, encode_error((uint8_t)info_.stage_index, (uint8_t)code, text, n,
+                                     hop_.payload(), hop_.payload_capacity()));
+}
+
+bool Worker::admit(const ActivationHeader& h, uint32_t dim, uint32_t count) {
+  ReplayReason reason = ReplayReason::kGap;
+  if (!has_session_ || h.session_id != session_) {
+    // A late frame of an earlier session must not wipe the current one's KV cache.
+    if (has_session_ && is_stale_session(h.session_id)) return false;
+    // A new session, or this board rebooted and lost the old one: start empty.
+    if (h.pos > 0) reason = ReplayReason::kUnknownSession;
+    switch_session(h.session_id);
+  }
+  if (dim != info_.dim) {
+    send_error(ErrorCode::kDimsMismatch, "activation has the wrong dim for this stage");
+    return false;
+  }
+  if (h.pos >= info_.seq_len || count > info_.seq_len - h.pos) {
+    send_error(ErrorCode::kSequenceFull, "position beyond this stage's sequence length");
+    return false;
+  }
+  if (h.pos > have_) {
+    // An earlier position is missing (a lost frame, or this board rebooted): ask the head.
+    NeedReplay m;
+    m.session_id = session_;
+    m.pos = h.pos;
+    m.have = have_;
+    m.epoch = h.epoch;
+    m.stage_index = (uint8_t)info_.stage_index;
+    m.reason = (uint8_t)reason;
+    stats_.need_replay_sent++;
+    send(MsgType::kNeedReplay, encode_need_replay(m, hop_.payload(), hop_.payload_capacity()));
+    return false;
+  }
+  return true;
+}
+
 void Worker::on_activation(const Frame& f) {
   ActivationView a;
   decode_activation(f.payload, f.len, &a);
@@ -131,52 +176,14 @@ void Worker::on_activation(const Frame& f) {
     forward(f);
     return;
   }
-  ReplayReason reason = ReplayReason::kGap;
-  if (!has_session_ || a.h.session_id != session_) {
-    // A late frame of an earlier session must not wipe the current one's KV cache.
-    if (has_session_ && is_stale_session(a.h.session_id)) return;
-    // A new session, or this board rebooted and lost the old one: start empty.
-    if (a.h.pos > 0) reason = ReplayReason::kUnknownSession;
-    switch_session(a.h.session_id);
-  }
-  if (a.dim != info_.dim) {
-    const char text[] = "activation has the wrong dim for this stage";
-    send(MsgType::kError,
-         encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kDimsMismatch, text,
-                      sizeof text - 1, hop_.payload(), hop_.payload_capacity()));
-    return;
-  }
-  if (a.h.pos >= info_.seq_len) {
-    const char text[] = "position beyond this stage's sequence length";
-    send(MsgType::kError,
-         encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kSequenceFull, text,
-                      sizeof text - 1, hop_.payload(), hop_.payload_capacity()));
-    return;
-  }
-  if (a.h.pos > have_) {
-    // An earlier position is missing (a lost frame, or this board rebooted): ask the head.
-    NeedReplay m;
-    m.session_id = session_;
-    m.pos = a.h.pos;
-    m.have = have_;
-    m.epoch = a.h.epoch;
-    m.stage_index = (uint8_t)info_.stage_index;
-    m.reason = (uint8_t)reason;
-    stats_.need_replay_sent++;
-    send(MsgType::kNeedReplay, encode_need_replay(m, hop_.payload(), hop_.payload_capacity()));
-    return;
-  }
+  if (!admit(a.h, a.dim, 1)) return;
   float* x = model_->x();
   a.copy_to(x);
   const uint64_t t0 = clock_->now_us();
   const Status s = model_->run_layers(info_.layer_begin, info_.layer_end, a.h.pos, x);
   stats_.compute_us += clock_->now_us() - t0;
   if (s != Status::kOk) {
-    const char* text = status_message(s);
-    size_t n = 0;
-    while (text[n]) n++;
-    send(MsgType::kError, encode_error((uint8_t)info_.stage_index, (uint8_t)ErrorCode::kInternal,
-                                       text, n, hop_.payload(), hop_.payload_capacity()));
+    send_error(ErrorCode::kInternal, status_message(s));
     return;
   }
   stats_.positions_computed++;
@@ -185,6 +192,32 @@ void Worker::on_activation(const Frame& f) {
   h.dest_stage = (uint8_t)((info_.stage_index + 1) % info_.stage_count);
   send(MsgType::kActivation,
        encode_activation(h, x, info_.dim, hop_.payload(), hop_.payload_capacity()));
+}
+
+void Worker::on_activation_batch(const Frame& f) {
+  ActivationBatchView a;
+  decode_activation_batch(f.payload, f.len, &a);
+  if (a.h.dest_stage != info_.stage_index) {
+    forward(f);
+    return;
+  }
+  if (!admit(a.h, a.dim, a.count)) return;
+  // The results go straight into the frame to send (the received one stays intact meanwhile).
+  ActivationHeader h = a.h;
+  h.dest_stage = (uint8_t)((info_.stage_index + 1) % info_.stage_count);
+  uint8_t* out = hop_.payload();
+  const size_t n = encode_activation_batch_header(h, a.count, a.dim, out, hop_.payload_capacity());
+  const uint64_t t0 = clock_->now_us();
+  const Status s = run_chunk(model_, info_.layer_begin, info_.layer_end, a.h.pos, a.count, a.data,
+                             out + kActivationBatchHeaderSize);
+  stats_.compute_us += clock_->now_us() - t0;
+  if (s != Status::kOk) {
+    send_error(ErrorCode::kInternal, status_message(s));
+    return;
+  }
+  stats_.positions_computed += a.count;
+  if (a.h.pos + a.count > have_) have_ = a.h.pos + a.count;  // admit(): pos <= have_
+  send(MsgType::kActivationBatch, n);
 }
 
 }  // namespace llmwire

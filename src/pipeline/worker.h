@@ -13,14 +13,15 @@
 namespace llmwire {
 
 struct WorkerOptions {
-  uint32_t boot_id = 1;                          // random per boot: lets the head see reboots
-  uint16_t protocol_version = kProtocolVersion;  // what HELLO reports (tests fake old firmware)
+  uint32_t boot_id = 1;                         // random per boot: lets the head see reboots
+  uint16_t protocol_version = kMessageVersion;  // what HELLO reports (tests fake old firmware)
 };
 
 class Worker final : public FrameSink {
  public:
-  // Frame buffer and hop resend buffer.
-  static size_t scratch_bytes(const ImageInfo& info);
+  // Frame buffer and hop resend buffer, for prompt chunks of up to `batch` positions per
+  // frame (RunOptions::prompt_batch; the model's batch rows come from the model's regions).
+  static size_t scratch_bytes(const ImageInfo& info, uint32_t batch = 1);
   // `scratch` holds scratch_bytes(info) bytes; it and the rest outlive the worker.
   Status init(Model* model, ByteLink* link, Clock* clock, uint8_t* scratch,
               const WorkerOptions& opts);
@@ -34,6 +35,13 @@ class Worker final : public FrameSink {
  private:
   void on_frame(const Frame& f) override;
   void on_activation(const Frame& f);
+  // ACTIVATION_BATCH: one batched pass over this stage's layers for the whole chunk.
+  void on_activation_batch(const Frame& f);
+  // The checks every activation addressed to this stage passes (session, width, positions
+  // pos .. pos+count-1 within the context, none missing before pos); false when the stage
+  // must not compute it (it has answered with ERROR or NEED_REPLAY, or dropped a stale frame).
+  bool admit(const ActivationHeader& h, uint32_t dim, uint32_t count);
+  void send_error(ErrorCode code, const char* text);
   // CLASSIFY: passes it on, then answers with this stage's classifier slice.
   void on_classify(const Frame& f);
   // True for a frame of a session older than the current one (a late or duplicated frame).

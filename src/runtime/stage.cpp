@@ -29,14 +29,14 @@ struct RoleBuffers {
 void take_role_buffers(const ImageInfo& info, const StageOptions& o, uint32_t seq, Arena* fast,
                        Arena* big, RoleBuffers* b) {
   if (info.stage_index == 0) {
-    b->head_scratch = fast->take<uint8_t>(RingHead::scratch_bytes(info, seq));
+    b->head_scratch = fast->take<uint8_t>(RingHead::scratch_bytes(info, seq, o.run.prompt_batch));
     b->sampler_scratch = big->take<uint8_t>(Sampler::scratch_bytes(info.config.vocab_size));
     b->tokens = big->take<int32_t>(token_capacity(info, o));
     if (o.speculate > 0) {
       b->spec_logits = big->take<float>((size_t)(o.speculate + 1) * info.config.vocab_size);
     }
   } else {
-    b->worker_tx = fast->take<uint8_t>(Worker::scratch_bytes(info));
+    b->worker_tx = fast->take<uint8_t>(Worker::scratch_bytes(info, o.run.prompt_batch));
   }
 }
 
@@ -242,7 +242,7 @@ Status Stage::boot(const Platform& p, const StageOptions& opts, char* msg, size_
     HeadOptions ho = opts.head;
     ho.boot_id = p.boot_id;
     s = head_.init(&model_, p.link, p.clock, ho, rb.head_scratch,
-                   RingHead::scratch_bytes(info, model_.seq_len()));
+                   RingHead::scratch_bytes(info, model_.seq_len(), model_.prompt_batch()));
     if (s == Status::kOk && info.stage_count > 1 && !p.link) s = Status::kBadArgument;
     if (s != Status::kOk) {
       snprintf(msg, cap, "cannot start the head: %s", status_message(s));

@@ -19,11 +19,11 @@
 namespace llmwire {
 
 struct StageOptions {
-  RunOptions run;                                // seq_len, KV type, kernel choice
-  HeadOptions head;                              // head: window, timeouts (boot_id: platform's)
-  uint16_t protocol_version = kProtocolVersion;  // worker: what HELLO announces (tests)
-  bool verify_payload = true;                    // CRC over the whole image at boot
-  uint32_t max_prompt_bytes = 1024;              // head: longest console line / prompt
+  RunOptions run;                               // seq_len, KV type, kernel choice
+  HeadOptions head;                             // head: window, timeouts (boot_id: platform's)
+  uint16_t protocol_version = kMessageVersion;  // worker: what HELLO announces (tests)
+  bool verify_payload = true;                   // CRC over the whole image at boot
+  uint32_t max_prompt_bytes = 1024;             // head: longest console line / prompt
   // Head: the longest guess /spec may verify per pass (speculative decoding), sizing a logits
   // buffer of (speculate + 1) x vocab floats in the big region. It saves passes on a
   // one-board model whose run.prompt_batch exceeds it; a ring verifies position by position.

@@ -405,4 +405,46 @@ double prompt_token_s(const std::vector<BoardCost>& boards, uint32_t window) {
   return std::max(slowest, generation_path_s(boards) / std::max(1u, window));
 }
 
+double chunk_board_s(const BoardCost& b, uint32_t count) {
+  // psram_s covers weight, KV and scratch bytes at one bandwidth: split it by bytes.
+  const uint64_t psram = b.psram_bytes();
+  const double weight_psram_s = psram ? b.psram_s * (double)b.weight_psram / (double)psram : 0.0;
+  const double weights_s = b.flash_s + b.sram_s + weight_psram_s;
+  const double per_position_s = b.psram_s - weight_psram_s + b.compute_s;
+  return weights_s + count * per_position_s + b.handoff_s;
+}
+
+uint64_t chunk_frame_bytes(uint32_t count, uint32_t dim) {
+  // ACTIVATION_BATCH: framing 12 + header 16 + count x dim floats (docs/PROTOCOL.md).
+  return count <= 1 ? activation_frame_bytes(dim) : 12 + 16 + 4ull * count * dim;
+}
+
+double prompt_chunks_s(const std::vector<BoardCost>& boards, uint32_t positions, uint32_t chunk,
+                       uint32_t window, uint32_t dim, uint32_t baud) {
+  const size_t n = boards.size();
+  if (n == 0 || positions == 0) return 0;
+  if (chunk == 0) chunk = 1;
+  if (window == 0) window = 1;
+  const uint32_t chunks = (positions + chunk - 1) / chunk;
+  // The resources in a chunk's order. One board: its layers. A ring: wire 0, stage 1, wire 1,
+  // ..., stage N-1, wire N-1, the head's layers (even r: a wire; odd r: board (r+1)/2 mod N).
+  // The head's embedding (one row read per position) is left out: next to a layer it is noise.
+  const size_t resources = n == 1 ? 1 : 2 * n;
+  std::vector<double> done(resources, 0.0);   // when each resource finished its last chunk
+  std::vector<double> finished(chunks, 0.0);  // when chunk j left the last resource
+  for (uint32_t j = 0; j < chunks; j++) {
+    const uint32_t count = std::min(chunk, positions - j * chunk);
+    const double wire = wire_seconds(chunk_frame_bytes(count, dim), baud);
+    double t = j >= window ? finished[j - window] : 0.0;  // the window admits it
+    for (size_t r = 0; r < resources; r++) {
+      const double work =
+          n > 1 && r % 2 == 0 ? wire : chunk_board_s(boards[n == 1 ? 0 : ((r + 1) / 2) % n], count);
+      t = std::max(t, done[r]) + work;
+      done[r] = t;
+    }
+    finished[j] = t;
+  }
+  return finished[chunks - 1];
+}
+
 }  // namespace llmwire

@@ -157,4 +157,22 @@ double generation_path_split_s(const std::vector<BoardCost>& boards, uint32_t di
                                bool logits = false);
 double prompt_token_s(const std::vector<BoardCost>& boards, uint32_t window);
 
+// ---- Prompts in chunks (issue 9 item 4, docs/PROTOCOL.md "Prompt chunks") ----
+// One board's time for a chunk of `count` positions, from its cost of one position
+// (`per_position`, no classifier): the weights are read once per chunk; MACs, KV and other
+// PSRAM traffic once per position; the core hand-offs once per chunk (one kernel call per
+// matrix for the whole chunk). ASSUMED: a batched kernel costs the same cycles per MAC as the
+// single-vector one (it reuses decoded weights in fact, so this errs on the slow side).
+double chunk_board_s(const BoardCost& per_position, uint32_t count);
+// Bytes of one ACTIVATION_BATCH frame of `count` positions (ACTIVATION when count is 1).
+uint64_t chunk_frame_bytes(uint32_t count, uint32_t dim);
+// Critical path of prompt positions 0..positions-1 sent in chunks of `chunk` positions with
+// `window` chunks in flight (boards indexed by stage, 0 = head; per-position costs without the
+// classifier). The chunks pass a line of resources — the head's embedding, wire 0, stage 1,
+// wire 1, ..., stage N-1, wire N-1, the head's layers — each working on one chunk at a time
+// (a board's UART sends while it computes the next chunk), a chunk entering only when the
+// chunk `window` places before it is done: the flow-shop recurrence, exact for this model.
+double prompt_chunks_s(const std::vector<BoardCost>& boards, uint32_t positions, uint32_t chunk,
+                       uint32_t window, uint32_t dim, uint32_t baud);
+
 }  // namespace llmwire

@@ -9,6 +9,7 @@
 
 #include "engine/kv_cache.h"
 #include "engine/model.h"
+#include "pipeline/chunk.h"
 #include "pipeline/head.h"
 #include "tools/classifier_slices.h"
 
@@ -321,6 +322,10 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   b.gen = board_cost(shape, board.cost, in);
   in.classifier = false;
   b.prompt = board_cost(shape, board.cost, in);
+  in.pos = kPromptEstimateTokens / 2;
+  b.prompt_short = board_cost(shape, board.cost, in);
+  in.classifier = true;
+  b.gen_short = board_cost(shape, board.cost, in);
   b.weight_bytes_per_token = b.gen.weight_flash + b.gen.weight_psram + b.gen.weight_sram;
   b.link_bytes_per_token = b.gen.link_bytes;
   return b;
@@ -358,6 +363,66 @@ std::vector<std::pair<uint32_t, uint32_t>> classifier_split_for(
     r0 = e;
   }
   return slices;
+}
+
+// ---- The prompt estimate (issue 9 item 4, docs/PLANNER.md "Prompts in chunks") ----
+
+// Whether every board of `p` fits its RAM when the stages run prompt chunks of `batch`
+// positions: the model's batch rows and the hop buffers for chunk frames grow with it
+// (Stage::memory_needs, as evaluate_board counts RAM). The weight placement adapts at boot.
+static bool fits_with_batch(const ModelSizes& m, const BoardProfile& board, const Plan& p,
+                            uint32_t batch) {
+  for (const BoardPlan& b : p.boards) {
+    ImageInfo si = m.info;
+    si.config.seq_len = p.seq_len;
+    si.layer_begin = b.layer_begin;
+    si.layer_end = b.layer_end;
+    si.stage_index = b.head ? 0 : 1;
+    si.flags = b.head ? (kFlagHasTokenizer | kFlagHasEmbedding | kFlagHasClassifier) : 0;
+    StageOptions so;
+    so.run.kv_override = true;
+    so.run.kv_type = p.kv;
+    so.run.prompt_batch = batch;
+    const MemoryNeeds need = Stage::memory_needs(si, so);
+    uint64_t sram = need.fast + kMaxFrameSize, psram = need.big;
+    if (sram > board.sram_bytes) psram += sram;
+    if (psram > board.psram_bytes) return false;
+  }
+  return true;
+}
+
+static void estimate_prompt(const ModelSizes& m, const BoardProfile& board, const Options& opt,
+                            uint32_t baud, bool logits, Plan* p) {
+  const uint32_t dim = m.info.config.dim, n = kPromptEstimateTokens;
+  std::vector<BoardCost> pos, gen;
+  for (const BoardPlan& b : p->boards) {
+    pos.push_back(b.prompt_short);
+    gen.push_back(b.gen_short);
+  }
+  const double token = opt.split_classifier ? generation_path_split_s(gen, dim, baud, logits)
+                                            : generation_path_s(gen);
+  uint32_t most = chunk_positions(kMaxPromptBatch, dim);
+  while (most > 1 && !fits_with_batch(m, board, *p, most)) most--;
+  // The fastest chunk size that fits: bigger chunks read the weights less often, but each
+  // must cross a whole wire before the next stage starts on it (on a wire-bound ring, small
+  // chunks win).
+  uint32_t chunk = 1;
+  double best = 0;
+  for (uint32_t b = 1; b <= most; b++) {
+    const double t = prompt_chunks_s(pos, n - 1, b, p->prompt_window, dim, baud);
+    if (b == 1 || t < best) {
+      best = t;
+      chunk = b;
+    }
+  }
+  p->prompt_tokens = n;
+  p->prompt_chunk = chunk;
+  p->prompt_chunk_max = most;
+  // generate() feeds positions 0..n-2 and sends the last one alone, as the first generated
+  // token: round the ring with the classifier.
+  p->prompt_s = best + token;
+  p->prompt_stream_s = prompt_chunks_s(pos, n - 1, 1, p->prompt_window, dim, baud) + token;
+  p->prompt_serial_s = n * token;
 }
 
 Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, uint32_t seq, KvType kv,
@@ -400,11 +465,12 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, const PlanRe
   for (const BoardPlan& b : p.boards)
     p.classifier_slices.push_back({b.classifier_begin, b.classifier_end});
   // Sampling with a separate classifier: the workers send their logits (CLASS_LOGITS).
-  p.token_s = opt.split_classifier ? generation_path_split_s(gen, m.info.config.dim, baud,
-                                                             !req.greedy && m.classifier != 0)
+  const bool logits = !req.greedy && m.classifier != 0;
+  p.token_s = opt.split_classifier ? generation_path_split_s(gen, m.info.config.dim, baud, logits)
                                    : generation_path_s(gen);
   p.prompt_window = HeadOptions{}.window;
   p.prompt_token_s = prompt_token_s(prompt, p.prompt_window);
+  estimate_prompt(m, board, opt, baud, logits, &p);
   if (p.token_s > 0) p.link_share /= p.token_s;
   // Largest sequence length this split fits at (RAM grows with seq; flash does not).
   uint32_t lo = 0, hi = m.info.config.seq_len;

@@ -74,6 +74,9 @@ struct BoardPlan {
   uint64_t link_bytes_per_token = 0;  // bytes this board sends per generated token
   BoardCost gen;                      // a generated token at the plan's estimate position
   BoardCost prompt;                   // a prompt token (no classifier) at the same position
+  // The prompt estimate's per-position costs (Plan::prompt_s): at the middle of a prompt of
+  // kPromptEstimateTokens, without and with the classifier.
+  BoardCost prompt_short, gen_short;
   bool fits_flash = false, fits_ram = false;
   // Classifier rows [classifier_begin, classifier_end) this board computes.
   uint32_t classifier_begin = 0, classifier_end = 0;
@@ -94,6 +97,13 @@ struct Plan {
   double token_s = 0;             // estimated critical path of a generated token, whole ring
   double prompt_token_s = 0;      // estimated time per prompt token, streamed (steady state)
   uint32_t prompt_window = 0;     // positions in flight while streaming a prompt
+  // A prompt of prompt_tokens (issue 9 item 4), estimated critical paths on this ring:
+  uint32_t prompt_tokens = 0;
+  uint32_t prompt_chunk = 0;      // positions per chunk: the fastest of 1..prompt_chunk_max
+  uint32_t prompt_chunk_max = 0;  // the most a frame holds that every board's RAM allows
+  double prompt_s = 0;            // in chunks (then the last token alone, with the classifier)
+  double prompt_stream_s = 0;     // position by position, `prompt_window` in flight (chunk 1)
+  double prompt_serial_s = 0;     // every token through all layers and the classifier in turn
   double link_share = 0;          // fraction of token_s spent on the wires
   std::string advice;             // when nothing fits: what would
   // Classifier rows of each board, indexed by stage; the head's alone holds [0, vocab) unless
@@ -101,6 +111,9 @@ struct Plan {
   std::vector<std::pair<uint32_t, uint32_t>> classifier_slices;
   bool classifier_split = false;
 };
+
+// The prompt length Plan::prompt_s is estimated for (issue 9's target: a 32-token prompt).
+constexpr uint32_t kPromptEstimateTokens = 32;
 
 // Stage images hold the head's range last: stage 1 runs layers from 0, ..., the head
 // (stage 0) runs the final range and the classifier.

@@ -26,7 +26,9 @@
 
 #include "engine/image.h"
 #include "link/frame.h"
+#include "link/hop.h"
 #include "link/messages.h"
+#include "pipeline/chunk.h"
 #include "platform/host/mapped_file.h"
 #include "tools/planner.h"
 
@@ -99,9 +101,14 @@ struct Relay final : FrameSink {
   double wire_free_at = 0;
   uint64_t bytes = 0, frames = 0;
   double wire_s = 0;
+  // Time spent inside on_frame() pacing frames out. The relay's own receiver runs on a clock
+  // without it: bytes that waited in the pipe meanwhile arrived on time, and must not read as
+  // a stalled sender (a frame longer than a 4 KB read would be dropped half-read otherwise).
+  double busy_s = 0;
   void on_frame(const Frame& f) override;
   void run();
   void send_paced(const uint8_t* p, size_t n);
+  void deliver(const Frame& f);
 };
 
 // A reboot still to happen: stage, the position that triggers it.
@@ -152,7 +159,8 @@ std::vector<std::string> qemu_args(const SimOptions& o, const StageProc& p, uint
       "chardev:link",
       "-semihosting-config",
       "enable=on,target=native,arg=llmwire,arg=boot=" + std::to_string(p.boot_id) +
-          ",arg=timeout=" + std::to_string(timeout_ms) + ",arg=window=" + std::to_string(o.window),
+          ",arg=timeout=" + std::to_string(timeout_ms) + ",arg=window=" + std::to_string(o.window) +
+          ",arg=batch=" + std::to_string(o.batch),
       "-device",
       "loader,file=" + o.emulate_elf + ",cpu-num=0",
       "-drive",
@@ -297,6 +305,12 @@ void Relay::send_paced(const uint8_t* p, size_t n) {
 }
 
 void Relay::on_frame(const Frame& f) {
+  const double entered = now_s();
+  deliver(f);
+  busy_s += now_s() - entered;
+}
+
+void Relay::deliver(const Frame& f) {
   frames++;
   if (getenv("LLMWIRE_SIM_TRACE")) {  // debugging: every frame on every wire
     ActivationView a;
@@ -340,7 +354,7 @@ void Relay::run() {
       from_fd, POLLIN, 0
     };
     const int r = poll(&pf, 1, 10);
-    const uint32_t now_ms = (uint32_t)((now_s() - t0) * 1000);
+    const uint32_t now_ms = (uint32_t)((now_s() - t0 - busy_s) * 1000);
     if (r > 0 && (pf.revents & POLLIN)) {
       const ssize_t n = read(from_fd, buf, sizeof buf);
       if (n > 0) rx.push(buf, (size_t)n, now_ms);
@@ -568,7 +582,11 @@ int run_sim(const SimOptions& o, std::string* err) {
   auto sim = std::make_unique<Sim>();
   sim->opts = o;
   const uint32_t dim = head_ok ? head_img.info().config.dim : 0;
-  const double ring_s = (double)n * activation_frame_bytes(dim) * 10.0 / o.baud;
+  // The longest activation frame: a prompt chunk of up to --batch positions.
+  const double ring_s = dim ? (double)n *
+                                  Hop::activation_frame_bytes(dim, chunk_positions(o.batch, dim)) *
+                                  10.0 / o.baud
+                            : 0.0;
   uint32_t timeout_ms = o.timeout_ms;
   const uint32_t default_timeout_ms = (uint32_t)(4000 * ring_s) + 300 + 2 * o.faults.stall_ms;
   if (!timeout_ms) timeout_ms = default_timeout_ms;
@@ -665,7 +683,8 @@ int run_sim(const SimOptions& o, std::string* err) {
     p.args = {o.exe,      "stage",
               "--image",  o.images[k],
               "--fd-in",  std::to_string(p.fd_in),
-              "--fd-out", std::to_string(p.fd_out)};
+              "--fd-out", std::to_string(p.fd_out),
+              "--batch",  std::to_string(o.batch)};
     if (k == 0) {
       char buf[64];
       std::vector<std::string> h = {"-p",           o.prompt,
@@ -758,6 +777,13 @@ int run_sim(const SimOptions& o, std::string* err) {
       "%llu generated)\n",
       n, o.baud, elapsed, (unsigned long long)positions, (unsigned long long)num(head, "prompt"),
       (unsigned long long)num(head, "generated"));
+  // The prompt: to the first generated token's logits (the head's clock), and how it was sent.
+  std::printf(
+      "prompt: %llu positions in %.1f ms to the first token's logits, %llu chunk%s of up to "
+      "%u positions (--batch %u)\n",
+      (unsigned long long)num(head, "prompt"), num(head, "prompt_us") / 1e3,
+      (unsigned long long)num(head, "chunks"), num(head, "chunks") == 1 ? "" : "s",
+      chunk_positions(o.batch, dim), o.batch);
   std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s\n", "stage", "compute",
               "link", "frames", "frames", "CRC", "resyncs", "partial", "hop", "need", "retrans",
               "replays", "reboots");

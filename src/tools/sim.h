@@ -25,6 +25,7 @@ struct SimOptions {
   float temperature = 1.0f, topp = 0.9f;
   uint64_t seed = 1;
   uint32_t window = 4;
+  uint32_t batch = 1;       // prompt positions per chunk and pass (stage --batch), every stage
   uint32_t timeout_ms = 0;  // 0: derived from baud and model size
   uint32_t baud = 460800;
   WireFaultConfig faults;

@@ -27,6 +27,8 @@ trap 'rm -rf "$work"' EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 prompt="Once upon a time"
+# 32 tokens with BOS: the prompt chunks (ACTIVATION_BATCH) of 7 and 31 positions.
+long="Once upon a time, there was a little girl named Lily. She loved to play outside in the park with"
 steps=24
 
 images() {  # q (q4, q8, or q4-i8: int8 KV) -> $work/q.img, its 2- and 3-board splits (2c, 3c: the classifier split evenly too)
@@ -99,6 +101,8 @@ if [ "$what" = quick ] || [ "$what" = all ]; then
   story q4-i8 2 0.8 7
   story q4 3c 0 1
   story q8 2c 0.8 3
+  prompt="$long" story q4 2 0 1 --batch 32
+  prompt="$long" story q8 3 0.8 7 --batch 7
 fi
 if [ "$what" = all ]; then
   story q4 3 0 1
@@ -109,6 +113,8 @@ fi
 if [ "$what" = faults ] || [ "$what" = all ]; then
   story q4 3 0.8 5 --ber 5e-5 --drop 0.01 --reboot 1@8
   story q8 2 0 1 --ber 1e-4 --reboot 1@12
+  # The rebuild after a reboot replays the prompt in chunks too.
+  prompt="$long" story q4 3 0.8 5 --batch 7 --ber 2e-5 --reboot 2@6
 fi
 if [ "$what" = boot ] || [ "$what" = all ]; then
   images q4

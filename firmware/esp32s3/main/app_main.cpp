@@ -124,7 +124,9 @@ void stage_task(void*) {
   opts.run.min_parallel_macs = CONFIG_LLMWIRE_MIN_PARALLEL_MACS;
   // /spec verifies the current token and up to CONFIG_LLMWIRE_SPECULATE guesses in one pass.
   opts.speculate = CONFIG_LLMWIRE_SPECULATE;
-  opts.run.prompt_batch = CONFIG_LLMWIRE_SPECULATE + 1;
+  opts.run.prompt_batch = CONFIG_LLMWIRE_SPECULATE + 1 > CONFIG_LLMWIRE_PROMPT_BATCH
+                              ? CONFIG_LLMWIRE_SPECULATE + 1
+                              : CONFIG_LLMWIRE_PROMPT_BATCH;
   const MemoryNeeds need = Stage::memory_needs(g_model.info, opts);
   const size_t fast_bytes = region_bytes_for(need.fast);
   // Weight placement (runtime/placement.h) copies hot weights into what the KV cache and the

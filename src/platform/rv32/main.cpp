@@ -6,7 +6,8 @@
 // Options come on the semihosting command line (qemu -semihosting-config arg=...):
 //   boot=N       boot id (must differ on every boot of a board; the simulator counts)
 //   timeout=MS   head: resend a position not back in this time
-//   window=N     head: prompt positions in flight
+//   window=N     head: prompt chunks in flight
+//   batch=N      prompt positions per chunk and pass over the weights (RunOptions::prompt_batch)
 #include <stdio.h>
 #include <string.h>
 
@@ -38,6 +39,7 @@ struct Options {
   uint32_t boot_id = 1;
   uint32_t timeout_ms = 2000;
   uint32_t window = 4;
+  uint32_t batch = 1;
 };
 
 // "key=123" words of the command line; unknown words are ignored.
@@ -55,6 +57,7 @@ Options parse_options(const char* s) {
     if (k == 4 && !memcmp(w, "boot", 4)) o.boot_id = (uint32_t)v;
     if (k == 7 && !memcmp(w, "timeout", 7)) o.timeout_ms = (uint32_t)v;
     if (k == 6 && !memcmp(w, "window", 6)) o.window = (uint32_t)v;
+    if (k == 5 && !memcmp(w, "batch", 5) && v <= kMaxPromptBatch) o.batch = (uint32_t)v;
   }
   return o;
 }
@@ -156,6 +159,7 @@ int run() {
   StageOptions so;
   so.head.timeout_ms = o.timeout_ms;
   so.head.window = o.window;
+  so.run.prompt_batch = o.batch;
 
   char msg[400], line[480];
   const uint64_t t0 = instret();
