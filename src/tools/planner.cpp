@@ -168,6 +168,43 @@ std::vector<std::pair<uint32_t, uint32_t>> classifier_slices_for(uint32_t vocab,
   return out;
 }
 
+// What the stage runtime takes from each region at boot (Stage::memory_needs) for board `b`'s
+// layers and classifier rows, running prompt chunks of `batch` positions. The big region (KV
+// cache, logits, attention scores) is PSRAM; the fast one, with the frame receiver's buffer,
+// internal SRAM when it fits, else PSRAM too.
+struct StageRam {
+  MemoryNeeds need;
+  uint64_t sram = 0, psram = 0;
+};
+static StageRam stage_ram(const ModelSizes& m, const BoardProfile& board, const BoardPlan& b,
+                          uint32_t seq, KvType kv, uint32_t batch) {
+  ImageInfo si = m.info;
+  si.config.seq_len = seq;
+  si.layer_begin = b.layer_begin;
+  si.layer_end = b.layer_end;
+  si.stage_index = b.head ? 0 : 1;
+  si.flags = b.head ? (kFlagHasTokenizer | kFlagHasEmbedding | kFlagHasClassifier) : 0;
+  if (!b.head && b.classifier_end > b.classifier_begin) {
+    // A worker's slice: its logits live in its big region (Model::layout).
+    si.flags |= kFlagClassifierSlice;
+    si.cls_row_begin = b.classifier_begin;
+    si.cls_row_end = b.classifier_end;
+  }
+  StageOptions so;
+  so.run.kv_override = true;
+  so.run.kv_type = kv;
+  so.run.prompt_batch = batch;
+  StageRam r;
+  r.need = Stage::memory_needs(si, so);
+  r.sram = r.need.fast + kMaxFrameSize;
+  r.psram = r.need.big;
+  if (r.sram > board.sram_bytes) {
+    r.psram += r.sram;
+    r.sram = 0;
+  }
+  return r;
+}
+
 static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, uint32_t stage,
                                 uint32_t stages, uint32_t lb, uint32_t le, uint32_t seq, KvType kv,
                                 uint32_t baud, const Options& opt) {
@@ -236,34 +273,12 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   }
 
   // RAM: exactly what the stage runtime takes from each region at boot.
-  ImageInfo si = m.info;
-  si.config.seq_len = seq;
-  si.layer_begin = lb;
-  si.layer_end = le;
-  si.stage_index = b.head ? 0 : 1;
-  si.flags = b.head ? (kFlagHasTokenizer | kFlagHasEmbedding | kFlagHasClassifier) : 0;
-  if (!b.head && b.classifier_end > b.classifier_begin) {
-    // A worker's slice: its logits live in its big region (Model::layout).
-    si.flags |= kFlagClassifierSlice;
-    si.cls_row_begin = b.classifier_begin;
-    si.cls_row_end = b.classifier_end;
-  }
-  StageOptions so;
-  so.run.kv_override = true;
-  so.run.kv_type = kv;
-  const MemoryNeeds need = Stage::memory_needs(si, so);
+  const StageRam ram = stage_ram(m, board, b, seq, kv, 1);
   b.kv_bytes = KvCache::bytes(kv, le - lb, seq, c.kv_dim(), c.n_kv_heads);
   // The frame receiver's buffer lives in the runtime object itself (internal RAM).
   b.link_buffer_bytes = kMaxFrameSize;
-  b.activation_bytes = need.fast;
-  // The big region (KV cache, logits, attention scores) is PSRAM; the fast one internal SRAM
-  // when it fits, else PSRAM too.
-  uint64_t sram = need.fast + b.link_buffer_bytes;
-  uint64_t psram = need.big;
-  if (sram > board.sram_bytes) {
-    psram += sram;
-    sram = 0;
-  }
+  b.activation_bytes = ram.need.fast;
+  const uint64_t sram = ram.sram, psram = ram.psram;
   b.sram_used = sram;
   b.psram_used = psram;
   b.fits_flash = b.image_bytes <= board.partition_bytes;
@@ -373,20 +388,7 @@ std::vector<std::pair<uint32_t, uint32_t>> classifier_split_for(
 static bool fits_with_batch(const ModelSizes& m, const BoardProfile& board, const Plan& p,
                             uint32_t batch) {
   for (const BoardPlan& b : p.boards) {
-    ImageInfo si = m.info;
-    si.config.seq_len = p.seq_len;
-    si.layer_begin = b.layer_begin;
-    si.layer_end = b.layer_end;
-    si.stage_index = b.head ? 0 : 1;
-    si.flags = b.head ? (kFlagHasTokenizer | kFlagHasEmbedding | kFlagHasClassifier) : 0;
-    StageOptions so;
-    so.run.kv_override = true;
-    so.run.kv_type = p.kv;
-    so.run.prompt_batch = batch;
-    const MemoryNeeds need = Stage::memory_needs(si, so);
-    uint64_t sram = need.fast + kMaxFrameSize, psram = need.big;
-    if (sram > board.sram_bytes) psram += sram;
-    if (psram > board.psram_bytes) return false;
+    if (stage_ram(m, board, b, p.seq_len, p.kv, batch).psram > board.psram_bytes) return false;
   }
   return true;
 }
