@@ -102,6 +102,7 @@ Status Model::init(const Image& image, const RunOptions& opts, Arena* fast, Aren
   exec_ = executor;
   matmul_fn_ = kernel->matmul;
   quantize_fn_ = kernel->quantize;
+  attend_fn_ = kernel->attend ? kernel->attend : attend_reference;
   kernel_name_ = kernel->name;
   config_ = info.config;
   group_ = info.group_size;
@@ -230,44 +231,26 @@ void Model::matmul(const TensorView& w, const float* x_f32, const QuantizedInput
 }
 
 namespace {
-template <typename T>
-float kv_elem(const void* p, uint32_t i);
-template <>
-inline float kv_elem<float>(const void* p, uint32_t i) {
-  return static_cast<const float*>(p)[i];
-}
-template <>
-inline float kv_elem<uint16_t>(const void* p, uint32_t i) {
-  return half_to_float_fast(static_cast<const uint16_t*>(p)[i]);
-}
-
-inline float kv_f32(float v) {
-  return v;
-}
-inline float kv_f32(uint16_t h) {
-  return half_to_float_fast(h);
-}
-
-// One head of causal attention at position `pos`, in the order of docs/NUMERICS.md.
-template <typename T>
-void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, uint32_t hs,
-                 const float* q, float* att, float* out) {
+// One head of causal attention over an fp16 cache at position `pos`: attend_reference's
+// order (docs/NUMERICS.md), each element converted as it is read.
+void attend_head_f16(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, uint32_t hs,
+                     const float* q, float* att, float* out) {
   const float sqrt_hs = sqrt_f32((float)hs);
   const uint32_t off = kv_head * hs;
   // Four positions at a time: four independent chains, each in ascending i as below.
   uint32_t t0 = 0;
   for (; t0 + 4 <= pos + 1; t0 += 4) {
-    const void* k0 = kv.key(l, t0);
-    const void* k1 = kv.key(l, t0 + 1);
-    const void* k2 = kv.key(l, t0 + 2);
-    const void* k3 = kv.key(l, t0 + 3);
+    const uint16_t* k0 = static_cast<const uint16_t*>(kv.key(l, t0)) + off;
+    const uint16_t* k1 = static_cast<const uint16_t*>(kv.key(l, t0 + 1)) + off;
+    const uint16_t* k2 = static_cast<const uint16_t*>(kv.key(l, t0 + 2)) + off;
+    const uint16_t* k3 = static_cast<const uint16_t*>(kv.key(l, t0 + 3)) + off;
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     for (uint32_t i = 0; i < hs; i++) {
       const float qi = q[i];
-      s0 = s0 + qi * kv_elem<T>(k0, off + i);
-      s1 = s1 + qi * kv_elem<T>(k1, off + i);
-      s2 = s2 + qi * kv_elem<T>(k2, off + i);
-      s3 = s3 + qi * kv_elem<T>(k3, off + i);
+      s0 = s0 + qi * half_to_float_fast(k0[i]);
+      s1 = s1 + qi * half_to_float_fast(k1[i]);
+      s2 = s2 + qi * half_to_float_fast(k2[i]);
+      s3 = s3 + qi * half_to_float_fast(k3[i]);
     }
     att[t0] = s0 / sqrt_hs;
     att[t0 + 1] = s1 / sqrt_hs;
@@ -275,9 +258,9 @@ void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, 
     att[t0 + 3] = s3 / sqrt_hs;
   }
   for (uint32_t t = t0; t <= pos; t++) {
-    const void* k = kv.key(l, t);
+    const uint16_t* k = static_cast<const uint16_t*>(kv.key(l, t)) + off;
     float score = 0.0f;
-    for (uint32_t i = 0; i < hs; i++) score = score + q[i] * kv_elem<T>(k, off + i);
+    for (uint32_t i = 0; i < hs; i++) score = score + q[i] * half_to_float_fast(k[i]);
     att[t] = score / sqrt_hs;  // a division, as llama2.c does
   }
   softmax(att, pos + 1);
@@ -286,15 +269,17 @@ void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, 
   for (uint32_t i = 0; i < hs; i++) o[i] = 0.0f;
   uint32_t t = 0;
   for (; t + 2 <= pos + 1; t += 2) {
-    const T* __restrict v0 = static_cast<const T*>(kv.value(l, t)) + off;
-    const T* __restrict v1 = static_cast<const T*>(kv.value(l, t + 1)) + off;
+    const uint16_t* __restrict v0 = static_cast<const uint16_t*>(kv.value(l, t)) + off;
+    const uint16_t* __restrict v1 = static_cast<const uint16_t*>(kv.value(l, t + 1)) + off;
     const float a0 = att[t], a1 = att[t + 1];
-    for (uint32_t i = 0; i < hs; i++) o[i] = (o[i] + a0 * kv_f32(v0[i])) + a1 * kv_f32(v1[i]);
+    for (uint32_t i = 0; i < hs; i++) {
+      o[i] = (o[i] + a0 * half_to_float_fast(v0[i])) + a1 * half_to_float_fast(v1[i]);
+    }
   }
   if (t <= pos) {
-    const T* __restrict v = static_cast<const T*>(kv.value(l, t)) + off;
+    const uint16_t* __restrict v = static_cast<const uint16_t*>(kv.value(l, t)) + off;
     const float a = att[t];
-    for (uint32_t i = 0; i < hs; i++) o[i] = o[i] + a * kv_f32(v[i]);
+    for (uint32_t i = 0; i < hs; i++) o[i] = o[i] + a * half_to_float_fast(v[i]);
   }
 }
 
@@ -351,7 +336,8 @@ void attend_head_i8(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_hea
 
 struct AttentionArgs {
   const KvCache* kv;
-  uint32_t local_layer, pos, heads, kv_mul, hs, seq;
+  AttendFn attend_f32;
+  uint32_t local_layer, pos, heads, kv_mul, hs, seq, kv_dim;
   const float* q;
   float* att;
   float* out;
@@ -366,23 +352,28 @@ static void run_attention_job(void* ctx, uint32_t worker, uint32_t workers) {
     float* att = a->att + (size_t)h * a->seq;
     float* out = a->out + h * a->hs;
     if (a->kv->type() == KvType::kF16) {
-      attend_head<uint16_t>(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
+      attend_head_f16(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
     } else if (a->kv->type() == KvType::kI8) {
       attend_head_i8(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
     } else {
-      attend_head<float>(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
+      const size_t off = (size_t)(h / a->kv_mul) * a->hs;
+      const float* k = static_cast<const float*>(a->kv->key(a->local_layer, 0)) + off;
+      const float* v = static_cast<const float*>(a->kv->value(a->local_layer, 0)) + off;
+      a->attend_f32(q, k, v, a->kv_dim, a->pos + 1, a->hs, att, out);
     }
   }
 }
 
 void Model::attention(uint32_t local_layer, uint32_t pos, const float* q, float* out) {
   AttentionArgs args{&kv_,
+                     attend_fn_,
                      local_layer,
                      pos,
                      config_.n_heads,
                      config_.n_heads / config_.n_kv_heads,
                      config_.head_size(),
                      seq_len_,
+                     config_.kv_dim(),
                      q,
                      buf_.att,
                      out};

@@ -106,6 +106,7 @@ class Model {
   Executor* exec_ = nullptr;
   MatmulFn matmul_fn_ = nullptr;
   QuantizeFn quantize_fn_ = nullptr;
+  AttendFn attend_fn_ = nullptr;
   const char* kernel_name_ = "";
   ModelConfig config_;
   uint32_t group_ = 0;

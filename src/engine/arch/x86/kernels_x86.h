@@ -16,6 +16,15 @@
 #include <string.h>
 
 #include "engine/kernels.h"
+#include "engine/mathfn.h"
+#include "engine/sampler.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 reports its own _mm512_undefined_*() placeholders inside AVX-512 intrinsics as
+// "may be used uninitialized" (a false positive; every lane is written).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #ifndef LLMWIRE_X86_NAME
 #error \
@@ -244,12 +253,6 @@ inline void prefetch_rows(const TensorView& w, uint32_t r, uint32_t r1) {
 // order). Four rows' partials are reduced together into lane 4g + i = row i's sum of group g,
 // their fp16 scales are transposed to the same lanes, and the float chain of each row then
 // runs in ascending group order as in the reference, four rows per 128-bit lane.
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12 reports its own _mm512_undefined_*() placeholders inside these intrinsics as
-// "may be used uninitialized" (a false positive; the lanes are all written).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 constexpr uint32_t kWideGroups = 4;
 struct alignas(64) WideBlock {
   __m512i xlo, xhi;  // activations against the low / high nibbles of 4 groups
@@ -333,9 +336,6 @@ inline void q4_wide_block(const uint8_t* const* rows, size_t o, uint32_t k, cons
   }
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #else
 // The same for AVX2 / AVX-VNNI, 256 bits: two groups per register (lane 4g + i = row i's
 // sum of group g, g = 0, 1), scales from 4-byte loads.
@@ -505,6 +505,83 @@ void LLMWIRE_X86_QNAME(const float* x, uint32_t n, uint32_t group, int8_t* q, fl
   }
 }
 
+#if LLMWIRE_X86_VNNI == 1
+namespace {
+// v[j] lane i -> v[i] lane j (16 x 16 floats).
+inline void transpose16(__m512* v) {
+  __m512 a[16], b[16];
+  for (int j = 0; j < 16; j += 2) {
+    a[j] = _mm512_unpacklo_ps(v[j], v[j + 1]);
+    a[j + 1] = _mm512_unpackhi_ps(v[j], v[j + 1]);
+  }
+  for (int j = 0; j < 16; j += 4) {
+    for (int h = 0; h < 2; h++) {
+      const __m512d x = _mm512_castps_pd(a[j + h]), y = _mm512_castps_pd(a[j + h + 2]);
+      b[j + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
+      b[j + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
+    }
+  }
+  // b[4m + c] holds, per 128-bit lane L, column 4L + c of rows 4m..4m+3.
+  for (int c = 0; c < 4; c++) {
+    const __m512 t0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88);
+    const __m512 t1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
+    const __m512 t2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
+    const __m512 t3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
+    v[c] = _mm512_shuffle_f32x4(t0, t2, 0x88);
+    v[8 + c] = _mm512_shuffle_f32x4(t0, t2, 0xDD);
+    v[4 + c] = _mm512_shuffle_f32x4(t1, t3, 0x88);
+    v[12 + c] = _mm512_shuffle_f32x4(t1, t3, 0xDD);
+  }
+}
+}  // namespace
+
+// attend_reference with sixteen positions per register: each position's products
+// q[i] * k_t[i] (rounded one by one, as in the reference) are transposed so that lane t
+// adds them in ascending i; the values are accumulated sixteen i at a time, t ascending.
+// Head sizes that are not a multiple of 16 (or above 256) take attend_reference.
+void attend_avx512vnni(const float* q, const float* k, const float* v, size_t stride, uint32_t n,
+                       uint32_t hs, float* att, float* out) {
+  if (hs % 16 != 0 || hs > 256) {
+    attend_reference(q, k, v, stride, n, hs, att, out);
+    return;
+  }
+  const uint32_t chunks = hs / 16;
+  const float sqrt_hs = sqrt_f32((float)hs);
+  const __m512 div = _mm512_set1_ps(sqrt_hs);
+  uint32_t t0 = 0;
+  for (; t0 + 16 <= n; t0 += 16) {
+    __m512 s = _mm512_setzero_ps();
+    for (uint32_t c = 0; c < chunks; c++) {
+      const __m512 qc = _mm512_loadu_ps(q + 16 * c);
+      __m512 p[16];
+      for (uint32_t j = 0; j < 16; j++) {
+        p[j] = _mm512_mul_ps(qc, _mm512_loadu_ps(k + (t0 + j) * stride + 16 * c));
+      }
+      transpose16(p);
+      for (uint32_t i = 0; i < 16; i++) s = _mm512_add_ps(s, p[i]);
+    }
+    _mm512_storeu_ps(att + t0, _mm512_div_ps(s, div));
+  }
+  for (uint32_t t = t0; t < n; t++) {
+    const float* kt = k + t * stride;
+    float score = 0.0f;
+    for (uint32_t i = 0; i < hs; i++) score = score + q[i] * kt[i];
+    att[t] = score / sqrt_hs;
+  }
+  softmax(att, n);
+  __m512 o[16];
+  for (uint32_t c = 0; c < chunks; c++) o[c] = _mm512_setzero_ps();
+  for (uint32_t t = 0; t < n; t++) {
+    const __m512 a = _mm512_set1_ps(att[t]);
+    const float* vt = v + t * stride;
+    for (uint32_t c = 0; c < chunks; c++) {
+      o[c] = _mm512_add_ps(o[c], _mm512_mul_ps(a, _mm512_loadu_ps(vt + 16 * c)));
+    }
+  }
+  for (uint32_t c = 0; c < chunks; c++) _mm512_storeu_ps(out + 16 * c, o[c]);
+}
+#endif
+
 void LLMWIRE_X86_NAME(const TensorView& w, uint32_t group, const MatmulInput& in, float* out,
                       uint32_t out_stride, uint32_t r0, uint32_t r1) {
   const bool q4 = w.dtype == DType::kQ4;
@@ -532,3 +609,7 @@ void LLMWIRE_X86_NAME(const TensorView& w, uint32_t group, const MatmulInput& in
 }
 
 }  // namespace llmwire
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
