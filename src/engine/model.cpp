@@ -338,33 +338,39 @@ struct AttentionArgs {
   const KvCache* kv;
   AttendFn attend_f32;
   uint32_t local_layer, pos, heads, kv_mul, hs, seq, kv_dim;
+  uint32_t n, dim;  // positions pos..pos+n-1; their q and out rows are dim floats apart
   const float* q;
   float* att;
   float* out;
 };
 
+// Heads are split over workers; each worker runs its heads for every position in turn, so
+// the att scratch of a head (seq floats) is only ever used by one worker.
 static void run_attention_job(void* ctx, uint32_t worker, uint32_t workers) {
   const AttentionArgs* a = static_cast<const AttentionArgs*>(ctx);
   uint32_t h0, h1;
   split_range(a->heads, worker, workers, &h0, &h1);
   for (uint32_t h = h0; h < h1; h++) {
-    const float* q = a->q + h * a->hs;
     float* att = a->att + (size_t)h * a->seq;
-    float* out = a->out + h * a->hs;
-    if (a->kv->type() == KvType::kF16) {
-      attend_head_f16(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
-    } else if (a->kv->type() == KvType::kI8) {
-      attend_head_i8(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
-    } else {
-      const size_t off = (size_t)(h / a->kv_mul) * a->hs;
-      const float* k = static_cast<const float*>(a->kv->key(a->local_layer, 0)) + off;
-      const float* v = static_cast<const float*>(a->kv->value(a->local_layer, 0)) + off;
-      a->attend_f32(q, k, v, a->kv_dim, a->pos + 1, a->hs, att, out);
+    for (uint32_t i = 0; i < a->n; i++) {
+      const uint32_t pos = a->pos + i;
+      const float* q = a->q + (size_t)i * a->dim + h * a->hs;
+      float* out = a->out + (size_t)i * a->dim + h * a->hs;
+      if (a->kv->type() == KvType::kF16) {
+        attend_head_f16(*a->kv, a->local_layer, pos, h / a->kv_mul, a->hs, q, att, out);
+      } else if (a->kv->type() == KvType::kI8) {
+        attend_head_i8(*a->kv, a->local_layer, pos, h / a->kv_mul, a->hs, q, att, out);
+      } else {
+        const size_t off = (size_t)(h / a->kv_mul) * a->hs;
+        const float* k = static_cast<const float*>(a->kv->key(a->local_layer, 0)) + off;
+        const float* v = static_cast<const float*>(a->kv->value(a->local_layer, 0)) + off;
+        a->attend_f32(q, k, v, a->kv_dim, pos + 1, a->hs, att, out);
+      }
     }
   }
 }
 
-void Model::attention(uint32_t local_layer, uint32_t pos, const float* q, float* out) {
+void Model::attention(uint32_t local_layer, uint32_t pos, uint32_t n, const float* q, float* out) {
   AttentionArgs args{&kv_,
                      attend_fn_,
                      local_layer,
@@ -374,10 +380,14 @@ void Model::attention(uint32_t local_layer, uint32_t pos, const float* q, float*
                      config_.head_size(),
                      seq_len_,
                      config_.kv_dim(),
+                     n,
+                     config_.dim,
                      q,
                      buf_.att,
                      out};
-  if ((uint64_t)config_.n_heads * (pos + 1) * config_.head_size() * 2 < min_parallel_macs_) {
+  // Work of all n positions: heads * sum over i of (pos + i + 1) * head_size * 2 MACs.
+  const uint64_t spans = (uint64_t)n * (pos + 1) + (uint64_t)n * (n - 1) / 2;
+  if ((uint64_t)config_.n_heads * spans * config_.head_size() * 2 < min_parallel_macs_) {
     run_attention_job(&args, 0, 1);
   } else {
     exec_->run(run_attention_job, &args);
@@ -404,7 +414,7 @@ Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {
     matmul(w.wv, buf_.xb, &xq, buf_.v);
     rope(buf_.rope_cs, buf_.q, buf_.k);
     kv_.store(l - layer_begin_, pos, buf_.k, buf_.v);
-    attention(l - layer_begin_, pos, buf_.q, buf_.xb);
+    attention(l - layer_begin_, pos, 1, buf_.q, buf_.xb);
     quantize(buf_.xb, dim, &xq, buf_.xq_q, buf_.xq_s, buf_.xq_sum);
     matmul(w.wo, buf_.xb, &xq, buf_.xb2);
     for (uint32_t i = 0; i < dim; i++) x[i] = x[i] + buf_.xb2[i];
@@ -466,6 +476,10 @@ void Model::quantize_batch(const float* src, uint32_t len, uint32_t n, bool hidd
 // run_layers for n positions at once: the same steps in the same order per position; each
 // matmul reads a weight row once for all n (MatmulInput::batch). Every position's K and V are
 // stored before any attends, and position pos+i attends only to t <= pos+i, as token by token.
+// One SwiGLU element costs about as much as this many matmul MACs (an exp_f32, a division),
+// for the min_parallel_macs threshold.
+constexpr uint64_t kSwigluCost = 16;
+
 Status Model::run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint32_t n, float* x) {
   if (begin > end || begin < layer_begin_ || end > layer_end_) return Status::kNotInImage;
   if (n == 0 || n > prompt_batch_ || (n > 1 && bat_.x == nullptr)) return Status::kBadArgument;
@@ -493,9 +507,7 @@ Status Model::run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint3
       rope(b.rope_cs + (size_t)i * hs, b.q + (size_t)i * dim, b.k + (size_t)i * kv_dim);
       kv_.store(ll, pos + i, b.k + (size_t)i * kv_dim, b.v + (size_t)i * kv_dim);
     }
-    for (uint32_t i = 0; i < n; i++) {
-      attention(ll, pos + i, b.q + (size_t)i * dim, b.xb + (size_t)i * dim);
-    }
+    attention(ll, pos, n, b.q, b.xb);  // one dispatch for all n positions
     quantize_rows(b.xb, dim, false);
     matmul(w.wo, b.xb, b.xq, b.xb2, n);
     for (size_t i = 0; i < (size_t)n * dim; i++) x[i] = x[i] + b.xb2[i];
@@ -505,9 +517,17 @@ Status Model::run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint3
     quantize_rows(b.xb, dim, false);
     matmul(w.w1, b.xb, b.xq, b.hb, n);
     matmul(w.w3, b.xb, b.xq, b.hb2, n);
-    for (size_t i = 0; i < (size_t)n * hidden; i++) {
-      const float h1 = b.hb[i];
-      b.hb[i] = (h1 * (1.0f / (1.0f + exp_f32(-h1)))) * b.hb2[i];
+    // SwiGLU over all n positions, split over the workers (elementwise: same bits).
+    auto swiglu = [&](uint32_t i0, uint32_t i1) {
+      for (uint32_t i = i0; i < i1; i++) {
+        const float h1 = b.hb[i];
+        b.hb[i] = (h1 * (1.0f / (1.0f + exp_f32(-h1)))) * b.hb2[i];
+      }
+    };
+    if ((uint64_t)n * hidden * kSwigluCost < min_parallel_macs_) {
+      swiglu(0, n * hidden);
+    } else {
+      parallel_for(exec_, n * hidden, 64, swiglu);
     }
     quantize_rows(b.hb, hidden, true);
     matmul(w.w2, b.hb, b.hq, b.xb, n);
