@@ -160,7 +160,8 @@ TEST(Kernels, EveryKernelBitIdenticalToReference) {
   struct Shape {
     uint32_t rows, cols;
   };
-  const Shape shapes[] = {{1, 32}, {7, 31}, {9, 100}, {17, 288}, {23, 200}, {40, 75}};
+  // 8232 columns: 258 groups of 32, past the 512-bit Q4 path's 256-group stack buffer.
+  const Shape shapes[] = {{1, 32}, {7, 31}, {9, 100}, {17, 288}, {23, 200}, {40, 75}, {13, 8232}};
   size_t checked = 0;
   for (DType dt : {DType::kF32, DType::kQ8, DType::kQ4}) {
     for (uint32_t group : {32u, 64u, 8u, 24u}) {
@@ -300,4 +301,34 @@ TEST(Kernels, EveryQuantizerBitIdenticalToQuantizeInput) {
       }
     }
   }
+}
+
+// Every kernel's attention over an f32 cache equals attend_reference bit for bit: head sizes
+// on and off its vector width, position counts around every interleave, a cache stride wider
+// than the head, and scores large enough that softmax rounds.
+TEST(Kernels, EveryAttentionBitIdenticalToReference) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  size_t checked = 0;
+  for (const Kernel* k : runnable_kernels()) {
+    for (uint32_t hs : {8u, 16u, 32u, 48u, 64u, 72u}) {
+      for (uint32_t n : {1u, 3u, 15u, 16u, 17u, 33u, 70u}) {
+        const size_t stride = (size_t)hs * 3 + 5;
+        std::vector<float> q(hs), kv((size_t)n * stride), vv((size_t)n * stride);
+        for (float& x : q) x = nd(rng);
+        for (float& x : kv) x = nd(rng);
+        for (float& x : vv) x = nd(rng);
+        std::vector<float> att_want(n), att_got(n), want(hs), got(hs, -1.0f);
+        attend_reference(q.data(), kv.data(), vv.data(), stride, n, hs, att_want.data(),
+                         want.data());
+        k->attend(q.data(), kv.data(), vv.data(), stride, n, hs, att_got.data(), got.data());
+        ASSERT_EQ(0, std::memcmp(want.data(), got.data(), hs * 4))
+            << k->name << " hs " << hs << " n " << n;
+        ASSERT_EQ(0, std::memcmp(att_want.data(), att_got.data(), n * 4))
+            << k->name << " hs " << hs << " n " << n;
+        checked++;
+      }
+    }
+  }
+  EXPECT_GT(checked, 0u);
 }

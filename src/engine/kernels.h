@@ -37,6 +37,14 @@ struct MatmulInput {
 using MatmulFn = void (*)(const TensorView& w, uint32_t group, const MatmulInput& in, float* out,
                           uint32_t out_stride, uint32_t r0, uint32_t r1);
 
+// One head of causal attention over f32 keys and values, in the order of docs/NUMERICS.md:
+// position t's key is k + t * stride, its value v + t * stride (floats), t in [0, n);
+// att[n] is scratch (left holding the softmax weights); out[hs] receives the head's output.
+using AttendFn = void (*)(const float* q, const float* k, const float* v, size_t stride, uint32_t n,
+                          uint32_t hs, float* att, float* out);
+void attend_reference(const float* q, const float* k, const float* v, size_t stride, uint32_t n,
+                      uint32_t hs, float* att, float* out);
+
 // The scalar reference kernel: the definition of the result.
 void matmul_reference(const TensorView& w, uint32_t group, const MatmulInput& in, float* out,
                       uint32_t out_stride, uint32_t r0, uint32_t r1);
@@ -55,6 +63,7 @@ struct Kernel {
   MatmulFn matmul;
   QuantizeFn quantize;  // its activation quantizer (ggml's per-type traits: quantizer + dot)
   bool (*available)();  // this CPU can run it
+  AttendFn attend;      // attention over an f32 KV cache (fp16 / int8 caches: portable code)
 };
 
 // Every kernel compiled into this build, preferred first; the reference is the last entry.

@@ -4,6 +4,7 @@
 #include "engine/fp16.h"
 #include "engine/kernels.h"
 #include "engine/mathfn.h"
+#include "engine/sampler.h"
 
 namespace llmwire {
 
@@ -80,6 +81,53 @@ void matmul_reference(const TensorView& w, uint32_t group, const MatmulInput& in
       }
       out[(size_t)b * out_stride + r] = acc;
     }
+  }
+}
+
+void attend_reference(const float* q, const float* k, const float* v, size_t stride, uint32_t n,
+                      uint32_t hs, float* att, float* out) {
+  const float sqrt_hs = sqrt_f32((float)hs);
+  // Four positions at a time: four independent chains, each in ascending i as below.
+  uint32_t t0 = 0;
+  for (; t0 + 4 <= n; t0 += 4) {
+    const float* k0 = k + t0 * stride;
+    const float* k1 = k0 + stride;
+    const float* k2 = k1 + stride;
+    const float* k3 = k2 + stride;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (uint32_t i = 0; i < hs; i++) {
+      const float qi = q[i];
+      s0 = s0 + qi * k0[i];
+      s1 = s1 + qi * k1[i];
+      s2 = s2 + qi * k2[i];
+      s3 = s3 + qi * k3[i];
+    }
+    att[t0] = s0 / sqrt_hs;
+    att[t0 + 1] = s1 / sqrt_hs;
+    att[t0 + 2] = s2 / sqrt_hs;
+    att[t0 + 3] = s3 / sqrt_hs;
+  }
+  for (uint32_t t = t0; t < n; t++) {
+    const float* kt = k + t * stride;
+    float score = 0.0f;
+    for (uint32_t i = 0; i < hs; i++) score = score + q[i] * kt[i];
+    att[t] = score / sqrt_hs;  // a division, as llama2.c does
+  }
+  softmax(att, n);
+  // out[i] accumulates over t ascending; the i lanes are independent (vectorisable).
+  float* __restrict o = out;
+  for (uint32_t i = 0; i < hs; i++) o[i] = 0.0f;
+  uint32_t t = 0;
+  for (; t + 2 <= n; t += 2) {
+    const float* __restrict v0 = v + t * stride;
+    const float* __restrict v1 = v0 + stride;
+    const float a0 = att[t], a1 = att[t + 1];
+    for (uint32_t i = 0; i < hs; i++) o[i] = (o[i] + a0 * v0[i]) + a1 * v1[i];
+  }
+  if (t < n) {
+    const float* __restrict vt = v + t * stride;
+    const float a = att[t];
+    for (uint32_t i = 0; i < hs; i++) o[i] = o[i] + a * vt[i];
   }
 }
 

@@ -23,6 +23,8 @@ void matmul_avxvnni(const TensorView&, uint32_t, const MatmulInput&, float*, uin
                     uint32_t);
 void matmul_avx512vnni(const TensorView&, uint32_t, const MatmulInput&, float*, uint32_t, uint32_t,
                        uint32_t);
+void attend_avx512vnni(const float*, const float*, const float*, size_t, uint32_t, uint32_t, float*,
+                       float*);
 #endif
 #if defined(LLMWIRE_KERNEL_ESP32S3_PIE)
 void matmul_esp32s3_pie(const TensorView&, uint32_t, const MatmulInput&, float*, uint32_t, uint32_t,
@@ -77,15 +79,15 @@ bool has_avxvnni() {
 
 const Kernel kTable[] = {
 #if defined(LLMWIRE_KERNEL_ESP32S3_PIE)
-    {"esp32s3_pie", matmul_esp32s3_pie, quantize_input, esp32s3_pie_available},
+    {"esp32s3_pie", matmul_esp32s3_pie, quantize_input, esp32s3_pie_available, attend_reference},
 #endif
 #if defined(LLMWIRE_X86_KERNELS)
-    {"avx512vnni", matmul_avx512vnni, quantize_input_avx512vnni, has_avx512vnni},
-    {"avxvnni", matmul_avxvnni, quantize_input_avxvnni, has_avxvnni},
-    {"avx2", matmul_avx2, quantize_input_avx2, has_avx2},
+    {"avx512vnni", matmul_avx512vnni, quantize_input_avx512vnni, has_avx512vnni, attend_avx512vnni},
+    {"avxvnni", matmul_avxvnni, quantize_input_avxvnni, has_avxvnni, attend_reference},
+    {"avx2", matmul_avx2, quantize_input_avx2, has_avx2, attend_reference},
 #endif
-    {"scalar32", matmul_scalar32, quantize_input, always},
-    {"reference", matmul_reference, quantize_input, always},
+    {"scalar32", matmul_scalar32, quantize_input, always, attend_reference},
+    {"reference", matmul_reference, quantize_input, always, attend_reference},
 };
 constexpr uint32_t kCount = sizeof(kTable) / sizeof(kTable[0]);
 

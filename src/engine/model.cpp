@@ -102,6 +102,7 @@ Status Model::init(const Image& image, const RunOptions& opts, Arena* fast, Aren
   exec_ = executor;
   matmul_fn_ = kernel->matmul;
   quantize_fn_ = kernel->quantize;
+  attend_fn_ = kernel->attend ? kernel->attend : attend_reference;
   kernel_name_ = kernel->name;
   config_ = info.config;
   group_ = info.group_size;
@@ -230,44 +231,26 @@ void Model::matmul(const TensorView& w, const float* x_f32, const QuantizedInput
 }
 
 namespace {
-template <typename T>
-float kv_elem(const void* p, uint32_t i);
-template <>
-inline float kv_elem<float>(const void* p, uint32_t i) {
-  return static_cast<const float*>(p)[i];
-}
-template <>
-inline float kv_elem<uint16_t>(const void* p, uint32_t i) {
-  return half_to_float_fast(static_cast<const uint16_t*>(p)[i]);
-}
-
-inline float kv_f32(float v) {
-  return v;
-}
-inline float kv_f32(uint16_t h) {
-  return half_to_float_fast(h);
-}
-
-// One head of causal attention at position `pos`, in the order of docs/NUMERICS.md.
-template <typename T>
-void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, uint32_t hs,
-                 const float* q, float* att, float* out) {
+// One head of causal attention over an fp16 cache at position `pos`: attend_reference's
+// order (docs/NUMERICS.md), each element converted as it is read.
+void attend_head_f16(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, uint32_t hs,
+                     const float* q, float* att, float* out) {
   const float sqrt_hs = sqrt_f32((float)hs);
   const uint32_t off = kv_head * hs;
   // Four positions at a time: four independent chains, each in ascending i as below.
   uint32_t t0 = 0;
   for (; t0 + 4 <= pos + 1; t0 += 4) {
-    const void* k0 = kv.key(l, t0);
-    const void* k1 = kv.key(l, t0 + 1);
-    const void* k2 = kv.key(l, t0 + 2);
-    const void* k3 = kv.key(l, t0 + 3);
+    const uint16_t* k0 = static_cast<const uint16_t*>(kv.key(l, t0)) + off;
+    const uint16_t* k1 = static_cast<const uint16_t*>(kv.key(l, t0 + 1)) + off;
+    const uint16_t* k2 = static_cast<const uint16_t*>(kv.key(l, t0 + 2)) + off;
+    const uint16_t* k3 = static_cast<const uint16_t*>(kv.key(l, t0 + 3)) + off;
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     for (uint32_t i = 0; i < hs; i++) {
       const float qi = q[i];
-      s0 = s0 + qi * kv_elem<T>(k0, off + i);
-      s1 = s1 + qi * kv_elem<T>(k1, off + i);
-      s2 = s2 + qi * kv_elem<T>(k2, off + i);
-      s3 = s3 + qi * kv_elem<T>(k3, off + i);
+      s0 = s0 + qi * half_to_float_fast(k0[i]);
+      s1 = s1 + qi * half_to_float_fast(k1[i]);
+      s2 = s2 + qi * half_to_float_fast(k2[i]);
+      s3 = s3 + qi * half_to_float_fast(k3[i]);
     }
     att[t0] = s0 / sqrt_hs;
     att[t0 + 1] = s1 / sqrt_hs;
@@ -275,9 +258,9 @@ void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, 
     att[t0 + 3] = s3 / sqrt_hs;
   }
   for (uint32_t t = t0; t <= pos; t++) {
-    const void* k = kv.key(l, t);
+    const uint16_t* k = static_cast<const uint16_t*>(kv.key(l, t)) + off;
     float score = 0.0f;
-    for (uint32_t i = 0; i < hs; i++) score = score + q[i] * kv_elem<T>(k, off + i);
+    for (uint32_t i = 0; i < hs; i++) score = score + q[i] * half_to_float_fast(k[i]);
     att[t] = score / sqrt_hs;  // a division, as llama2.c does
   }
   softmax(att, pos + 1);
@@ -286,15 +269,17 @@ void attend_head(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_head, 
   for (uint32_t i = 0; i < hs; i++) o[i] = 0.0f;
   uint32_t t = 0;
   for (; t + 2 <= pos + 1; t += 2) {
-    const T* __restrict v0 = static_cast<const T*>(kv.value(l, t)) + off;
-    const T* __restrict v1 = static_cast<const T*>(kv.value(l, t + 1)) + off;
+    const uint16_t* __restrict v0 = static_cast<const uint16_t*>(kv.value(l, t)) + off;
+    const uint16_t* __restrict v1 = static_cast<const uint16_t*>(kv.value(l, t + 1)) + off;
     const float a0 = att[t], a1 = att[t + 1];
-    for (uint32_t i = 0; i < hs; i++) o[i] = (o[i] + a0 * kv_f32(v0[i])) + a1 * kv_f32(v1[i]);
+    for (uint32_t i = 0; i < hs; i++) {
+      o[i] = (o[i] + a0 * half_to_float_fast(v0[i])) + a1 * half_to_float_fast(v1[i]);
+    }
   }
   if (t <= pos) {
-    const T* __restrict v = static_cast<const T*>(kv.value(l, t)) + off;
+    const uint16_t* __restrict v = static_cast<const uint16_t*>(kv.value(l, t)) + off;
     const float a = att[t];
-    for (uint32_t i = 0; i < hs; i++) o[i] = o[i] + a * kv_f32(v[i]);
+    for (uint32_t i = 0; i < hs; i++) o[i] = o[i] + a * half_to_float_fast(v[i]);
   }
 }
 
@@ -351,42 +336,58 @@ void attend_head_i8(const KvCache& kv, uint32_t l, uint32_t pos, uint32_t kv_hea
 
 struct AttentionArgs {
   const KvCache* kv;
-  uint32_t local_layer, pos, heads, kv_mul, hs, seq;
+  AttendFn attend_f32;
+  uint32_t local_layer, pos, heads, kv_mul, hs, seq, kv_dim;
+  uint32_t n, dim;  // positions pos..pos+n-1; their q and out rows are dim floats apart
   const float* q;
   float* att;
   float* out;
 };
 
+// Heads are split over workers; each worker runs its heads for every position in turn, so
+// the att scratch of a head (seq floats) is only ever used by one worker.
 static void run_attention_job(void* ctx, uint32_t worker, uint32_t workers) {
   const AttentionArgs* a = static_cast<const AttentionArgs*>(ctx);
   uint32_t h0, h1;
   split_range(a->heads, worker, workers, &h0, &h1);
   for (uint32_t h = h0; h < h1; h++) {
-    const float* q = a->q + h * a->hs;
     float* att = a->att + (size_t)h * a->seq;
-    float* out = a->out + h * a->hs;
-    if (a->kv->type() == KvType::kF16) {
-      attend_head<uint16_t>(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
-    } else if (a->kv->type() == KvType::kI8) {
-      attend_head_i8(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
-    } else {
-      attend_head<float>(*a->kv, a->local_layer, a->pos, h / a->kv_mul, a->hs, q, att, out);
+    for (uint32_t i = 0; i < a->n; i++) {
+      const uint32_t pos = a->pos + i;
+      const float* q = a->q + (size_t)i * a->dim + h * a->hs;
+      float* out = a->out + (size_t)i * a->dim + h * a->hs;
+      if (a->kv->type() == KvType::kF16) {
+        attend_head_f16(*a->kv, a->local_layer, pos, h / a->kv_mul, a->hs, q, att, out);
+      } else if (a->kv->type() == KvType::kI8) {
+        attend_head_i8(*a->kv, a->local_layer, pos, h / a->kv_mul, a->hs, q, att, out);
+      } else {
+        const size_t off = (size_t)(h / a->kv_mul) * a->hs;
+        const float* k = static_cast<const float*>(a->kv->key(a->local_layer, 0)) + off;
+        const float* v = static_cast<const float*>(a->kv->value(a->local_layer, 0)) + off;
+        a->attend_f32(q, k, v, a->kv_dim, pos + 1, a->hs, att, out);
+      }
     }
   }
 }
 
-void Model::attention(uint32_t local_layer, uint32_t pos, const float* q, float* out) {
+void Model::attention(uint32_t local_layer, uint32_t pos, uint32_t n, const float* q, float* out) {
   AttentionArgs args{&kv_,
+                     attend_fn_,
                      local_layer,
                      pos,
                      config_.n_heads,
                      config_.n_heads / config_.n_kv_heads,
                      config_.head_size(),
                      seq_len_,
+                     config_.kv_dim(),
+                     n,
+                     config_.dim,
                      q,
                      buf_.att,
                      out};
-  if ((uint64_t)config_.n_heads * (pos + 1) * config_.head_size() * 2 < min_parallel_macs_) {
+  // Work of all n positions: heads * sum over i of (pos + i + 1) * head_size * 2 MACs.
+  const uint64_t spans = (uint64_t)n * (pos + 1) + (uint64_t)n * (n - 1) / 2;
+  if ((uint64_t)config_.n_heads * spans * config_.head_size() * 2 < min_parallel_macs_) {
     run_attention_job(&args, 0, 1);
   } else {
     exec_->run(run_attention_job, &args);
@@ -413,7 +414,7 @@ Status Model::run_layers(uint32_t begin, uint32_t end, uint32_t pos, float* x) {
     matmul(w.wv, buf_.xb, &xq, buf_.v);
     rope(buf_.rope_cs, buf_.q, buf_.k);
     kv_.store(l - layer_begin_, pos, buf_.k, buf_.v);
-    attention(l - layer_begin_, pos, buf_.q, buf_.xb);
+    attention(l - layer_begin_, pos, 1, buf_.q, buf_.xb);
     quantize(buf_.xb, dim, &xq, buf_.xq_q, buf_.xq_s, buf_.xq_sum);
     matmul(w.wo, buf_.xb, &xq, buf_.xb2);
     for (uint32_t i = 0; i < dim; i++) x[i] = x[i] + buf_.xb2[i];
@@ -475,6 +476,10 @@ void Model::quantize_batch(const float* src, uint32_t len, uint32_t n, bool hidd
 // run_layers for n positions at once: the same steps in the same order per position; each
 // matmul reads a weight row once for all n (MatmulInput::batch). Every position's K and V are
 // stored before any attends, and position pos+i attends only to t <= pos+i, as token by token.
+// One SwiGLU element costs about as much as this many matmul MACs (an exp_f32, a division),
+// for the min_parallel_macs threshold.
+constexpr uint64_t kSwigluCost = 16;
+
 Status Model::run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint32_t n, float* x) {
   if (begin > end || begin < layer_begin_ || end > layer_end_) return Status::kNotInImage;
   if (n == 0 || n > prompt_batch_ || (n > 1 && bat_.x == nullptr)) return Status::kBadArgument;
@@ -502,9 +507,7 @@ Status Model::run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint3
       rope(b.rope_cs + (size_t)i * hs, b.q + (size_t)i * dim, b.k + (size_t)i * kv_dim);
       kv_.store(ll, pos + i, b.k + (size_t)i * kv_dim, b.v + (size_t)i * kv_dim);
     }
-    for (uint32_t i = 0; i < n; i++) {
-      attention(ll, pos + i, b.q + (size_t)i * dim, b.xb + (size_t)i * dim);
-    }
+    attention(ll, pos, n, b.q, b.xb);  // one dispatch for all n positions
     quantize_rows(b.xb, dim, false);
     matmul(w.wo, b.xb, b.xq, b.xb2, n);
     for (size_t i = 0; i < (size_t)n * dim; i++) x[i] = x[i] + b.xb2[i];
@@ -514,9 +517,17 @@ Status Model::run_layers_batch(uint32_t begin, uint32_t end, uint32_t pos, uint3
     quantize_rows(b.xb, dim, false);
     matmul(w.w1, b.xb, b.xq, b.hb, n);
     matmul(w.w3, b.xb, b.xq, b.hb2, n);
-    for (size_t i = 0; i < (size_t)n * hidden; i++) {
-      const float h1 = b.hb[i];
-      b.hb[i] = (h1 * (1.0f / (1.0f + exp_f32(-h1)))) * b.hb2[i];
+    // SwiGLU over all n positions, split over the workers (elementwise: same bits).
+    auto swiglu = [&](uint32_t i0, uint32_t i1) {
+      for (uint32_t i = i0; i < i1; i++) {
+        const float h1 = b.hb[i];
+        b.hb[i] = (h1 * (1.0f / (1.0f + exp_f32(-h1)))) * b.hb2[i];
+      }
+    };
+    if ((uint64_t)n * hidden * kSwigluCost < min_parallel_macs_) {
+      swiglu(0, n * hidden);
+    } else {
+      parallel_for(exec_, n * hidden, 64, swiglu);
     }
     quantize_rows(b.hb, hidden, true);
     matmul(w.w2, b.hb, b.hq, b.xb, n);

@@ -98,7 +98,8 @@ class Model {
   void quantize(const float* x, uint32_t n, QuantizedInput* out, int8_t* q, float* s, int32_t* qs);
   void quantize_batch(const float* src, uint32_t len, uint32_t n, bool hidden_side);
   void rmsnorm(float* out, const float* x, const TensorView& w) const;
-  void attention(uint32_t local_layer, uint32_t pos, const float* q, float* out);
+  // Positions pos..pos+n-1 (their K and V already stored), q and out rows dim floats apart.
+  void attention(uint32_t local_layer, uint32_t pos, uint32_t n, const float* q, float* out);
   void rope_table(uint32_t pos, float* cs) const;
   void rope(const float* cs, float* q, float* k) const;
 
@@ -106,6 +107,7 @@ class Model {
   Executor* exec_ = nullptr;
   MatmulFn matmul_fn_ = nullptr;
   QuantizeFn quantize_fn_ = nullptr;
+  AttendFn attend_fn_ = nullptr;
   const char* kernel_name_ = "";
   ModelConfig config_;
   uint32_t group_ = 0;
