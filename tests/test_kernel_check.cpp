@@ -57,6 +57,12 @@ void wrong_q8_only(const TensorView& w, uint32_t g, const MatmulInput& in, float
   matmul_scalar32(w, g, in, out, stride, r0, r1);
   if (w.dtype == DType::kQ8 && g == 32 && r1 > r0) out[r0] = -out[r0] + 0.5f;
 }
+void wrong_in_wide_blocks(const TensorView& w, uint32_t g, const MatmulInput& in, float* out,
+                          uint32_t stride, uint32_t r0, uint32_t r1) {
+  // Right on short rows, wrong once a row holds a whole 4-group (512-bit) block, batch 1.
+  matmul_scalar32(w, g, in, out, stride, r0, r1);
+  if (w.dtype == DType::kQ4 && w.cols >= 4 * g && in.batch == 1 && r1 > r0) out[r1 - 1] *= 2.0f;
+}
 
 }  // namespace
 
@@ -86,7 +92,8 @@ TEST(KernelCheck, AWrongStandInFailsAndTheFallbackIsChosen) {
                      {"only the first batch vector", wrong_first_vector_only},
                      {"nibbles without the -8", wrong_signed_nibbles},
                      {"writes a row outside its range", wrong_writes_outside},
-                     {"wrong only for Q8", wrong_q8_only}};
+                     {"wrong only for Q8", wrong_q8_only},
+                     {"wrong only in whole 4-group blocks", wrong_in_wide_blocks}};
   for (const Bad& b : bad) {
     auto s = scratch();
     const KernelCheckResult r = check_kernel(b.fn, s.data(), s.size());
