@@ -704,14 +704,10 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
     const double macs = (double)n_mats * (double)sub.tokens *
                         (double)(layer_params + (uint64_t)c.vocab_size * c.dim);
     calib.measured_sensitivity = macs <= kMaxSensitivityMacs;
-    // With sequential compensation, measured in context: from the all-Q4 compensated model,
-    // the KL each matrix removes by going Q8 alone.
-    const bool in_context = sequential && calib.measured_sensitivity;
-    if (in_context && !run_sequential()) return false;
     std::vector<std::vector<float>> deq(mats.size());
     std::vector<CalibWeights> variants;
     std::vector<size_t> variant_of;
-    const CalibWeights base = in_context ? qw : CalibWeights::of(ck);
+    const CalibWeights base = CalibWeights::of(ck);
     uint64_t sdone = 0;
     for (size_t i = 0; i < mats.size(); i++) {
       const Mat& m = mats[i];
@@ -721,12 +717,10 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       encode(m, DType::kQ8, &q8_bytes[i]);
       const double extra = (double)q8_bytes[i].size() - (double)b4.size();
       if (calib.measured_sensitivity) {
-        const DType vt = in_context ? DType::kQ8 : DType::kQ4;
-        const std::vector<uint8_t>& vb = in_context ? q8_bytes[i] : b4;
         deq[i].resize((size_t)m.rows * m.cols);
-        const uint32_t stride = row_stride_bytes(vt, m.cols, opts.group);
+        const uint32_t stride = row_stride_bytes(DType::kQ4, m.cols, opts.group);
         for (uint32_t r = 0; r < m.rows; r++) {
-          decode_row(vb.data() + (size_t)r * stride, m.cols, vt, opts.group,
+          decode_row(b4.data() + (size_t)r * stride, m.cols, DType::kQ4, opts.group,
                      deq[i].data() + (size_t)r * m.cols);
         }
         CalibWeights v = base;
@@ -750,11 +744,8 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       auto kl_progress = [&](uint64_t done, uint64_t all) {
         if (progress) progress(done, all, "KL");
       };
-      if (in_context) variants.push_back(base);
       if (!measure_kl(ck, c, sub, variants, opts.threads, kl_progress, &kl, err)) return false;
-      for (size_t k = 0; k < gains.size(); k++) {
-        gains[k].per_byte = (in_context ? kl.back() - kl[k] : kl[k]) / gains[k].per_byte;
-      }
+      for (size_t k = 0; k < gains.size(); k++) gains[k].per_byte = kl[k] / gains[k].per_byte;
     }
     std::stable_sort(gains.begin(), gains.end(),
                      [](const Gain& a, const Gain& b) { return a.per_byte > b.per_byte; });
