@@ -449,7 +449,7 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
                   dt == DType::kF32 ? nullptr : importance_of(m));
   };
 
-  // Points the matrix of `m` in w (the embedding also as the shared classifier) at p.
+  // Points the matrix of `m` in cw (the embedding also as the shared classifier) at p.
   auto set_matrix = [&](CalibWeights* cw, const Mat& m, const float* p) {
     switch (m.kind) {
       case TensorKind::kTokEmbedding:
@@ -485,133 +485,14 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
     }
   };
 
-  std::vector<DType> dtypes(mats.size());
-  std::vector<std::vector<uint8_t>> q8_bytes(mats.size());
-  for (size_t i = 0; i < mats.size(); i++) dtypes[i] = is_norm(mats[i]) ? DType::kF32 : mdt;
-
-  // Sequential compensation (small models, --gptq): the matrices are quantized (at the types
-  // in dtypes) in the order the model runs them, each one fitted to reproduce the f32
-  // model's output from the inputs the model quantized so far gives it (the embedding first,
-  // as the layers read it), so later matrices absorb the error of earlier ones.
-  // ||Ŵx̃ - Wx||² = (Ŵ - W*) G̃ (Ŵ - W*)ᵀ + const, with G̃ = E[x̃x̃ᵀ], C = E[x x̃ᵀ] and
-  // W* = (W C + λW)(G̃ + λI)⁻¹ (λ keeps W* near W where the text says little), so each
-  // matrix is encoded as before from W* under G̃.
   uint64_t layer_params = 0, site_floats = (uint64_t)d;
   for (const Mat& m : mats) {
     if (m.layer != kNoLayer) layer_params += (uint64_t)m.rows * m.cols;
   }
   for (const std::vector<double>& m : stats.msq) site_floats += m.size();
-  // One forward pass up to each site (half the layers on average) per site.
-  const double seq_macs = (double)final_site * (double)text.tokens * (double)layer_params / 2;
-  const bool sequential = opts.error_compensation && seq_macs <= kMaxSequentialMacs &&
-                          (double)text.tokens * (double)site_floats * 4 <= kMaxSequentialBytes;
-  const double seq_damp = kSequentialDamp;
-  CalibWeights qw;                       // the quantized model so far (dequantized matrices)
-  std::vector<std::vector<float>> deqs;  // their storage
-  SiteActivations ref;                   // the f32 model's inputs at every site
-  std::vector<std::vector<double>> msq0, gram0;  // the f32 model's statistics
-  if (sequential) {
-    if (!record_sites(ck, c, text, opts.threads, &ref, err)) return false;
-    msq0 = stats.msq;
-    gram0 = stats.gram;
-  }
-  auto run_sequential = [&]() -> bool {
-    target = ck;
-    src = &target;
-    stats.msq = msq0;
-    stats.gram = gram0;
-    for (size_t i = 0; i < msq0.size(); i++) site_imp[i] = importance_from(msq0[i]);
-    for (std::vector<double>& f : factors) f.clear();
-    for (std::vector<uint32_t>& o : orders) o.clear();
-    qw = CalibWeights::of(ck);
-    deqs.assign(mats.size(), {});
-    auto quantize_into = [&](size_t i) {
-      const Mat& m = mats[i];
-      const DType dt = dtypes[i];
-      std::vector<uint8_t> b;
-      encode(m, dt, &b);
-      deqs[i].resize((size_t)m.rows * m.cols);
-      const uint32_t stride = row_stride_bytes(dt, m.cols, opts.group);
-      for (uint32_t r = 0; r < m.rows; r++) {
-        decode_row(b.data() + (size_t)r * stride, m.cols, dt, opts.group,
-                   deqs[i].data() + (size_t)r * m.cols);
-      }
-      set_matrix(&qw, m, deqs[i].data());
-    };
-    quantize_into(0);  // the token embedding
-    std::vector<double> gq, cr;
-    for (int64_t site = 0; site < final_site; site++) {
-      if (!collect_site_pair(ck, c, text, qw, (size_t)site, ref, opts.threads, &gq, &cr, err)) {
-        return false;
-      }
-      const uint32_t n = (uint32_t)stats.msq[(size_t)site].size();
-      // Cholesky factor of G̃ + λI (lower, in place).
-      std::vector<double> a(gq);
-      double mean = 0;
-      for (uint32_t j = 0; j < n; j++) mean += gq[(size_t)j * n + j];
-      mean = mean > 0 ? mean / n : 1.0;
-      const double lambda = seq_damp * mean;
-      for (uint32_t j = 0; j < n; j++) a[(size_t)j * n + j] += lambda;
-      bool spd = true;
-      for (uint32_t j = 0; j < n && spd; j++) {
-        for (uint32_t i = j; i < n; i++) {
-          double v = a[(size_t)i * n + j];
-          for (uint32_t k = 0; k < j; k++) v -= a[(size_t)i * n + k] * a[(size_t)j * n + k];
-          if (i == j) {
-            if (!(v > 0)) {
-              spd = false;
-              break;
-            }
-            a[(size_t)j * n + j] = std::sqrt(v);
-          } else {
-            a[(size_t)i * n + j] = v / a[(size_t)j * n + j];
-          }
-        }
-      }
-      for (size_t i = 0; i < mats.size(); i++) {
-        const Mat& m = mats[i];
-        if (is_norm(m) || m.layer == kNoLayer || site_of(m) != site) continue;
-        if (spd) {
-          std::vector<double> y(n);
-          for (uint32_t r = 0; r < m.rows; r++) {
-            const float* wr = ck.ptr(m.off) + (size_t)r * n;
-            for (uint32_t j = 0; j < n; j++) {
-              double v = lambda * (double)wr[j];
-              for (uint32_t k = 0; k < n; k++) v += (double)wr[k] * cr[(size_t)k * n + j];
-              y[j] = v;
-            }
-            for (uint32_t j = 0; j < n; j++) {  // L z = y
-              double v = y[j];
-              for (uint32_t k = 0; k < j; k++) v -= a[(size_t)j * n + k] * y[k];
-              y[j] = v / a[(size_t)j * n + j];
-            }
-            for (uint32_t j = n; j-- > 0;) {  // Lᵀ w* = z
-              double v = y[j];
-              for (uint32_t k = j + 1; k < n; k++) v -= a[(size_t)k * n + j] * y[k];
-              y[j] = v / a[(size_t)j * n + j];
-            }
-            float* tr = target.data.data() + m.off + (size_t)r * n;
-            for (uint32_t j = 0; j < n; j++) tr[j] = (float)y[j];
-          }
-        }
-      }
-      if (spd) {
-        std::vector<double> msq(n);
-        for (uint32_t j = 0; j < n; j++) msq[j] = gq[(size_t)j * n + j];
-        stats.msq[(size_t)site] = msq;
-        stats.gram[(size_t)site] = gq;
-        site_imp[(size_t)site] = importance_from(msq);
-        factors[(size_t)site].clear();  // computed again from G̃ when first needed
-        orders[(size_t)site].clear();
-      }
-      for (size_t i = 0; i < mats.size(); i++) {
-        const Mat& m = mats[i];
-        if (!is_norm(m) && m.layer != kNoLayer && site_of(m) == site) quantize_into(i);
-      }
-      if (progress) progress((uint64_t)site + 1, (uint64_t)final_site, "sequential");
-    }
-    return true;
-  };
+  std::vector<DType> dtypes(mats.size());
+  std::vector<std::vector<uint8_t>> q8_bytes(mats.size());
+  for (size_t i = 0; i < mats.size(); i++) dtypes[i] = is_norm(mats[i]) ? DType::kF32 : mdt;
 
   // Mixed precision under a byte budget: every matrix starts Q4; the ones whose Q8 encoding
   // removes the most calibration-weighted error per extra byte go Q8 while the image fits.
@@ -758,9 +639,110 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
     }
   }
 
+  // Sequential compensation (small models, --gptq): the matrices are quantized (at the types
+  // chosen above) in the order the model runs them, each one fitted to reproduce the f32
+  // model's output from the inputs the model quantized so far gives it (the embedding first,
+  // as the layers read it), so later matrices absorb the error of earlier ones.
+  // ||Ŵx̃ - Wx||² = (Ŵ - W*) G̃ (Ŵ - W*)ᵀ + const, with G̃ = E[x̃x̃ᵀ], C = E[x x̃ᵀ] and
+  // W* = (W C + λW)(G̃ + λI)⁻¹ (λ keeps W* near W where the text says little), so each
+  // matrix is encoded as before from W* under G̃.
+  // One forward pass up to each site (half the layers on average) per site.
+  const double seq_macs = (double)final_site * (double)text.tokens * (double)layer_params / 2;
+  const bool sequential = opts.error_compensation && seq_macs <= kMaxSequentialMacs &&
+                          (double)text.tokens * (double)site_floats * 4 <= kMaxSequentialBytes;
   if (sequential) {
     for (std::vector<uint8_t>& b : q8_bytes) std::vector<uint8_t>().swap(b);  // from W* now
-    if (!run_sequential()) return false;
+    SiteActivations ref;  // the f32 model's inputs at every site
+    if (!record_sites(ck, c, text, opts.threads, &ref, err)) return false;
+    target = ck;
+    src = &target;
+    CalibWeights qw = CalibWeights::of(ck);             // the model quantized so far (dequantized)
+    std::vector<std::vector<float>> deqs(mats.size());  // its matrices
+    auto quantize_into = [&](size_t i) {
+      const Mat& m = mats[i];
+      const DType dt = dtypes[i];
+      std::vector<uint8_t> b;
+      encode(m, dt, &b);
+      deqs[i].resize((size_t)m.rows * m.cols);
+      const uint32_t stride = row_stride_bytes(dt, m.cols, opts.group);
+      for (uint32_t r = 0; r < m.rows; r++) {
+        decode_row(b.data() + (size_t)r * stride, m.cols, dt, opts.group,
+                   deqs[i].data() + (size_t)r * m.cols);
+      }
+      set_matrix(&qw, m, deqs[i].data());
+    };
+    quantize_into(0);  // the token embedding
+    std::vector<double> gq, cr;
+    for (int64_t site = 0; site < final_site; site++) {
+      if (!collect_site_pair(ck, c, text, qw, (size_t)site, ref, opts.threads, &gq, &cr, err)) {
+        return false;
+      }
+      const uint32_t n = (uint32_t)stats.msq[(size_t)site].size();
+      // Cholesky factor of G̃ + λI (lower, in place).
+      std::vector<double> a(gq);
+      double mean = 0;
+      for (uint32_t j = 0; j < n; j++) mean += gq[(size_t)j * n + j];
+      mean = mean > 0 ? mean / n : 1.0;
+      const double lambda = kSequentialDamp * mean;
+      for (uint32_t j = 0; j < n; j++) a[(size_t)j * n + j] += lambda;
+      bool spd = true;
+      for (uint32_t j = 0; j < n && spd; j++) {
+        for (uint32_t i = j; i < n; i++) {
+          double v = a[(size_t)i * n + j];
+          for (uint32_t k = 0; k < j; k++) v -= a[(size_t)i * n + k] * a[(size_t)j * n + k];
+          if (i == j) {
+            if (!(v > 0)) {
+              spd = false;
+              break;
+            }
+            a[(size_t)j * n + j] = std::sqrt(v);
+          } else {
+            a[(size_t)i * n + j] = v / a[(size_t)j * n + j];
+          }
+        }
+      }
+      for (size_t i = 0; i < mats.size(); i++) {
+        const Mat& m = mats[i];
+        if (is_norm(m) || m.layer == kNoLayer || site_of(m) != site) continue;
+        if (spd) {
+          std::vector<double> y(n);
+          for (uint32_t r = 0; r < m.rows; r++) {
+            const float* wr = ck.ptr(m.off) + (size_t)r * n;
+            for (uint32_t j = 0; j < n; j++) {
+              double v = lambda * (double)wr[j];
+              for (uint32_t k = 0; k < n; k++) v += (double)wr[k] * cr[(size_t)k * n + j];
+              y[j] = v;
+            }
+            for (uint32_t j = 0; j < n; j++) {  // L z = y
+              double v = y[j];
+              for (uint32_t k = 0; k < j; k++) v -= a[(size_t)j * n + k] * y[k];
+              y[j] = v / a[(size_t)j * n + j];
+            }
+            for (uint32_t j = n; j-- > 0;) {  // Lᵀ w* = z
+              double v = y[j];
+              for (uint32_t k = j + 1; k < n; k++) v -= a[(size_t)k * n + j] * y[k];
+              y[j] = v / a[(size_t)j * n + j];
+            }
+            float* tr = target.data.data() + m.off + (size_t)r * n;
+            for (uint32_t j = 0; j < n; j++) tr[j] = (float)y[j];
+          }
+        }
+      }
+      if (spd) {
+        std::vector<double> msq(n);
+        for (uint32_t j = 0; j < n; j++) msq[j] = gq[(size_t)j * n + j];
+        stats.msq[(size_t)site] = msq;
+        stats.gram[(size_t)site] = gq;
+        site_imp[(size_t)site] = importance_from(msq);
+        factors[(size_t)site].clear();  // computed again from G̃ when first needed
+        orders[(size_t)site].clear();
+      }
+      for (size_t i = 0; i < mats.size(); i++) {
+        const Mat& m = mats[i];
+        if (!is_norm(m) && m.layer != kNoLayer && site_of(m) == site) quantize_into(i);
+      }
+      if (progress) progress((uint64_t)site + 1, (uint64_t)final_site, "sequential");
+    }
     calib.sequential = true;
   }
 
