@@ -200,6 +200,55 @@ TEST(Calibration, StatisticsAreMeanSquaresOfTheLayerInputs) {
     EXPECT_NEAR((*g)[j * mh.size() + j], mh[j], 1e-12 + 1e-9 * mh[j]);
 }
 
+// Sequential compensation's statistics: with the f32 model as the "variant", x̃ = x, so both
+// moments equal the plain Gram matrix at every site; with one matrix of layer 1 changed, the
+// sites it feeds see other inputs while the earlier sites do not.
+TEST(Calibration, PairedStatisticsFollowTheVariantFromWhereItDiffers) {
+  TempDir dir;
+  Synthetic m(dir);
+  Checkpoint ck;
+  TokenizerBlob tok;
+  std::string err;
+  ASSERT_TRUE(load_checkpoint(m.ckpt, &ck, &err)) << err;
+  ASSERT_TRUE(load_tokenizer_file(m.tok, ck.config.vocab_size, &tok, &err)) << err;
+  const std::string text = dir.file("t.txt");
+  write_text(text, kStories);
+  CalibText ct;
+  ASSERT_TRUE(load_calibration_text(text, tok, ck.config.seq_len, 100000, &ct, &err)) << err;
+  CalibStats st;
+  ASSERT_TRUE(collect_calibration(ck, ck.config, ct, true, 1, nullptr, &st, &err)) << err;
+  SiteActivations ref;
+  ASSERT_TRUE(record_sites(ck, ck.config, ct, 1, &ref, &err)) << err;
+  ASSERT_EQ(ref.site.size(), st.msq.size());
+  const CalibWeights same = CalibWeights::of(ck);
+  std::vector<double> g, x;
+  for (size_t site : {size_t(0), size_t(3), size_t(6)}) {
+    ASSERT_TRUE(collect_site_pair(ck, ck.config, ct, same, site, ref, 2, &g, &x, &err)) << err;
+    ASSERT_EQ(g.size(), st.gram[site].size());
+    for (size_t k = 0; k < g.size(); k++) {
+      EXPECT_NEAR(g[k], st.gram[site][k], 1e-9 * (1 + std::fabs(st.gram[site][k]))) << site;
+      EXPECT_EQ(g[k], x[k]) << site;
+    }
+  }
+  // wo of layer 1 scaled by 1.5: layer 1's attention output (site 5) is its input, unchanged;
+  // layer 1's FFN input (site 6) changes, and then x̃ differs from x there.
+  const uint32_t d = ck.config.dim;
+  std::vector<float> wo(ck.ptr(ck.wo + (size_t)d * d), ck.ptr(ck.wo + (size_t)d * d) + d * d);
+  for (float& v : wo) v *= 1.5f;
+  CalibWeights var = same;
+  var.layers[1].wo = wo.data();
+  ASSERT_TRUE(collect_site_pair(ck, ck.config, ct, var, 5, ref, 1, &g, &x, &err)) << err;
+  for (size_t k = 0; k < g.size(); k++) EXPECT_EQ(g[k], x[k]);
+  ASSERT_TRUE(collect_site_pair(ck, ck.config, ct, var, 6, ref, 1, &g, &x, &err)) << err;
+  double dg = 0, dx = 0;
+  for (size_t k = 0; k < g.size(); k++) {
+    dg += std::fabs(g[k] - st.gram[6][k]);
+    dx += std::fabs(g[k] - x[k]);
+  }
+  EXPECT_GT(dg, 1e-3) << "the changed wo must change the FFN input";
+  EXPECT_GT(dx, 1e-3) << "x̃ and x differ after the change";
+}
+
 // The classifier rows' metrics E[p_v x xᵀ] sum over the vocabulary to the classifier input's
 // Gram matrix (the probabilities sum to 1; tokens below 1e-9 are left out), and a row's
 // block weights positions by that token's probability, so blocks differ.
@@ -520,44 +569,50 @@ struct RealCalib : ::testing::Test {
 
 }  // namespace
 
-// Achieved today (eval text): calibrated q4 beats uncalibrated q4 at the same bytes on all
-// three measures, and mixed precision at <= 1.15x the q4 bytes beats both.
+// Importance-weighted scales alone (no compensation) beat plain q4 at the same bytes on all
+// three measures of the eval text.
 TEST_F(RealCalib, CalibratedQ4BeatsPlainQ4AtTheSameBytes) {
   const std::string f32 = make("f32.img", WeightType::kF32, false, false, 0);
   const std::string plain = make("q4.img", WeightType::kQ4, false, false, 0);
   const std::string imp = make("q4imp.img", WeightType::kQ4, true, false, 0);
+  EXPECT_EQ(llmwire::test::read_bytes(imp).size(), llmwire::test::read_bytes(plain).size());
+  const PerplexityResult p = score(plain, f32), i = score(imp, f32);
+  EXPECT_LT(i.perplexity, p.perplexity);
+  EXPECT_LT(i.mean_kl, p.mean_kl);
+  EXPECT_GT(i.top1_agreement, p.top1_agreement);
+}
+
+// The issue's targets on the eval text (calibrated on calib_stories260K.txt only): q4
+// `--calib --gptq` at the same bytes as plain q4 within +6% perplexity and KL <= 0.05, better
+// than plain q4 on all three measures (measured +4.60%, KL 0.0447). Mixed precision at <= 1.15x
+// the q4 bytes measures +3.002% against the issue's +3%: guarded here a little above that;
+// DISABLED_MixedPrecisionTarget checks the +3%.
+TEST_F(RealCalib, IssueTargets) {
+  const std::string f32 = make("f32.img", WeightType::kF32, false, false, 0);
+  const std::string plain = make("q4.img", WeightType::kQ4, false, false, 0);
   const std::string gptq = make("q4gptq.img", WeightType::kQ4, true, true, 0);
   const uint64_t q4_bytes = llmwire::test::read_bytes(plain).size();
-  EXPECT_EQ(llmwire::test::read_bytes(imp).size(), q4_bytes);
   EXPECT_EQ(llmwire::test::read_bytes(gptq).size(), q4_bytes);
-  const PerplexityResult p = score(plain, f32), i = score(imp, f32), g = score(gptq, f32);
-  for (const PerplexityResult* r : {&i, &g}) {
-    EXPECT_LT(r->perplexity, p.perplexity);
-    EXPECT_LT(r->mean_kl, p.mean_kl);
-    EXPECT_GT(r->top1_agreement, p.top1_agreement);
-  }
-  EXPECT_LT(g.perplexity, i.perplexity);
-  // Regression guards a little above what the method measures (docs/QUANTIZATION.md: +6.71%,
-  // KL 0.058; mixed +4.00%); the issue's targets are in DISABLED_IssueTargets.
-  EXPECT_LE(g.perplexity / g.ref_perplexity - 1, 0.07);
-  EXPECT_LE(g.mean_kl, 0.06);
+  const PerplexityResult p = score(plain, f32), g = score(gptq, f32);
+  EXPECT_LT(g.perplexity, p.perplexity);
+  EXPECT_LT(g.mean_kl, p.mean_kl);
+  EXPECT_GT(g.top1_agreement, p.top1_agreement);
+  EXPECT_LE(g.perplexity / g.ref_perplexity - 1, 0.06);
+  EXPECT_LE(g.mean_kl, 0.05);
   const std::string mixed = make("mixed.img", WeightType::kQ4, true, true, q4_bytes * 115 / 100);
   EXPECT_LE(llmwire::test::read_bytes(mixed).size(), q4_bytes * 115 / 100);
   const PerplexityResult x = score(mixed, f32);
   EXPECT_LT(x.perplexity, g.perplexity);
   EXPECT_LT(x.mean_kl, g.mean_kl);
-  EXPECT_LE(x.perplexity / x.ref_perplexity - 1, 0.045);
+  EXPECT_LE(x.perplexity / x.ref_perplexity - 1, 0.032);
 }
 
-// The issue's targets. Not met yet (see the closing note in docs/QUANTIZATION.md for the
-// measured figures): run with --gtest_also_run_disabled_tests to check progress.
-TEST_F(RealCalib, DISABLED_IssueTargets) {
+// The issue's mixed-precision target, not met yet (+3.002%): run with
+// --gtest_also_run_disabled_tests to check progress.
+TEST_F(RealCalib, DISABLED_MixedPrecisionTarget) {
   const std::string f32 = make("f32.img", WeightType::kF32, false, false, 0);
   const std::string plain = make("q4.img", WeightType::kQ4, false, false, 0);
   const uint64_t q4_bytes = llmwire::test::read_bytes(plain).size();
-  const PerplexityResult g = score(make("q4gptq.img", WeightType::kQ4, true, true, 0), f32);
-  EXPECT_LE(g.perplexity / g.ref_perplexity - 1, 0.06);
-  EXPECT_LE(g.mean_kl, 0.05);
   const PerplexityResult x =
       score(make("mixed.img", WeightType::kQ4, true, true, q4_bytes * 115 / 100), f32);
   EXPECT_LE(x.perplexity / x.ref_perplexity - 1, 0.03);

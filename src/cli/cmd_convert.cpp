@@ -70,13 +70,15 @@ void run(const Args& a) {
     // Calibration and the sensitivity pass are phases of their own, each from 0 to 100%.
     const std::string w = what;
     const std::string phase =
-        w == "calibration" || w == "sensitivity" || w == "KL" ? w : "converting";
+        w == "calibration" || w == "sensitivity" || w == "KL" || w == "sequential" ? w
+                                                                                   : "converting";
     if (phase != last_what) last_decile = -1;
     last_what = phase;
     if (phase == w) {
       what = phase == "calibration"   ? "running the f32 model over the text"
              : phase == "sensitivity" ? "each matrix at Q4 and Q8"
-                                      : "of the model with each matrix at Q4";
+             : phase == "sequential"  ? "fitting each matrix to the quantized inputs"
+                                      : "of the model with each matrix changed";
     }
     if (tty) {
       std::fprintf(stderr, "\r%-12s %3d%%  %-28s", (phase + ":").c_str(), pct, what);
@@ -106,7 +108,11 @@ void run(const Args& a) {
                 r.calib.tokens ? 100.0 * r.calib.byte_fallback_tokens / r.calib.tokens : 0.0,
                 r.calib.text_crc);
     std::printf(
-        "method: importance-weighted scales%s%s\n", a.gptq ? ", GPTQ-style error compensation" : "",
+        "method: importance-weighted scales%s%s\n",
+        !a.gptq              ? ""
+        : r.calib.sequential ? ", GPTQ-style error compensation, sequential (each matrix fitted to "
+                               "the inputs of the model quantized before it)"
+                             : ", GPTQ-style error compensation",
         a.budget || !a.fit.empty()
             ? (", mixed precision: " + std::to_string(r.calib.q8_matrices) + " of " +
                std::to_string(r.calib.matrices) + " matrices Q8, chosen by " +
@@ -194,7 +200,9 @@ void add_convert_command(CLI::App& app) {
       ->check(CLI::Range((uint64_t)64, (uint64_t)1 << 24));
   cmd->add_flag("--gptq", a.gptq,
                 "with --calib: GPTQ-style error compensation within each row's groups (collects "
-                "the input Gram matrices: slower, more memory)");
+                "the input Gram matrices: slower, more memory); on small models (stories260K) "
+                "sequential: each matrix is fitted to reproduce the f32 model's output from the "
+                "inputs the model quantized before it gives it");
   cmd->add_option("--budget", a.budget,
                   "with --calib and --quant q4: image size limit in bytes; the matrices whose Q8 "
                   "encoding helps most per extra byte become Q8 while the image fits")

@@ -1,6 +1,7 @@
 #include "tools/calibrate.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -293,6 +294,7 @@ struct ChunkForward {
   const ModelConfig& c;
   const CalibWeights& w;
   unsigned threads;
+  size_t stop = SIZE_MAX;  // the site after which run() returns (no logits then)
   std::vector<float> freq, x, xb, xb2, q, k, v, h1, h3, att;
 
   ChunkForward(const Checkpoint& ck_, const ModelConfig& c_, const CalibWeights& w_,
@@ -333,6 +335,7 @@ struct ChunkForward {
         rmsnorm(&xb[(size_t)t * d], &x[(size_t)t * d], ck.ptr(ck.rms_att + (size_t)l * d), d, eps);
       }
       site(sbase + (uint32_t)CalibSite::kAttnIn, xb.data(), T, d);
+      if (sbase + (uint32_t)CalibSite::kAttnIn == stop) return;
       matmul(lw.wq, d, d, xb.data(), T, q.data(), threads);
       matmul(lw.wk, kvd, d, xb.data(), T, k.data(), threads);
       matmul(lw.wv, kvd, d, xb.data(), T, v.data(), threads);
@@ -379,6 +382,7 @@ struct ChunkForward {
         }
       }
       site(sbase + (uint32_t)CalibSite::kAttnOut, xb2.data(), T, d);
+      if (sbase + (uint32_t)CalibSite::kAttnOut == stop) return;
       matmul(lw.wo, d, d, xb2.data(), T, xb.data(), threads);
       for (size_t i = 0; i < (size_t)T * d; i++) x[i] += xb[i];
       // FFN.
@@ -386,6 +390,7 @@ struct ChunkForward {
         rmsnorm(&xb[(size_t)t * d], &x[(size_t)t * d], ck.ptr(ck.rms_ffn + (size_t)l * d), d, eps);
       }
       site(sbase + (uint32_t)CalibSite::kFfnIn, xb.data(), T, d);
+      if (sbase + (uint32_t)CalibSite::kFfnIn == stop) return;
       matmul(lw.w1, hd, d, xb.data(), T, h1.data(), threads);
       matmul(lw.w3, hd, d, xb.data(), T, h3.data(), threads);
       for (size_t i = 0; i < (size_t)T * hd; i++) {
@@ -393,6 +398,7 @@ struct ChunkForward {
         h1[i] = (a * (1.0f / (1.0f + exp_f32(-a)))) * h3[i];
       }
       site(sbase + (uint32_t)CalibSite::kFfnHidden, h1.data(), T, hd);
+      if (sbase + (uint32_t)CalibSite::kFfnHidden == stop) return;
       matmul(lw.w2, d, hd, h1.data(), T, xb.data(), threads);
       for (size_t i = 0; i < (size_t)T * d; i++) x[i] += xb[i];
     }
@@ -535,6 +541,81 @@ bool collect_calibration(const Checkpoint& ck, const ModelConfig& c, const Calib
     }
   }
   *out = std::move(st);
+  return true;
+}
+
+bool record_sites(const Checkpoint& ck, const ModelConfig& c, const CalibText& text,
+                  unsigned threads, SiteActivations* out, std::string* err) {
+  threads = thread_count(threads);
+  if (!check_chunks(c, text, err)) return false;
+  const uint32_t sites = c.n_layers * kCalibSitesPerLayer + 1;
+  uint32_t max_t = 0;
+  for (const std::vector<int32_t>& ch : text.chunks) max_t = std::max<uint32_t>(max_t, ch.size());
+  const CalibWeights w = CalibWeights::of(ck);
+  ChunkForward fw(ck, c, w, threads, max_t);
+  out->site.assign(sites, {});
+  for (const std::vector<int32_t>& ch : text.chunks) {
+    fw.run(
+        ch,
+        [&](size_t i, const float* a, uint32_t rows, uint32_t n) {
+          out->site[i].insert(out->site[i].end(), a, a + (size_t)rows * n);
+        },
+        nullptr);
+  }
+  return true;
+}
+
+bool collect_site_pair(const Checkpoint& ck, const ModelConfig& c, const CalibText& text,
+                       const CalibWeights& variant, size_t site, const SiteActivations& ref,
+                       unsigned threads, std::vector<double>* gram, std::vector<double>* cross,
+                       std::string* err) {
+  threads = thread_count(threads);
+  if (!check_chunks(c, text, err)) return false;
+  const uint32_t L = c.n_layers;
+  const uint32_t n = site < (size_t)L * kCalibSitesPerLayer &&
+                             site % kCalibSitesPerLayer == (uint32_t)CalibSite::kFfnHidden
+                         ? c.hidden_dim
+                         : c.dim;
+  uint32_t max_t = 0;
+  for (const std::vector<int32_t>& ch : text.chunks) max_t = std::max<uint32_t>(max_t, ch.size());
+  if (site >= ref.site.size() || ref.site[site].size() != (size_t)text.tokens * n) {
+    *err = "calibration activations do not match the text";
+    return false;
+  }
+  ChunkForward var(ck, c, variant, threads, max_t);
+  var.stop = site;
+  std::vector<float> xv((size_t)max_t * n);
+  auto capture = [&](size_t i, const float* a, uint32_t rows, uint32_t cols) {
+    if (i == site) memcpy(xv.data(), a, (size_t)rows * cols * sizeof(float));
+  };
+  gram->assign((size_t)n * n, 0.0);
+  cross->assign((size_t)n * n, 0.0);
+  uint64_t done = 0;
+  for (const std::vector<int32_t>& ch : text.chunks) {
+    const uint32_t T = (uint32_t)ch.size();
+    var.run(ch, capture, nullptr);
+    const float* xr = &ref.site[site][(size_t)done * n];
+    // Rows of the moments split over threads; tokens summed in order.
+    parallel_ranges(n, (uint64_t)T * n * n < (1u << 20) ? 1 : threads,
+                    [&](uint32_t i0, uint32_t i1) {
+                      for (uint32_t i = i0; i < i1; i++) {
+                        double* gi = &(*gram)[(size_t)i * n];
+                        double* ci = &(*cross)[(size_t)i * n];
+                        for (uint32_t t = 0; t < T; t++) {
+                          const float* v = &xv[(size_t)t * n];
+                          const double a = (double)v[i], b = (double)xr[(size_t)t * n + i];
+                          for (uint32_t k = 0; k < n; k++) {
+                            gi[k] += a * (double)v[k];
+                            ci[k] += b * (double)v[k];
+                          }
+                        }
+                      }
+                    });
+    done += T;
+  }
+  const double inv = 1.0 / (double)(done ? done : 1);
+  for (double& v : *gram) v *= inv;
+  for (double& v : *cross) v *= inv;
   return true;
 }
 

@@ -88,6 +88,23 @@ bool collect_calibration(const Checkpoint& ck, const ModelConfig& c, const Calib
                          bool gram, unsigned threads, const CalibProgressFn& progress,
                          CalibStats* out, std::string* err);
 
+// The f32 model's input at every site (CalibStats index) for every calibration token, in
+// text order: site[i] is tokens x n floats. For small models (it holds them all).
+struct SiteActivations {
+  std::vector<std::vector<float>> site;
+};
+bool record_sites(const Checkpoint& ck, const ModelConfig& c, const CalibText& text,
+                  unsigned threads, SiteActivations* out, std::string* err);
+
+// Runs a variant of the checkpoint over the text and collects, at one site, its input Gram
+// matrix E[x̃ x̃ᵀ] and the cross moment E[x x̃ᵀ] with the f32 model's input x there (from
+// `ref`), both n*n row-major: what error compensation needs to make a quantized matrix
+// reproduce the f32 model's output from the inputs the quantized model actually gives it.
+bool collect_site_pair(const Checkpoint& ck, const ModelConfig& c, const CalibText& text,
+                       const CalibWeights& variant, size_t site, const SiteActivations& ref,
+                       unsigned threads, std::vector<double>* gram, std::vector<double>* cross,
+                       std::string* err);
+
 // Mean KL(f32 || variant) per predicted position of the text, for each weight variant: the
 // measured sensitivity of the model to a change of some of its matrices.
 bool measure_kl(const Checkpoint& ck, const ModelConfig& c, const CalibText& text,

@@ -80,6 +80,12 @@ constexpr double kClassifierRowEmbeddingDamp = 0.1;
 // measurement costs at most kMaxSensitivityMacs multiply-adds (small models).
 constexpr uint64_t kSensitivityTokens = 2048;
 constexpr double kMaxSensitivityMacs = 5e10;
+// Sequential compensation when its forward passes cost at most this many multiply-adds and
+// the f32 model's activations at every site take at most this many bytes (small models).
+constexpr double kMaxSequentialMacs = 5e10, kMaxSequentialBytes = 512e6;
+// Sequential compensation's λ, relative to the mean diagonal of G̃ (chosen on held-out
+// halves of the calibration text: docs/QUANTIZATION.md).
+constexpr double kSequentialDamp = 0.03;
 
 std::vector<double> importance_from(const std::vector<double>& msq) {
   double mean = 0;
@@ -367,6 +373,10 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
     if (site < 0) return nullptr;
     return m.kind == TensorKind::kTokEmbedding ? emb_imp.data() : site_imp[(size_t)site].data();
   };
+  // The f32 weights the encoder quantizes: the checkpoint's, or (sequential compensation) a
+  // copy whose matrices are the targets that absorb the upstream quantization error.
+  Checkpoint target;
+  const Checkpoint* src = &ck;
   // GPTQ factors and column orders per calibration site, computed when first needed. The
   // shared embedding's dampening is heavier: it stands for its plain use as the embedding.
   std::vector<std::vector<double>> factors(stats.gram.size());
@@ -396,7 +406,7 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       std::stable_sort(ord.begin(), ord.end(), [&](uint32_t a, uint32_t b) {
         return h[(size_t)a * n + a] > h[(size_t)b * n + b];
       });
-      const float* wr = ck.ptr(m.off) + (size_t)v * n;
+      const float* wr = src->ptr(m.off) + (size_t)v * n;
       uint8_t* out = bytes->data() + (size_t)v * stride;
       if (gptq_factor(h.data(), n, ord.data(), 0.0, &u)) {
         encode_row_gptq(wr, n, dt, g, u.data(), ord.data(), h.data(), imp.data(), out);
@@ -429,21 +439,63 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       // matrix gets the importance-weighted scales without compensation.
       if (u.empty()) gptq_factor(stats.gram[(size_t)site].data(), m.cols, ord.data(), damp, &u);
       if (!u.empty()) {
-        encode_matrix_gptq(ck.ptr(m.off), m.rows, m.cols, dt, g, u.data(), ord.data(),
+        encode_matrix_gptq(src->ptr(m.off), m.rows, m.cols, dt, g, u.data(), ord.data(),
                            stats.gram[(size_t)site].data(), importance_of(m), bytes->data(),
                            opts.threads);
         return;
       }
     }
-    encode_matrix(ck.ptr(m.off), m.rows, m.cols, dt, g, bytes->data(), opts.threads,
+    encode_matrix(src->ptr(m.off), m.rows, m.cols, dt, g, bytes->data(), opts.threads,
                   dt == DType::kF32 ? nullptr : importance_of(m));
   };
 
-  // Mixed precision under a byte budget: every matrix starts Q4; the ones whose Q8 encoding
-  // removes the most calibration-weighted error per extra byte go Q8 while the image fits.
+  // Points the matrix of `m` in cw (the embedding also as the shared classifier) at p.
+  auto set_matrix = [&](CalibWeights* cw, const Mat& m, const float* p) {
+    switch (m.kind) {
+      case TensorKind::kTokEmbedding:
+        cw->tok_emb = p;
+        if (c.shared_classifier) cw->wcls = p;
+        break;
+      case TensorKind::kClassifier:
+        cw->wcls = p;
+        break;
+      case TensorKind::kWq:
+        cw->layers[m.layer].wq = p;
+        break;
+      case TensorKind::kWk:
+        cw->layers[m.layer].wk = p;
+        break;
+      case TensorKind::kWv:
+        cw->layers[m.layer].wv = p;
+        break;
+      case TensorKind::kWo:
+        cw->layers[m.layer].wo = p;
+        break;
+      case TensorKind::kW1:
+        cw->layers[m.layer].w1 = p;
+        break;
+      case TensorKind::kW2:
+        cw->layers[m.layer].w2 = p;
+        break;
+      case TensorKind::kW3:
+        cw->layers[m.layer].w3 = p;
+        break;
+      default:
+        break;
+    }
+  };
+
+  uint64_t layer_params = 0, site_floats = (uint64_t)d;
+  for (const Mat& m : mats) {
+    if (m.layer != kNoLayer) layer_params += (uint64_t)m.rows * m.cols;
+  }
+  for (const std::vector<double>& m : stats.msq) site_floats += m.size();
   std::vector<DType> dtypes(mats.size());
   std::vector<std::vector<uint8_t>> q8_bytes(mats.size());
   for (size_t i = 0; i < mats.size(); i++) dtypes[i] = is_norm(mats[i]) ? DType::kF32 : mdt;
+
+  // Mixed precision under a byte budget: every matrix starts Q4; the ones whose Q8 encoding
+  // removes the most calibration-weighted error per extra byte go Q8 while the image fits.
   if (opts.budget_bytes || fit) {
     const size_t tok_tensors = w.entries().size();
     uint64_t tok_end =
@@ -526,10 +578,9 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
       sub.chunks.push_back(ch);
       sub.tokens += ch.size();
     }
-    uint64_t layer_params = 0, n_mats = 0;
+    uint64_t n_mats = 0;
     for (const Mat& m : mats) {
       if (!is_norm(m)) n_mats++;
-      if (m.layer != kNoLayer) layer_params += (uint64_t)m.rows * m.cols;
     }
     const double macs = (double)n_mats * (double)sub.tokens *
                         (double)(layer_params + (uint64_t)c.vocab_size * c.dim);
@@ -554,47 +605,15 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
                      deq[i].data() + (size_t)r * m.cols);
         }
         CalibWeights v = base;
-        const float* p = deq[i].data();
-        switch (m.kind) {
-          case TensorKind::kTokEmbedding:
-            v.tok_emb = p;
-            if (c.shared_classifier) v.wcls = p;
-            break;
-          case TensorKind::kClassifier:
-            v.wcls = p;
-            break;
-          case TensorKind::kWq:
-            v.layers[m.layer].wq = p;
-            break;
-          case TensorKind::kWk:
-            v.layers[m.layer].wk = p;
-            break;
-          case TensorKind::kWv:
-            v.layers[m.layer].wv = p;
-            break;
-          case TensorKind::kWo:
-            v.layers[m.layer].wo = p;
-            break;
-          case TensorKind::kW1:
-            v.layers[m.layer].w1 = p;
-            break;
-          case TensorKind::kW2:
-            v.layers[m.layer].w2 = p;
-            break;
-          case TensorKind::kW3:
-            v.layers[m.layer].w3 = p;
-            break;
-          default:
-            break;
-        }
+        set_matrix(&v, m, deq[i].data());
         variants.push_back(v);
         variant_of.push_back(i);
         gains.push_back({extra, i});  // filled in below
       } else {
         const double* imp = importance_of(m);
         const double e4 =
-            weighted_error(ck.ptr(m.off), m.rows, m.cols, DType::kQ4, opts.group, b4.data(), imp);
-        const double e8 = weighted_error(ck.ptr(m.off), m.rows, m.cols, DType::kQ8, opts.group,
+            weighted_error(src->ptr(m.off), m.rows, m.cols, DType::kQ4, opts.group, b4.data(), imp);
+        const double e8 = weighted_error(src->ptr(m.off), m.rows, m.cols, DType::kQ8, opts.group,
                                          q8_bytes[i].data(), imp);
         gains.push_back({(e4 - e8) / extra, i});
       }
@@ -618,6 +637,113 @@ bool convert_checkpoint(const ConvertOptions& opts, ConvertReport* report,
     for (size_t i = 0; i < mats.size(); i++) {
       if (dtypes[i] != DType::kQ8) std::vector<uint8_t>().swap(q8_bytes[i]);
     }
+  }
+
+  // Sequential compensation (small models, --gptq): the matrices are quantized (at the types
+  // chosen above) in the order the model runs them, each one fitted to reproduce the f32
+  // model's output from the inputs the model quantized so far gives it (the embedding first,
+  // as the layers read it), so later matrices absorb the error of earlier ones.
+  // ||Ŵx̃ - Wx||² = (Ŵ - W*) G̃ (Ŵ - W*)ᵀ + const, with G̃ = E[x̃x̃ᵀ], C = E[x x̃ᵀ] and
+  // W* = (W C + λW)(G̃ + λI)⁻¹ (λ keeps W* near W where the text says little), so each
+  // matrix is encoded as before from W* under G̃.
+  // One forward pass up to each site (half the layers on average) per site.
+  const double seq_macs = (double)final_site * (double)text.tokens * (double)layer_params / 2;
+  const bool sequential = opts.error_compensation && seq_macs <= kMaxSequentialMacs &&
+                          (double)text.tokens * (double)site_floats * 4 <= kMaxSequentialBytes;
+  if (sequential) {
+    for (std::vector<uint8_t>& b : q8_bytes) std::vector<uint8_t>().swap(b);  // from W* now
+    SiteActivations ref;  // the f32 model's inputs at every site
+    if (!record_sites(ck, c, text, opts.threads, &ref, err)) return false;
+    target = ck;
+    src = &target;
+    CalibWeights qw = CalibWeights::of(ck);             // the model quantized so far (dequantized)
+    std::vector<std::vector<float>> deqs(mats.size());  // its matrices
+    auto quantize_into = [&](size_t i) {
+      const Mat& m = mats[i];
+      const DType dt = dtypes[i];
+      std::vector<uint8_t> b;
+      encode(m, dt, &b);
+      deqs[i].resize((size_t)m.rows * m.cols);
+      const uint32_t stride = row_stride_bytes(dt, m.cols, opts.group);
+      for (uint32_t r = 0; r < m.rows; r++) {
+        decode_row(b.data() + (size_t)r * stride, m.cols, dt, opts.group,
+                   deqs[i].data() + (size_t)r * m.cols);
+      }
+      set_matrix(&qw, m, deqs[i].data());
+    };
+    quantize_into(0);  // the token embedding
+    std::vector<double> gq, cr;
+    for (int64_t site = 0; site < final_site; site++) {
+      if (!collect_site_pair(ck, c, text, qw, (size_t)site, ref, opts.threads, &gq, &cr, err)) {
+        return false;
+      }
+      const uint32_t n = (uint32_t)stats.msq[(size_t)site].size();
+      // Cholesky factor of G̃ + λI (lower, in place).
+      std::vector<double> a(gq);
+      double mean = 0;
+      for (uint32_t j = 0; j < n; j++) mean += gq[(size_t)j * n + j];
+      mean = mean > 0 ? mean / n : 1.0;
+      const double lambda = kSequentialDamp * mean;
+      for (uint32_t j = 0; j < n; j++) a[(size_t)j * n + j] += lambda;
+      bool spd = true;
+      for (uint32_t j = 0; j < n && spd; j++) {
+        for (uint32_t i = j; i < n; i++) {
+          double v = a[(size_t)i * n + j];
+          for (uint32_t k = 0; k < j; k++) v -= a[(size_t)i * n + k] * a[(size_t)j * n + k];
+          if (i == j) {
+            if (!(v > 0)) {
+              spd = false;
+              break;
+            }
+            a[(size_t)j * n + j] = std::sqrt(v);
+          } else {
+            a[(size_t)i * n + j] = v / a[(size_t)j * n + j];
+          }
+        }
+      }
+      for (size_t i = 0; i < mats.size(); i++) {
+        const Mat& m = mats[i];
+        if (is_norm(m) || m.layer == kNoLayer || site_of(m) != site) continue;
+        if (spd) {
+          std::vector<double> y(n);
+          for (uint32_t r = 0; r < m.rows; r++) {
+            const float* wr = ck.ptr(m.off) + (size_t)r * n;
+            for (uint32_t j = 0; j < n; j++) {
+              double v = lambda * (double)wr[j];
+              for (uint32_t k = 0; k < n; k++) v += (double)wr[k] * cr[(size_t)k * n + j];
+              y[j] = v;
+            }
+            for (uint32_t j = 0; j < n; j++) {  // L z = y
+              double v = y[j];
+              for (uint32_t k = 0; k < j; k++) v -= a[(size_t)j * n + k] * y[k];
+              y[j] = v / a[(size_t)j * n + j];
+            }
+            for (uint32_t j = n; j-- > 0;) {  // Lᵀ w* = z
+              double v = y[j];
+              for (uint32_t k = j + 1; k < n; k++) v -= a[(size_t)k * n + j] * y[k];
+              y[j] = v / a[(size_t)j * n + j];
+            }
+            float* tr = target.data.data() + m.off + (size_t)r * n;
+            for (uint32_t j = 0; j < n; j++) tr[j] = (float)y[j];
+          }
+        }
+      }
+      if (spd) {
+        std::vector<double> msq(n);
+        for (uint32_t j = 0; j < n; j++) msq[j] = gq[(size_t)j * n + j];
+        stats.msq[(size_t)site] = msq;
+        stats.gram[(size_t)site] = gq;
+        site_imp[(size_t)site] = importance_from(msq);
+        factors[(size_t)site].clear();  // computed again from G̃ when first needed
+        orders[(size_t)site].clear();
+      }
+      for (size_t i = 0; i < mats.size(); i++) {
+        const Mat& m = mats[i];
+        if (!is_norm(m) && m.layer != kNoLayer && site_of(m) == site) quantize_into(i);
+      }
+      if (progress) progress((uint64_t)site + 1, (uint64_t)final_site, "sequential");
+    }
+    calib.sequential = true;
   }
 
   uint64_t done = 0;

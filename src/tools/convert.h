@@ -50,6 +50,7 @@ struct CalibReport {
   uint32_t text_crc = 0;
   uint32_t q8_matrices = 0, matrices = 0;  // mixed precision: how many matrices went Q8
   bool measured_sensitivity = false;       // by KL (else by weighted error), --budget
+  bool sequential = false;  // --gptq: each matrix fitted to the quantized model's inputs
 };
 
 struct ConvertReport {
