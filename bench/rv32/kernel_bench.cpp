@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench_matrix.h"
 #include "engine/fp16.h"
 #include "engine/kernels.h"
 #include "platform/rv32/rv32_hw.h"
@@ -28,10 +29,7 @@ int32_t g_qs[kMaxGroups];
 
 uint32_t g_state = 1;
 uint32_t next() {
-  g_state ^= g_state << 13;
-  g_state ^= g_state >> 17;
-  g_state ^= g_state << 5;
-  return g_state;
+  return bench::xorshift32(&g_state);
 }
 
 // The straightforward Q4 loop (byte j: column j low nibble, column j + group/2 high nibble).
@@ -60,28 +58,12 @@ void matmul_plain(const TensorView& w, uint32_t group, const MatmulInput& in, fl
 
 bool run_shape(DType dt, uint32_t cols) {
   const uint32_t groups = cols / kGroup;
-  const uint32_t scale_bytes = (groups * 2u + 3u) & ~3u;
-  const uint32_t stride = scale_bytes + (dt == DType::kQ4 ? cols / 2 : cols);
-  for (uint32_t r = 0; r < kRows; r++) {
-    uint8_t* row = g_w + r * stride;
-    for (uint32_t g = 0; g < groups; g++) {  // scales in [0.5, 2): exponent 14 or 15
-      const uint16_t h = (uint16_t)(0x3800 | (next() & 0x07FF));
-      row[2 * g] = (uint8_t)h;
-      row[2 * g + 1] = (uint8_t)(h >> 8);
-    }
-    for (uint32_t i = scale_bytes; i < stride; i++) row[i] = (uint8_t)next();
-  }
+  const TensorView w = bench::fill_matrix(dt, kRows, cols, kGroup, g_w, &g_state);
   for (uint32_t i = 0; i < cols; i++) g_x[i] = (float)(int32_t)(next() >> 8) / 4194304.0f - 2.0f;
   quantize_input(g_x, cols, kGroup, g_q, g_s, g_qs);
   QuantizedInput xq{g_q, g_s, g_qs, groups};
   MatmulInput in;
   in.xq = &xq;
-  TensorView w;
-  w.dtype = dt;
-  w.rows = kRows;
-  w.cols = cols;
-  w.row_stride = stride;
-  w.data = g_w;
   struct K {
     const char* name;
     MatmulFn fn;

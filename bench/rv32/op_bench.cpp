@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench_matrix.h"
 #include "engine/kernels.h"
 #include "engine/mathfn.h"
 #include "engine/sampler.h"
@@ -27,10 +28,7 @@ volatile float g_sink;
 
 uint32_t g_state = 1;
 uint32_t next() {
-  g_state ^= g_state << 13;
-  g_state ^= g_state >> 17;
-  g_state ^= g_state << 5;
-  return g_state;
+  return bench::xorshift32(&g_state);
 }
 float uniform(float lo, float hi) {
   return lo + (hi - lo) * (float)(next() >> 8) / 16777216.0f;
@@ -108,29 +106,12 @@ void bench_sampler() {
 
 void bench_matmul(DType dt, uint32_t rows, uint32_t cols) {
   const uint32_t groups = (cols + kGroup - 1) / kGroup;
-  const uint32_t scale_bytes = (groups * 2u + 3u) & ~3u;
-  const uint32_t data = dt == DType::kQ4 ? groups * kGroup / 2 : groups * kGroup;
-  const uint32_t stride = (scale_bytes + data + 3u) & ~3u;
-  for (uint32_t r = 0; r < rows; r++) {
-    uint8_t* row = g_w + (size_t)r * stride;
-    for (uint32_t g = 0; g < groups; g++) {
-      const uint16_t h = (uint16_t)(0x3800 | (next() & 0x07FF));
-      row[2 * g] = (uint8_t)h;
-      row[2 * g + 1] = (uint8_t)(h >> 8);
-    }
-    for (uint32_t i = scale_bytes; i < stride; i++) row[i] = (uint8_t)next();
-  }
+  const TensorView w = bench::fill_matrix(dt, rows, cols, kGroup, g_w, &g_state);
   for (uint32_t i = 0; i < cols; i++) g_x[i] = uniform(-2.0f, 2.0f);
   quantize_input(g_x, cols, kGroup, g_q, g_s, g_qs);
   QuantizedInput xq{g_q, g_s, g_qs, groups};
   MatmulInput in;
   in.xq = &xq;
-  TensorView w;
-  w.dtype = dt;
-  w.rows = rows;
-  w.cols = cols;
-  w.row_stride = stride;
-  w.data = g_w;
   const uint64_t t0 = rv32::instret();
   matmul_scalar32(w, kGroup, in, g_out, rows, 0, rows);
   char name[40];
