@@ -192,9 +192,10 @@ void HeadConsole::print_stats() {
       (unsigned)gen, per, (unsigned)last_.drafted, (unsigned)last_.accepted, kept);
   const HeadCounters& c = st.head().counters();
   const FrameCounters lc = st.head().link_counters();
-  printf_line("head: compute %lu ms, ring wait %lu ms, last story %u+%u tokens",
+  printf_line("head: compute %lu ms, ring wait %lu ms, last story %u+%u tokens, prompt chunks %u",
               (unsigned long)(c.compute_us / 1000), (unsigned long)(c.wait_us / 1000),
-              (unsigned)last_.prompt_tokens, (unsigned)last_.generated_tokens);
+              (unsigned)last_.prompt_tokens, (unsigned)last_.generated_tokens,
+              (unsigned)c.chunks_sent);
   printf_line(
       "link: frames rx %u tx %u, CRC rejects %u, resyncs %u, retransmissions %u, "
       "replays %u",
