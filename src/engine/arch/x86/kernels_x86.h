@@ -423,6 +423,82 @@ void q4_wide_rows(const TensorView& w, const Shape& s, const WideBlock* blk, flo
   for (uint32_t q = 0; q < kQuads; q++) _mm_storeu_ps(out + r + 4 * q, acc[q]);
 }
 
+#if LLMWIRE_X86_VNNI == 1
+// Q8, groups of 32, one input vector, 512 bits: two groups per register, weights and
+// activations both in natural order. (w + 128) * x through vpdpbusd, the accumulator started
+// at -128 * qsum; reduce4 leaves lane 4L + i = row i's sum over 128-bit lane L, and a group
+// is lanes L = 2g and 2g + 1, added once more. Then the reference's float chain per row.
+struct alignas(64) Q8Block {
+  __m512i init;  // lane 0: -128 * qsum of group 2k; lane 8: of group 2k + 1
+  __m256 xs;     // lanes 4g..4g+3: the activation scale of group 2k + g
+};
+
+void q8_wide_input(const QuantizedInput& xq, uint32_t groups, Q8Block* blk) {
+  for (uint32_t k = 0; 2 * k < groups; k++) {
+    const bool two = 2 * k + 1 < groups;
+    const int32_t q1 = two ? -128 * xq.qsum[2 * k + 1] : 0;
+    const float s0 = xq.scale[2 * k], s1 = two ? xq.scale[2 * k + 1] : 0.0f;
+    blk[k].init =
+        _mm512_setr_epi32(-128 * xq.qsum[2 * k], 0, 0, 0, 0, 0, 0, 0, q1, 0, 0, 0, 0, 0, 0, 0);
+    blk[k].xs = _mm256_setr_ps(s0, s0, s0, s0, s1, s1, s1, s1);
+  }
+}
+
+template <bool kFull>
+inline __m512i q8_wide_dot(const uint8_t* data, __m512i x, __m512i init) {
+  const __m512i v =
+      kFull ? _mm512_loadu_si512(data) : _mm512_castsi256_si512(load256(data));  // upper: x = 0
+  return _mm512_dpbusd_epi32(init, _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)), x);
+}
+
+inline __m256 q8_scales4(const uint8_t* const* rows, uint32_t k) {
+  int32_t h[4];
+  for (uint32_t i = 0; i < 4; i++) memcpy(&h[i], rows[i] + 4 * k, 4);
+  const __m256 f = _mm256_cvtph_ps(_mm_setr_epi32(h[0], h[1], h[2], h[3]));  // lane 2i + g
+  return _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+}
+
+template <uint32_t kQuads, bool kFull>
+inline void q8_wide_block(const uint8_t* const* rows, size_t o, uint32_t k, const int8_t* xg,
+                          const Q8Block& b, __m128* acc) {
+  // A partial block has one group: its activations' upper half must be zero.
+  const __m512i x = kFull ? _mm512_loadu_si512(xg) : _mm512_castsi256_si512(load256(xg));
+  const __m512i xz = kFull ? x : _mm512_inserti64x4(x, _mm256_setzero_si256(), 1);
+  for (uint32_t q = 0; q < kQuads; q++) {
+    const uint8_t* const* rq = rows + 4 * q;
+    const __m512i p = reduce4(
+        q8_wide_dot<kFull>(rq[0] + o, xz, b.init), q8_wide_dot<kFull>(rq[1] + o, xz, b.init),
+        q8_wide_dot<kFull>(rq[2] + o, xz, b.init), q8_wide_dot<kFull>(rq[3] + o, xz, b.init));
+    const __m256i lo = _mm512_castsi512_si256(p), hi = _mm512_extracti64x4_epi64(p, 1);
+    const __m256i isum = _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
+                                          _mm256_permute2x128_si256(lo, hi, 0x31));
+    const __m256 t =
+        _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(q8_scales4(rq, k), b.xs));
+    acc[q] = _mm_add_ps(acc[q], _mm256_castps256_ps128(t));
+    if (kFull) acc[q] = _mm_add_ps(acc[q], _mm256_extractf128_ps(t, 1));
+  }
+}
+
+template <uint32_t kQuads>
+void q8_wide_rows(const TensorView& w, const Shape& s, const int8_t* x, const Q8Block* blk,
+                  float* out, uint32_t r) {
+  const uint8_t* rows[4 * kQuads];
+  for (uint32_t i = 0; i < 4 * kQuads; i++) rows[i] = w.data + (size_t)(r + i) * w.row_stride;
+  __m128 acc[kQuads];
+  for (uint32_t q = 0; q < kQuads; q++) acc[q] = _mm_setzero_ps();
+  const uint32_t full = s.groups / 2;
+  for (uint32_t k = 0; k < full; k++) {
+    q8_wide_block<kQuads, true>(rows, s.scale_bytes + (size_t)k * 64, k, x + (size_t)k * 64, blk[k],
+                                acc);
+  }
+  if (s.groups % 2) {
+    q8_wide_block<kQuads, false>(rows, s.scale_bytes + (size_t)full * 64, full,
+                                 x + (size_t)full * 64, blk[full], acc);
+  }
+  for (uint32_t q = 0; q < kQuads; q++) _mm_storeu_ps(out + r + 4 * q, acc[q]);
+}
+#endif
+
 template <bool kQ4, bool kG32>
 void rows(const TensorView& w, const Shape& s, const MatmulInput& in, float* out,
           uint32_t out_stride, uint32_t r0, uint32_t r1) {
@@ -436,6 +512,17 @@ void rows(const TensorView& w, const Shape& s, const MatmulInput& in, float* out
     }
     for (; r + 4 <= r1; r += 4) q4_wide_rows<1>(w, s, blk, out, r);
   }
+#if LLMWIRE_X86_VNNI == 1
+  if (!kQ4 && kG32 && in.batch == 1 && s.groups <= 256) {
+    Q8Block blk[128];
+    q8_wide_input(in.xq[0], s.groups, blk);
+    for (; r + 8 <= r1; r += 8) {
+      prefetch_rows(w, r + 8, r1);
+      q8_wide_rows<2>(w, s, in.xq[0].q, blk, out, r);
+    }
+    for (; r + 4 <= r1; r += 4) q8_wide_rows<1>(w, s, in.xq[0].q, blk, out, r);
+  }
+#endif
   for (; r + 8 <= r1; r += 8) {
     prefetch_rows(w, r + 8, r1);
     if constexpr (kG32) {
