@@ -13,14 +13,15 @@ struct Case {
 };
 
 // Q4 and Q8; 32 is the PIE fast path, 8 goes to scalar32; 80 columns end in a partial group;
-// 288 columns x 9 rows reach the x86 kernels' whole 4-group blocks and 8-row sets.
+// 288 columns x 9 rows reach the x86 kernels' whole 4-group (Q4) and 2-group (Q8) blocks, a
+// partial last block and 8-row sets.
 constexpr Case kCases[] = {
     {DType::kQ4, 32, 5, 96, 1, 0, 5, 0, false},    {DType::kQ4, 32, 7, 80, 3, 1, 6, 0, false},
     {DType::kQ4, 32, 4, 64, 1, 0, 4, 0xFF, true},  {DType::kQ4, 32, 4, 64, 3, 0, 4, 0x00, true},
     {DType::kQ4, 32, 9, 32, 3, 2, 9, 0x88, false}, {DType::kQ4, 8, 5, 40, 3, 0, 5, 0, false},
     {DType::kQ8, 32, 5, 96, 3, 0, 5, 0, false},    {DType::kQ8, 32, 4, 64, 1, 0, 4, 0x80, true},
     {DType::kQ8, 8, 3, 24, 1, 0, 3, 0, false},     {DType::kQ4, 32, 9, 288, 1, 0, 9, 0, false},
-    {DType::kQ4, 32, 9, 288, 3, 1, 8, 0, false},
+    {DType::kQ4, 32, 9, 288, 3, 1, 8, 0, false},   {DType::kQ8, 32, 9, 288, 1, 0, 9, 0, false},
 };
 constexpr uint32_t kMaxRows = 9, kMaxCols = 288, kMaxBatch = 3, kMaxGroups = 12;
 
