@@ -537,7 +537,8 @@ struct RealCalib : ::testing::Test {
                    << " (set LLMWIRE_EVAL_DIR)";
     }
   }
-  std::string make(const std::string& name, WeightType q, bool calib, bool gptq, uint64_t budget) {
+  std::string make(const std::string& name, WeightType q, bool calib, bool gptq, uint64_t budget,
+                   uint32_t group = 32) {
     ConvertOptions o;
     o.checkpoint_path = models + "/stories260K.bin";
     o.tokenizer_path = models + "/tok512.bin";
@@ -546,6 +547,7 @@ struct RealCalib : ::testing::Test {
     if (calib) o.calib_path = eval_dir + "/calib_stories260K.txt";  // never the eval text
     o.error_compensation = gptq;
     o.budget_bytes = budget;
+    o.group = group;
     ConvertReport r;
     std::string err;
     EXPECT_TRUE(convert_checkpoint(o, &r, nullptr, &err)) << err;
@@ -582,11 +584,9 @@ TEST_F(RealCalib, CalibratedQ4BeatsPlainQ4AtTheSameBytes) {
   EXPECT_GT(i.top1_agreement, p.top1_agreement);
 }
 
-// The issue's targets on the eval text (calibrated on calib_stories260K.txt only): q4
+// The issue's q4 target on the eval text (calibrated on calib_stories260K.txt only): q4
 // `--calib --gptq` at the same bytes as plain q4 within +6% perplexity and KL <= 0.05, better
-// than plain q4 on all three measures (measured +4.60%, KL 0.0447). Mixed precision at <= 1.15x
-// the q4 bytes measures +3.002% against the issue's +3%: guarded here a little above that;
-// DISABLED_MixedPrecisionTarget checks the +3%.
+// than plain q4 on all three measures (measured +4.60%, KL 0.0447).
 TEST_F(RealCalib, IssueTargets) {
   const std::string f32 = make("f32.img", WeightType::kF32, false, false, 0);
   const std::string plain = make("q4.img", WeightType::kQ4, false, false, 0);
@@ -599,21 +599,20 @@ TEST_F(RealCalib, IssueTargets) {
   EXPECT_GT(g.top1_agreement, p.top1_agreement);
   EXPECT_LE(g.perplexity / g.ref_perplexity - 1, 0.06);
   EXPECT_LE(g.mean_kl, 0.05);
-  const std::string mixed = make("mixed.img", WeightType::kQ4, true, true, q4_bytes * 115 / 100);
-  EXPECT_LE(llmwire::test::read_bytes(mixed).size(), q4_bytes * 115 / 100);
-  const PerplexityResult x = score(mixed, f32);
-  EXPECT_LT(x.perplexity, g.perplexity);
-  EXPECT_LT(x.mean_kl, g.mean_kl);
-  EXPECT_LE(x.perplexity / x.ref_perplexity - 1, 0.032);
 }
 
-// The issue's mixed-precision target, not met yet (+3.002%): run with
-// --gtest_also_run_disabled_tests to check progress.
-TEST_F(RealCalib, DISABLED_MixedPrecisionTarget) {
+// The issue's mixed-precision target: at <= 1.15x the plain q4 bytes, perplexity <= +3% over
+// f32 on the eval text. The image is made as docs/QUANTIZATION.md says: group 16 (chosen on
+// the calibration halves), the rest of the budget on Q8 matrices. Measured +2.76%, KL 0.0256,
+// top-1 92.63% (the group-32 mixed image: +3.00%, 0.0296, 91.89%).
+TEST_F(RealCalib, MixedPrecisionTarget) {
   const std::string f32 = make("f32.img", WeightType::kF32, false, false, 0);
   const std::string plain = make("q4.img", WeightType::kQ4, false, false, 0);
-  const uint64_t q4_bytes = llmwire::test::read_bytes(plain).size();
-  const PerplexityResult x =
-      score(make("mixed.img", WeightType::kQ4, true, true, q4_bytes * 115 / 100), f32);
+  const uint64_t budget = llmwire::test::read_bytes(plain).size() * 115 / 100;
+  const std::string mixed = make("mixed.img", WeightType::kQ4, true, true, budget, 16);
+  EXPECT_LE(llmwire::test::read_bytes(mixed).size(), budget);
+  const PerplexityResult x = score(mixed, f32);
   EXPECT_LE(x.perplexity / x.ref_perplexity - 1, 0.03);
+  EXPECT_LE(x.mean_kl, 0.028);
+  EXPECT_GE(x.top1_agreement, 0.92);
 }

@@ -205,7 +205,9 @@ void add_convert_command(CLI::App& app) {
                 "inputs the model quantized before it gives it");
   cmd->add_option("--budget", a.budget,
                   "with --calib and --quant q4: image size limit in bytes; the matrices whose Q8 "
-                  "encoding helps most per extra byte become Q8 while the image fits")
+                  "encoding helps most per extra byte become Q8 while the image fits (--group 16 "
+                  "is the other way to spend bytes: on stories260K better than more Q8, but the "
+                  "kernels are slower; docs/QUANTIZATION.md)")
       ->default_val(0);
   cmd->add_option("--fit", a.fit,
                   "with --calib and --quant q4, instead of --budget: the limit is what the planner "

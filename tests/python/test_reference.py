@@ -914,13 +914,18 @@ EngineVsReference.test_calibrated_q4 = _test_calibrated_synthetic
 
 def _test_real_calibrated(self):
     calib = write_calib(self.tmp)
-    path = os.path.join(self.tmp, "s260k.q4calib.img")
-    run([BIN, "convert", self.ck, self.tok, "-o", path, "--quant", "q4", "--calib", calib,
-         "--gptq"])
-    img = R.read_image(path)
-    check_calibrated_header(self, img, True, False)
-    got = cpp_logits(path, self.TOKENS, 512)
-    compare_quantized(self, "stories260K q4 calibrated --gptq", got, img, self.TOKENS)
+    # The calibrated q4 image, and the mixed image as docs/QUANTIZATION.md makes it (group 16,
+    # some matrices Q8 within 1.15x the q4 bytes).
+    for extra, mixed in (([], False), (["--group", "16", "--budget", "186428"], True)):
+        path = os.path.join(self.tmp, "s260k.q4calib%d.img" % mixed)
+        run([BIN, "convert", self.ck, self.tok, "-o", path, "--quant", "q4", "--calib", calib,
+             "--gptq"] + extra)
+        img = R.read_image(path)
+        check_calibrated_header(self, img, True, mixed)
+        self.assertEqual(img.cfg["group_size"], 16 if mixed else 32)
+        got = cpp_logits(path, self.TOKENS, 512)
+        compare_quantized(self, "stories260K q4 calibrated --gptq " + " ".join(extra), got, img,
+                          self.TOKENS)
 
 
 RealModel.test_q4_calibrated = _test_real_calibrated
