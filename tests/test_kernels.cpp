@@ -1,8 +1,9 @@
 // Every kernel of the table against the scalar reference, bit for bit: each weight type, batch
 // sizes 1/2/7/32, group sizes SIMD kernels take (32, 64) and those they hand to scalar32
-// (8, 24), column counts that are not a multiple of the group, row counts and row ranges that
-// are not a multiple of any interleave, realistic and adversarial (raw random) weights.
-// Kernels the CPU cannot run are skipped with a message; the narrower ones are all run.
+// (8, 16, 24; scalar32 has its own loop for Q4 groups of 16), column counts that are not a multiple
+// of the group, row counts and row ranges that are not a multiple of any interleave, realistic and
+// adversarial (raw random) weights. Kernels the CPU cannot run are skipped with a message; the
+// narrower ones are all run.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -164,7 +165,7 @@ TEST(Kernels, EveryKernelBitIdenticalToReference) {
   const Shape shapes[] = {{1, 32}, {7, 31}, {9, 100}, {17, 288}, {23, 200}, {40, 75}, {13, 8232}};
   size_t checked = 0;
   for (DType dt : {DType::kF32, DType::kQ8, DType::kQ4}) {
-    for (uint32_t group : {32u, 64u, 8u, 24u}) {
+    for (uint32_t group : {32u, 64u, 8u, 16u, 24u}) {
       if (dt == DType::kF32 && group != 32) continue;  // group is unused for F32
       for (const Shape& sh : shapes) {
         for (bool raw : {false, true}) {
