@@ -40,6 +40,15 @@ int32_t split_sample(const std::vector<float>& logits, const std::vector<uint32_
   float again = 0.0f;  // a resent chain adds the same floats again
   for (size_t k = 0; k < n; k++) EXPECT_TRUE(sl[k].exp_sum(1, 2, t, m, &again));
   EXPECT_EQ(std::memcmp(&sum, &again, 4), 0);
+  // The max and the denominator are the monolithic softmax's, bit for bit (a token alone
+  // would rarely show a sum rounded differently).
+  std::vector<float> whole = logits;
+  scale_logits(whole.data(), vocab, t);
+  const float m0 = softmax_max(whole.data(), vocab);
+  const float sum0 = softmax_exp_sum(whole.data(), vocab, m0, 0.0f);
+  EXPECT_TRUE(std::memcmp(&m, &m0, 4) == 0 || (m != m && m0 != m0)) << m << " vs " << m0;
+  EXPECT_TRUE(std::memcmp(&sum, &sum0, 4) == 0 || (sum != sum && sum0 != sum0))
+      << sum << " vs " << sum0;
   const float coin = sampler->draw_coin();
   if (!sampler_uses_topp(ss.topp, vocab)) {
     float cdf = 0.0f;
