@@ -332,8 +332,8 @@ int check_classifier_splits(const std::string& img, const TempDir& dir,
       for (size_t i = 0; i < std::size(kSettings); i++) {
         EXPECT_EQ(pick_tokens(&ring.head, vocab, kSettings[i], prompt, steps), expect[i])
             << describe(r) << describe_rows(rows) << " temperature " << kSettings[i].temperature
-            << " topp " << kSettings[i].topp << " seed " << kSettings[i].seed
-            << " sample_batch " << ho.sample_batch << " " << ring.head.error();
+            << " topp " << kSettings[i].topp << " seed " << kSettings[i].seed << " sample_batch "
+            << ho.sample_batch << " " << ring.head.error();
       }
       // Sampling ran on the slices (the split sampler), not on gathered logits.
       EXPECT_GT(ring.head.counters().sample_rounds, 0u) << describe(r);

@@ -114,9 +114,9 @@ TEST(SplitSampler, EqualsSamplerOnEveryKindOfVector) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
   const float pool[] = {0.0f, -0.0f, 1.0f, 1.0f, -1.0f, 2.5f, 2.5f, 3.0f, -7.0f, 0.25f};
-  const SamplerSettings settings[] = {{0.8f, 0.9f, 1},   {1.0f, 1.0f, 2},  {1.5f, 0.0f, 3},
-                                      {0.3f, 0.5f, 4},   {1.0f, 0.99f, 5}, {2.0f, 0.02f, 6},
-                                      {1e-3f, 0.9f, 7},  {1e-30f, 0.9f, 8}};
+  const SamplerSettings settings[] = {{0.8f, 0.9f, 1},  {1.0f, 1.0f, 2},  {1.5f, 0.0f, 3},
+                                      {0.3f, 0.5f, 4},  {1.0f, 0.99f, 5}, {2.0f, 0.02f, 6},
+                                      {1e-3f, 0.9f, 7}, {1e-30f, 0.9f, 8}};
   int cases = 0, nans = 0, fetched_cases = 0;
   for (int trial = 0; trial < 6000; trial++) {
     const uint32_t vocab = 2 + rnd() % 40;

@@ -43,6 +43,12 @@ const char* msg_type_name(uint8_t type) {
       return "CLASS_LOGITS";
     case 18:
       return "CLASS_SLICE";
+    case 19:
+      return "SAMPLE_CHAIN";
+    case 20:
+      return "SAMPLE_TOP";
+    case 21:
+      return "SAMPLE_CANDS";
     default:
       return "UNKNOWN";
   }
