@@ -602,7 +602,7 @@ TEST(Pipeline, RingRefusesWrongOrderAndOtherModels) {
   {
     Ring ring;  // stage 2 runs firmware speaking another protocol version
     EXPECT_FALSE(ring.start(pa, ho, &err, 2));
-    EXPECT_NE(err.find("protocol v3"), std::string::npos) << err;
+    EXPECT_NE(err.find("protocol v4"), std::string::npos) << err;
     EXPECT_NE(err.find("ring position 2"), std::string::npos) << err;
   }
   {
@@ -704,10 +704,15 @@ TEST(Pipeline, RingRefusesOldFirmware) {
   EXPECT_TRUE(validate_ring(st, 2, msg, sizeof msg)) << msg;
   st[1].protocol_version = kMessageVersion + 1;
   EXPECT_FALSE(validate_ring(st, 2, msg, sizeof msg));
-  EXPECT_NE(std::string(msg).find("protocol v3"), std::string::npos) << msg;
-  // A version-1 board knows no ACTIVATION_BATCH: refused by name, not left to time out.
-  st[1].protocol_version = 1;
-  EXPECT_FALSE(validate_ring(st, 2, msg, sizeof msg));
-  EXPECT_NE(std::string(msg).find("ring position 1 speaks protocol v1"), std::string::npos) << msg;
-  EXPECT_NE(std::string(msg).find("the head v2"), std::string::npos) << msg;
+  EXPECT_NE(std::string(msg).find("protocol v4"), std::string::npos) << msg;
+  // A version-1 board knows no ACTIVATION_BATCH, a version-2 board no SAMPLE_*: refused by
+  // name, not left to time out.
+  for (uint16_t old : {1, 2}) {
+    st[1].protocol_version = old;
+    EXPECT_FALSE(validate_ring(st, 2, msg, sizeof msg));
+    EXPECT_NE(std::string(msg).find("ring position 1 speaks protocol v" + std::to_string(old)),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(std::string(msg).find("the head v3"), std::string::npos) << msg;
+  }
 }
