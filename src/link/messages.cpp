@@ -694,9 +694,10 @@ static bool temperature_ok(float t) {
 }
 
 static bool sample_chain_ok(const SampleChain& m) {
-  if (m.mode > (uint8_t)ChainMode::kCdf || (m.flags & ~kChainFound)) return false;
+  if (m.mode > (uint8_t)ChainMode::kPrepare || (m.flags & ~kChainFound)) return false;
   if (!temperature_ok(m.temperature)) return false;
-  if (m.mode == (uint8_t)ChainMode::kSum) {
+  if (m.mode == (uint8_t)ChainMode::kPrepare && f32_bits(m.sum)) return false;
+  if (m.mode != (uint8_t)ChainMode::kCdf) {
     if (m.flags || f32_bits(m.cdf) || f32_bits(m.coin)) return false;
   } else if (!(m.coin >= 0.0f && m.coin < 1.0f)) {
     return false;

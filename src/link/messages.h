@@ -361,6 +361,9 @@ MsgStatus decode_class_slice(const uint8_t* p, size_t len, ClassSlice* out);
 enum class ChainMode : uint8_t {
   kSum = 0,  // continue the softmax denominator: sum is the running sum
   kCdf = 1,  // continue the multinomial cdf: sum is the final denominator, cdf the running sum
+  // Start the exponentials now (every board at once, before the SUM chain reaches it); passed
+  // on by every worker but the last, nothing comes back. sum, cdf, coin and row are 0.
+  kPrepare = 2,
 };
 constexpr uint8_t kChainFound = 1;  // kCdf: the coin fell in row `row`; later boards pass it on
 struct SampleChain {
@@ -377,8 +380,8 @@ struct SampleChain {
 };
 constexpr size_t kSampleChainSize = 36;
 size_t encode_sample_chain(const SampleChain& m, uint8_t* out, size_t cap);
-// kBadValue: unknown mode or flags, temperature not in (0, inf), kCdf fields in kSum mode,
-// a coin outside [0, 1), a row without kChainFound.
+// kBadValue: unknown mode or flags, temperature not in (0, inf), kCdf fields in another mode,
+// a sum in kPrepare, a coin outside [0, 1), a row without kChainFound.
 MsgStatus decode_sample_chain(const uint8_t* p, size_t len, SampleChain* out);
 
 // ---- SAMPLE_TOP (20): u32 session_id, u32 pos, u8 stage, u8 flags, u16 count,

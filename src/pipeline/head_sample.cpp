@@ -29,6 +29,10 @@ Status RingHead::sample_ring(uint32_t pos, Sampler* sampler, int32_t* next) {
   chain_.mode = (uint8_t)ChainMode::kSum;
   chain_.temperature = t;
   chain_.max = m;
+  // PREPARE first: the workers compute their exponentials while the head computes its own.
+  chain_.mode = (uint8_t)ChainMode::kPrepare;
+  if (stages_ > 1 && !send_chain()) return Status::kLinkError;
+  chain_.mode = (uint8_t)ChainMode::kSum;
   uint64_t t0 = clock_->now_us();
   own_.exp_sum(session_, pos, t, m, &chain_.sum);
   counters_.compute_us += clock_->now_us() - t0;

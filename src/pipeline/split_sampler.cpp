@@ -73,6 +73,11 @@ bool SliceSampler::exp_sum(uint32_t session, uint32_t pos, float t, float m, flo
   return false;
 }
 
+bool SliceSampler::prepare(uint32_t session, uint32_t pos, float t, float m) {
+  float unused = 0.0f;
+  return exp_sum(session, pos, t, m, &unused);
+}
+
 bool SliceSampler::probabilities(uint32_t session, uint32_t pos, float t, float m, float sum) {
   if (!same_key(session, pos, t, m)) return false;
   if (held_ == Held::kExps) {

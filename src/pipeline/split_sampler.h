@@ -35,6 +35,9 @@ class SliceSampler {
   // over them in row order. A repeat for the same key re-adds the kept exponentials. False
   // when the rows do not hold this position's logits.
   bool exp_sum(uint32_t session, uint32_t pos, float t, float m, float* sum);
+  // SAMPLE_CHAIN kPrepare: the same exponentials without the sum, so that exp_sum() later
+  // only adds them (the same floats in the same order). False as exp_sum.
+  bool prepare(uint32_t session, uint32_t pos, float t, float m);
   // Round 3, multinomial (SAMPLE_CHAIN kCdf): the probabilities (exp / sum) continue *cdf;
   // *row is the row the coin falls in, or -1.
   bool cdf(uint32_t session, uint32_t pos, float t, float m, float sum, float coin, float* cdf,

@@ -279,6 +279,14 @@ void Worker::on_classify(const Frame& f) {
 void Worker::on_sample_chain(const Frame& f) {
   SampleChain m;
   decode_sample_chain(f.payload, f.len, &m);
+  if (m.mode == (uint8_t)ChainMode::kPrepare) {
+    // Every board computes its exponentials at once; the SUM chain then only adds them.
+    if (info_.stage_index + 1 < info_.stage_count) forward(f);
+    const uint64_t t0 = clock_->now_us();
+    slice_.prepare(m.session_id, m.pos, m.temperature, m.max);
+    stats_.compute_us += clock_->now_us() - t0;
+    return;
+  }
   const bool found = (m.flags & kChainFound) != 0;
   if (slice_.begin() < slice_.end() && !found) {
     const uint64_t t0 = clock_->now_us();
