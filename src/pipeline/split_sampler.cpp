@@ -118,30 +118,57 @@ void sift_worst_down(ProbIndex* heap, uint32_t n, uint32_t i) {
 bool SliceSampler::top(uint32_t session, uint32_t pos, float t, float m, float sum, float cutoff,
                        const ProbIndex* after, ProbIndex* out, uint32_t cap, uint32_t* count,
                        uint32_t* n0, ClassSlice* summary) {
-  if (!probabilities(session, pos, t, m, sum)) return false;
+  if (!same_key(session, pos, t, m)) return false;
+  const bool normalise = held_ == Held::kExps;
+  if (!normalise && !(held_ == Held::kProbs && bits_from_f32(sum) == sum_bits_)) return false;
   const uint32_t n = end_ - begin_;
-  summarize_slice(v_, begin_, end_, summary);
+  summary->row_begin = begin_;
+  summary->row_end = end_;
+  summary->flags = 0;
+  summary->max = 0.0f;
+  summary->argmax = 0;
   uint32_t candidates = 0, kept = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    // The monolithic nucleus' test; NaN never passes.
-    if (!(v_[i] >= cutoff)) continue;
-    candidates++;
-    const ProbIndex c{v_[i], begin_ + i};
-    if (after && !topp_before(*after, c)) continue;
-    if (kept < cap) {
-      // Sift up: the worst kept candidate stays at the root.
-      uint32_t j = kept++;
-      while (j > 0) {
-        const uint32_t parent = (j - 1) / 2;
-        if (!topp_before(out[parent], c)) break;
-        out[j] = out[parent];
-        j = parent;
-      }
-      out[j] = c;
-    } else if (cap > 0 && topp_before(c, out[0])) {
-      out[0] = c;
-      sift_worst_down(out, kept, 0);
+  // One pass over the rows in cache-sized pieces: normalise a piece (the first request), then
+  // its max and its candidates while it is in the cache.
+  const uint32_t kPiece = 256;
+  for (uint32_t p = 0; p < n; p += kPiece) {
+    const uint32_t len = n - p < kPiece ? n - p : kPiece;
+    if (normalise) softmax_normalise(v_ + p, len, sum);
+    ClassSlice part;
+    summarize_slice(v_ + p, begin_ + p, begin_ + p + len, &part);
+    if (p == 0) summary->flags |= part.flags & kSliceFirstNaN;
+    // The earlier piece keeps equal maxima, as summarize_slice keeps the lower row.
+    if ((part.flags & kSliceHasMax) &&
+        (!(summary->flags & kSliceHasMax) || part.max > summary->max)) {
+      summary->flags |= kSliceHasMax;
+      summary->max = part.max;
+      summary->argmax = part.argmax;
     }
+    for (uint32_t i = p; i < p + len; i++) {
+      // The monolithic nucleus' test; NaN never passes.
+      if (!(v_[i] >= cutoff)) continue;
+      candidates++;
+      const ProbIndex c{v_[i], begin_ + i};
+      if (after && !topp_before(*after, c)) continue;
+      if (kept < cap) {
+        // Sift up: the worst kept candidate stays at the root.
+        uint32_t j = kept++;
+        while (j > 0) {
+          const uint32_t parent = (j - 1) / 2;
+          if (!topp_before(out[parent], c)) break;
+          out[j] = out[parent];
+          j = parent;
+        }
+        out[j] = c;
+      } else if (cap > 0 && topp_before(c, out[0])) {
+        out[0] = c;
+        sift_worst_down(out, kept, 0);
+      }
+    }
+  }
+  if (normalise) {
+    held_ = Held::kProbs;
+    sum_bits_ = bits_from_f32(sum);
   }
   // Pop the worst to the back until sorted: out[0] is then the best.
   for (uint32_t size = kept; size > 1; size--) {
