@@ -118,8 +118,9 @@ TEST(Sim, SplitClassifierSamplingTellsTheSameStory) {
     EXPECT_EQ(story(clean.out), story(mono_story)) << clean.out;
     EXPECT_NE(clean.out.find("0 logits gathered"), std::string::npos) << clean.out;
     EXPECT_EQ(clean.out.find(" 0 sampling rounds"), std::string::npos) << clean.out;
-    const CmdResult faulty = run("sim --images" + im.list() + common +
-                                 " --timeout-ms 200 --ber 1e-4 --drop 0.02 --dup 0.02");
+    const CmdResult faulty =
+        run("sim --images" + im.list() + common +
+            " --timeout-ms 200 --ber 1e-4 --drop 0.02 --dup 0.02 --reboot 1@10");
     ASSERT_EQ(faulty.rc, 0) << faulty.out;
     EXPECT_EQ(story(faulty.out), story(mono_story)) << faulty.out;
   }
