@@ -790,7 +790,8 @@ TEST(Messages, SampleMessagesRules) {
     q[at] = byte;
     return decode_sample_chain(q, 36, &d);
   };
-  EXPECT_EQ(chain_with(8, 2), MsgStatus::kBadValue);      // mode
+  EXPECT_EQ(chain_with(8, 2), MsgStatus::kOk);            // PREPARE
+  EXPECT_EQ(chain_with(8, 3), MsgStatus::kBadValue);      // mode
   EXPECT_EQ(chain_with(9, 1), MsgStatus::kBadValue);      // FOUND in SUM mode
   EXPECT_EQ(chain_with(10, 7), MsgStatus::kOk);           // reserved: ignored
   EXPECT_EQ(chain_with(15, 0xBF), MsgStatus::kBadValue);  // temperature -1
