@@ -100,6 +100,26 @@ void check_messages(uint8_t type, const uint8_t* p, size_t len) {
     FUZZ_CHECK(n == len && memcmp(out, p, len) == 0);
     FUZZ_CHECK(activation_batch_size(bv.count, bv.dim) == len);
   }
+  SampleChain sc;
+  if (decode_sample_chain(p, len, &sc) == MsgStatus::kOk) {
+    FUZZ_CHECK(len == kSampleChainSize && sc.temperature > 0.0f && sc.mode <= 1);
+    FUZZ_CHECK(encode_sample_chain(sc, out, sizeof out) == len && memcmp(out, p, 10) == 0 &&
+               memcmp(out + 12, p + 12, len - 12) == 0);  // reserved ignored
+  }
+  SampleTop st;
+  if (decode_sample_top(p, len, &st) == MsgStatus::kOk) {
+    FUZZ_CHECK(len == kSampleTopSize && st.count >= 1);
+    FUZZ_CHECK(encode_sample_top(st, out, sizeof out) == len && memcmp(out, p, len) == 0);
+  }
+  SampleCandsView sv2;
+  if (decode_sample_cands(p, len, &sv2) == MsgStatus::kOk) {
+    FUZZ_CHECK(len == kSampleCandsHeaderSize + (size_t)8 * sv2.h.count && sv2.h.count <= sv2.h.n0);
+    std::vector<ProbIndex> c(sv2.h.count);
+    for (uint32_t i = 0; i < sv2.h.count; i++) c[i] = sample_cand_at(sv2, i);
+    for (uint32_t i = 1; i < sv2.h.count; i++) FUZZ_CHECK(topp_before(c[i - 1], c[i]));
+    FUZZ_CHECK(encode_sample_cands(sv2.h, c.data(), out, sizeof out) == len &&
+               memcmp(out, p, len) == 0);
+  }
   (void)validate_message(type, p, len);
   (void)msg_type_name(type);
 }

@@ -162,7 +162,10 @@ TEST(ClassifierPlan, FitCheckCountsWorkerSlices) {
 
 // Sampling with a shared embedding: the head computes every row itself (RingHead::forward), so
 // the plan gives the workers' slices no time and the split does not speed it up.
-TEST(ClassifierPlan, SamplingWithASharedEmbeddingKeepsTheClassifierOnTheHead) {
+// Sampling runs on the slices (the split sampler): every board keeps its rows and adds its
+// exponentials and top-p scan; the estimate sits between greedy and the whole classifier at
+// the head.
+TEST(ClassifierPlan, SamplingRunsOnTheSlices) {
   SmallModel m(true);
   PlanRequest r;
   r.boards = 2;
@@ -175,8 +178,16 @@ TEST(ClassifierPlan, SamplingWithASharedEmbeddingKeepsTheClassifierOnTheHead) {
   const Plan whole = make_plan(m.sizes, board16(), r);
   ASSERT_TRUE(greedy.fits && sampled.fits && whole.fits);
   EXPECT_GT(greedy.boards[1].gen.classifier_rows, 0u);
-  EXPECT_EQ(sampled.boards[1].gen.classifier_rows, 0u);
-  EXPECT_EQ(sampled.boards[0].gen.classifier_rows, m.sizes.info.config.vocab_size);
-  EXPECT_LT(greedy.token_s, whole.token_s);
-  EXPECT_NEAR(sampled.token_s, whole.token_s, 1e-3 * whole.token_s);
+  for (int k = 0; k < 2; k++) {
+    EXPECT_EQ(sampled.boards[k].gen.classifier_rows, greedy.boards[k].gen.classifier_rows);
+    EXPECT_GT(sampled.boards[k].gen.sample_exp_s, 0.0);
+    EXPECT_GT(sampled.boards[k].gen.sample_top_s, 0.0);
+    EXPECT_EQ(greedy.boards[k].gen.sample_exp_s, 0.0);
+  }
+  EXPECT_EQ(sampled.boards[0].gen.sample_add_s, 0.0);  // the head adds as it computes
+  EXPECT_GT(sampled.boards[1].gen.sample_add_s, 0.0);
+  EXPECT_LT(greedy.token_s, sampled.token_s);
+  // (On this small model at 460,800 baud the rounds' hops cost more than the whole
+  // classifier at the head: the planner says so rather than hiding it.)
+  EXPECT_GT(whole.token_s, 0.0);
 }

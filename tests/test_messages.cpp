@@ -384,7 +384,11 @@ TEST(Messages, ValidateDispatchesOnTypeAndNamesAreDefined) {
   EXPECT_EQ(validate_message(0, four.data(), 4), MsgStatus::kBadValue);
   EXPECT_EQ(validate_message(12, four.data(), 4), MsgStatus::kBadValue);
   EXPECT_EQ(validate_message(11, four.data(), 4), MsgStatus::kTooShort);  // ACTIVATION_BATCH
-  EXPECT_EQ(validate_message(19, four.data(), 4), MsgStatus::kBadValue);
+  EXPECT_EQ(validate_message(19, four.data(), 4), MsgStatus::kTooShort);  // SAMPLE_CHAIN
+  EXPECT_EQ(validate_message(22, four.data(), 4), MsgStatus::kBadValue);
+  EXPECT_STREQ(msg_type_name(19), "SAMPLE_CHAIN");
+  EXPECT_STREQ(msg_type_name(20), "SAMPLE_TOP");
+  EXPECT_STREQ(msg_type_name(21), "SAMPLE_CANDS");
   EXPECT_EQ(validate_message((uint8_t)MsgType::kClassSlice, four.data(), 4), MsgStatus::kTooShort);
   EXPECT_STREQ(msg_type_name(16), "CLASSIFY");
   EXPECT_STREQ(msg_type_name(17), "CLASS_LOGITS");
@@ -443,6 +447,18 @@ TEST(Messages, DecodersAcceptExactlyTheValidLengths) {
       EXPECT_EQ(len, 16u + 4u * bv.count * bv.dim);
       EXPECT_GE(bv.count, 1u);
       EXPECT_GE(bv.dim, 1u);
+    }
+    SampleChain sc;
+    if (decode_sample_chain(p, len, &sc) == MsgStatus::kOk) {
+      EXPECT_EQ(len, 36u);
+    }
+    SampleTop st;
+    if (decode_sample_top(p, len, &st) == MsgStatus::kOk) {
+      EXPECT_EQ(len, 36u);
+    }
+    SampleCandsView cands;
+    if (decode_sample_cands(p, len, &cands) == MsgStatus::kOk) {
+      EXPECT_EQ(len, 32u + 8u * cands.h.count);
     }
     ErrorMsg em;
     if (decode_error(p, len, &em) == MsgStatus::kOk) {
@@ -650,4 +666,176 @@ TEST(Messages, ActivationBatchLengthRulesAndLimits) {
   put(big, 12, 2048, 2);
   put(big, 14, 1, 2);
   EXPECT_EQ(decode_activation_batch(big.data(), big.size(), &v), MsgStatus::kBadLength);
+}
+
+namespace {
+
+// A frame's bytes from the encoders, and the CRC recomputed bitwise (CRC-32C over version ..
+// payload).
+Bytes framed(MsgType type, uint16_t seq, const uint8_t* payload, size_t n) {
+  uint8_t frame[256];
+  const size_t len = encode_frame((uint8_t)type, seq, payload, n, frame, sizeof frame);
+  return Bytes(frame, frame + len);
+}
+
+uint32_t bitwise_crc(const Bytes& f) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (size_t i = 2; i < f.size() - 4; i++) {
+    crc ^= f[i];
+    for (int b = 0; b < 8; b++) crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+  }
+  return crc ^ 0xFFFFFFFFu;
+}
+
+Bytes hex(const char* s) {
+  Bytes b;
+  unsigned v;
+  int n = 0;
+  while (std::sscanf(s, "%x%n", &v, &n) == 1) {
+    b.push_back((uint8_t)v);
+    s += n;
+  }
+  return b;
+}
+
+}  // namespace
+
+// docs/PROTOCOL.md "Worked example: sampled rounds", byte for byte from the encoders.
+TEST(Messages, SampleMessagesWorkedExamples) {
+  uint8_t p[128];
+  SampleChain c;
+  c.session_id = 0x00010002;
+  c.pos = 5;
+  c.temperature = 0.8f;
+  c.max = 2.5f;
+  c.sum = 1.5f;
+  ASSERT_EQ(encode_sample_chain(c, p, sizeof p), 36u);
+  Bytes f = framed(MsgType::kSampleChain, 6, p, 36);
+  EXPECT_EQ(f, hex("A5 5A 01 13 06 00 24 00 02 00 01 00 05 00 00 00 00 00 00 00 CD CC 4C 3F 00 00 "
+                   "20 40 00 00 C0 3F 00 00 00 00 00 00 00 00 00 00 00 00 23 BA 81 2D"));
+  EXPECT_EQ(bitwise_crc(f), 0x2D81BA23u);
+  c.mode = (uint8_t)ChainMode::kCdf;
+  c.flags = kChainFound;
+  c.sum = 4.0f;
+  c.cdf = 0.5f;
+  c.coin = 0.375f;
+  c.row = 300;
+  ASSERT_EQ(encode_sample_chain(c, p, sizeof p), 36u);
+  f = framed(MsgType::kSampleChain, 9, p, 36);
+  EXPECT_EQ(bitwise_crc(f), 0xA0B969B8u);
+  EXPECT_EQ(f, hex("A5 5A 01 13 09 00 24 00 02 00 01 00 05 00 00 00 01 01 00 00 CD CC 4C 3F 00 00 "
+                   "20 40 00 00 80 40 00 00 00 3F 00 00 C0 3E 2C 01 00 00 B8 69 B9 A0"));
+  SampleChain d;
+  ASSERT_EQ(decode_sample_chain(p, 36, &d), MsgStatus::kOk);
+  EXPECT_EQ(d.row, 300u);
+  EXPECT_EQ(d.coin, 0.375f);
+
+  SampleTop t;
+  t.session_id = 0x00010002;
+  t.pos = 5;
+  t.count = 32;
+  t.temperature = 0.8f;
+  t.max = 2.5f;
+  t.sum = 4.0f;
+  t.cutoff = 0.25f;
+  ASSERT_EQ(encode_sample_top(t, p, sizeof p), 36u);
+  f = framed(MsgType::kSampleTop, 7, p, 36);
+  EXPECT_EQ(bitwise_crc(f), 0x4F224910u);
+  EXPECT_EQ(f, hex("A5 5A 01 14 07 00 24 00 02 00 01 00 05 00 00 00 00 00 20 00 CD CC 4C 3F 00 00 "
+                   "20 40 00 00 80 40 00 00 80 3E 00 00 00 00 00 00 00 00 10 49 22 4F"));
+  t.stage = 1;
+  t.flags = kTopAfter;
+  t.count = 2;
+  t.after_index = 300;
+  t.after_prob = 0.125f;
+  ASSERT_EQ(encode_sample_top(t, p, sizeof p), 36u);
+  f = framed(MsgType::kSampleTop, 8, p, 36);
+  EXPECT_EQ(bitwise_crc(f), 0x3D965472u);
+
+  SampleCandsHeader h;
+  h.session_id = 0x00010002;
+  h.pos = 5;
+  h.stage = 1;
+  h.flags = kTopAfter | kCandsHasMax;
+  h.count = 2;
+  h.n0 = 5;
+  h.after_index = 300;
+  h.after_prob = 0.125f;
+  h.pmax = 0.5f;
+  h.pargmax = 290;
+  const ProbIndex cands[2] = {{0.125f, 301}, {0.0625f, 260}};
+  ASSERT_EQ(encode_sample_cands(h, cands, p, sizeof p), 48u);
+  f = framed(MsgType::kSampleCands, 4, p, 48);
+  EXPECT_EQ(bitwise_crc(f), 0xF771545Bu);
+  EXPECT_EQ(f, hex("A5 5A 01 15 04 00 30 00 02 00 01 00 05 00 00 00 01 03 02 00 05 00 00 00 2C 01 "
+                   "00 00 00 00 00 3E 00 00 00 3F 22 01 00 00 2D 01 00 00 00 00 00 3E 04 01 00 00 "
+                   "00 00 80 3D 5B 54 71 F7"));
+  SampleCandsView v;
+  ASSERT_EQ(decode_sample_cands(p, 48, &v), MsgStatus::kOk);
+  EXPECT_EQ(sample_cand_at(v, 1).index, 260u);
+}
+
+// What a receiver refuses: wrong lengths, invalid fields, candidates out of order.
+TEST(Messages, SampleMessagesRules) {
+  uint8_t p[128];
+  SampleChain c;
+  c.temperature = 1.0f;
+  ASSERT_EQ(encode_sample_chain(c, p, sizeof p), 36u);
+  SampleChain d;
+  EXPECT_EQ(decode_sample_chain(p, 35, &d), MsgStatus::kTooShort);
+  EXPECT_EQ(decode_sample_chain(p, 37, &d), MsgStatus::kBadLength);
+  auto chain_with = [&](size_t at, uint8_t byte) {
+    uint8_t q[36];
+    memcpy(q, p, 36);
+    q[at] = byte;
+    return decode_sample_chain(q, 36, &d);
+  };
+  EXPECT_EQ(chain_with(8, 2), MsgStatus::kOk);            // PREPARE
+  EXPECT_EQ(chain_with(8, 3), MsgStatus::kBadValue);      // mode
+  EXPECT_EQ(chain_with(9, 1), MsgStatus::kBadValue);      // FOUND in SUM mode
+  EXPECT_EQ(chain_with(10, 7), MsgStatus::kOk);           // reserved: ignored
+  EXPECT_EQ(chain_with(15, 0xBF), MsgStatus::kBadValue);  // temperature -1
+  EXPECT_EQ(chain_with(15, 0x7F), MsgStatus::kBadValue);  // temperature +inf
+  EXPECT_EQ(chain_with(31, 0x3F), MsgStatus::kBadValue);  // a coin in SUM mode
+  EXPECT_EQ(chain_with(32, 1), MsgStatus::kBadValue);     // a row without FOUND
+  c.mode = (uint8_t)ChainMode::kCdf;
+  c.coin = 1.0f;
+  EXPECT_EQ(encode_sample_chain(c, p, sizeof p), 0u);  // the coin is in [0, 1)
+
+  SampleTop t;
+  t.count = 0;
+  EXPECT_EQ(encode_sample_top(t, p, sizeof p), 0u);
+  t.count = 1;
+  t.after_index = 3;  // a boundary without AFTER
+  EXPECT_EQ(encode_sample_top(t, p, sizeof p), 0u);
+  t.flags = kTopAfter;
+  ASSERT_EQ(encode_sample_top(t, p, sizeof p), 36u);
+  SampleTop u;
+  p[9] = 3;
+  EXPECT_EQ(decode_sample_top(p, 36, &u), MsgStatus::kBadValue);
+
+  SampleCandsHeader h;
+  h.count = 2;
+  h.n0 = 2;
+  const ProbIndex good[2] = {{0.5f, 7}, {0.5f, 9}};  // equal probabilities: rows ascending
+  const ProbIndex bad[2] = {{0.5f, 9}, {0.5f, 7}};
+  EXPECT_EQ(encode_sample_cands(h, good, p, sizeof p), 48u);
+  SampleCandsView v;
+  EXPECT_EQ(decode_sample_cands(p, 48, &v), MsgStatus::kOk);
+  EXPECT_EQ(decode_sample_cands(p, 47, &v), MsgStatus::kBadLength);
+  EXPECT_EQ(decode_sample_cands(p, 56, &v), MsgStatus::kBadLength);
+  EXPECT_EQ(encode_sample_cands(h, bad, p, sizeof p), 0u);
+  h.flags = kTopAfter;  // the first candidate must come after the boundary
+  h.after_prob = 0.5f;
+  h.after_index = 8;
+  EXPECT_EQ(encode_sample_cands(h, good, p, sizeof p), 0u);
+  h.after_index = 5;
+  EXPECT_EQ(encode_sample_cands(h, good, p, sizeof p), 48u);
+  h.n0 = 1;  // more candidates than the slice has
+  EXPECT_EQ(encode_sample_cands(h, good, p, sizeof p), 0u);
+  h.n0 = 2;
+  h.pmax = 0.5f;  // a max without HAS_MAX
+  EXPECT_EQ(encode_sample_cands(h, good, p, sizeof p), 0u);
+  EXPECT_EQ(sample_cands_max_count(64), 29u);
+  EXPECT_EQ(sample_cands_max_count(288), 141u);
 }

@@ -256,8 +256,11 @@ std::vector<int32_t> pick_tokens(Forwarder* fwd, uint32_t vocab, const SamplerSe
   return out;
 }
 
-// Greedy, top-p and plain multinomial sampling.
-const SamplerSettings kSettings[] = {{0.0f, 0.9f, 1}, {0.8f, 0.9f, 7}, {1.0f, 1.0f, 3}};
+// Greedy, top-p and plain multinomial sampling (topp 1 and 0 both mean multinomial), at
+// several temperatures and seeds.
+const SamplerSettings kSettings[] = {{0.0f, 0.9f, 1},  {0.8f, 0.9f, 7},   {1.0f, 1.0f, 3},
+                                     {0.5f, 0.9f, 11}, {1.5f, 0.9f, 5},   {1.2f, 0.0f, 13},
+                                     {0.8f, 1.0f, 17}, {1.0f, 0.95f, 21}, {2.0f, 0.5f, 29}};
 
 // A few ways to divide `vocab` rows over n boards (head first), picked by `which`: even, the
 // head with one row, a worker with none, and lopsided.
@@ -308,6 +311,7 @@ int check_classifier_splits(const std::string& img, const TempDir& dir,
   const Image& full = mono.image();
   const uint32_t layers = full.info().config.n_layers;
   int checked = 0;
+  uint32_t fetches = 0;  // SAMPLE_TOPs for more candidates after a slice's first ones
   for (uint32_t boards = 2; boards <= 4; boards++) {
     std::vector<Ranges> splits;
     all_splits(layers, boards, {}, 0, &splits);
@@ -320,13 +324,21 @@ int check_classifier_splits(const std::string& img, const TempDir& dir,
       EXPECT_TRUE(split_image(full, r, 0, full.info().kv_type, paths, &sizes, &err, rows)) << err;
       Ring ring;
       HeadOptions ho;
+      // Top-p candidates one or two at a time on some rings: the head must fetch more.
+      const uint32_t batches[] = {1, 32, 2};
+      ho.sample_batch = batches[checked % 3];
       EXPECT_TRUE(ring.start(paths, ho, &err)) << err << " " << describe(r);
       if (testing::Test::HasFailure()) return checked;
       for (size_t i = 0; i < std::size(kSettings); i++) {
         EXPECT_EQ(pick_tokens(&ring.head, vocab, kSettings[i], prompt, steps), expect[i])
             << describe(r) << describe_rows(rows) << " temperature " << kSettings[i].temperature
-            << " " << ring.head.error();
+            << " topp " << kSettings[i].topp << " seed " << kSettings[i].seed << " sample_batch "
+            << ho.sample_batch << " " << ring.head.error();
       }
+      // Sampling ran on the slices (the split sampler), not on gathered logits.
+      EXPECT_GT(ring.head.counters().sample_rounds, 0u) << describe(r);
+      EXPECT_EQ(ring.head.counters().logits_rows_rx, 0u) << describe(r);
+      fetches += ring.head.counters().sample_fetches;
       ring.head.begin();
       EXPECT_EQ(ring.head.forward(prompt[0], 0, true, &l), Status::kOk);
       EXPECT_EQ(0, std::memcmp(l, logits0.data(), vocab * 4)) << describe(r) << describe_rows(rows);
@@ -338,6 +350,7 @@ int check_classifier_splits(const std::string& img, const TempDir& dir,
       checked++;
     }
   }
+  EXPECT_GT(fetches, 0u);  // the merge needed more than a slice's first candidates
   return checked;
 }
 
@@ -589,7 +602,7 @@ TEST(Pipeline, RingRefusesWrongOrderAndOtherModels) {
   {
     Ring ring;  // stage 2 runs firmware speaking another protocol version
     EXPECT_FALSE(ring.start(pa, ho, &err, 2));
-    EXPECT_NE(err.find("protocol v3"), std::string::npos) << err;
+    EXPECT_NE(err.find("protocol v4"), std::string::npos) << err;
     EXPECT_NE(err.find("ring position 2"), std::string::npos) << err;
   }
   {
@@ -691,10 +704,15 @@ TEST(Pipeline, RingRefusesOldFirmware) {
   EXPECT_TRUE(validate_ring(st, 2, msg, sizeof msg)) << msg;
   st[1].protocol_version = kMessageVersion + 1;
   EXPECT_FALSE(validate_ring(st, 2, msg, sizeof msg));
-  EXPECT_NE(std::string(msg).find("protocol v3"), std::string::npos) << msg;
-  // A version-1 board knows no ACTIVATION_BATCH: refused by name, not left to time out.
-  st[1].protocol_version = 1;
-  EXPECT_FALSE(validate_ring(st, 2, msg, sizeof msg));
-  EXPECT_NE(std::string(msg).find("ring position 1 speaks protocol v1"), std::string::npos) << msg;
-  EXPECT_NE(std::string(msg).find("the head v2"), std::string::npos) << msg;
+  EXPECT_NE(std::string(msg).find("protocol v4"), std::string::npos) << msg;
+  // A version-1 board knows no ACTIVATION_BATCH, a version-2 board no SAMPLE_*: refused by
+  // name, not left to time out.
+  for (uint16_t old : {1, 2}) {
+    st[1].protocol_version = old;
+    EXPECT_FALSE(validate_ring(st, 2, msg, sizeof msg));
+    EXPECT_NE(std::string(msg).find("ring position 1 speaks protocol v" + std::to_string(old)),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(std::string(msg).find("the head v3"), std::string::npos) << msg;
+  }
 }

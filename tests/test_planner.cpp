@@ -403,6 +403,22 @@ TEST(CostModel, SplitClassifierRunsSlicesInParallel) {
   const double hop_r = wire_seconds(12 + 28, baud);
   EXPECT_NEAR(generation_path_split_s(b, dim, baud), 0.040 + std::max(0.008, hop_x + 0.006 + hop_r),
               1e-12);
+  // The split sampler by hand: exponentials 3 ms (head) and 4 ms after PREPARE's hop, the
+  // worker's additions 1 ms, the SUM chain's two hops; top-p scans 2 ms (head) and 1 ms
+  // between SAMPLE_TOP's hop and SAMPLE_CANDS' (32 candidates at dim 288) back.
+  b[0].sample_exp_s = 0.003;
+  b[0].sample_top_s = 0.002;
+  b[1].sample_exp_s = 0.004;
+  b[1].sample_add_s = 0.001;
+  b[1].sample_top_s = 0.001;
+  b[0].compute_s += 0.005;
+  b[1].compute_s += 0.006;
+  const double hop_c = wire_seconds(12 + 36, baud), hop_t = wire_seconds(12 + 36, baud);
+  const double hop_cands = wire_seconds(12 + 32 + 8 * 32, baud);
+  EXPECT_NEAR(generation_path_split_s(b, dim, baud, false, true),
+              0.040 + std::max(0.008, hop_x + 0.006 + hop_r) + std::max(0.003, hop_c + 0.004) +
+                  0.001 + 2 * hop_c + std::max(0.002, hop_t + 0.001 + hop_cands),
+              1e-12);
 
   ModelConfig c;
   ASSERT_TRUE(shape_config("stories15M", &c));
@@ -413,7 +429,7 @@ TEST(CostModel, SplitClassifierRunsSlicesInParallel) {
   r.kv = KvType::kI8;
   r.baud = 2000000;
   r.split_classifier = true;
-  r.greedy = true;  // the slices merge by arg max; sampling needs every logit at the head
+  r.greedy = true;  // the slices merge by arg max
   r.boards = 1;
   const Plan one = make_plan(m, pie, r);
   r.boards = 2;
@@ -432,6 +448,15 @@ TEST(CostModel, SplitClassifierRunsSlicesInParallel) {
   // Two boards working at once beat one board, and the split beats the whole classifier.
   EXPECT_LT(two.token_s, one.token_s);
   EXPECT_LT(two.token_s, whole.token_s);
+  // Top-p sampling on the slices (the split sampler) costs its rounds, still well under the
+  // whole classifier and sampler at the head.
+  r.greedy = false;
+  const Plan sampled_whole = make_plan(m, pie, r);
+  r.split_classifier = true;
+  const Plan sampled = make_plan(m, pie, r);
+  EXPECT_GT(sampled.token_s, two.token_s);
+  EXPECT_LT(sampled.token_s, sampled_whole.token_s);
+  EXPECT_LT(sampled.token_s, 0.9 * sampled_whole.token_s);
 }
 
 // split --classifier-slices: the rows per board it writes.

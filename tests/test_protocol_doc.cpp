@@ -33,11 +33,12 @@ TEST(ProtocolDoc, WorkedExamplesAreValidFrames) {
     types.insert(f.type);
     frames++;
   }
-  EXPECT_GE(frames, 9);
+  EXPECT_GE(frames, 14);
   // The hop layer's messages have worked examples too.
   for (MsgType t : {MsgType::kNeedReplay, MsgType::kReset, MsgType::kStatsRequest, MsgType::kHopNak,
                     MsgType::kHopMark, MsgType::kHopPatch, MsgType::kClassify,
-                    MsgType::kClassLogits, MsgType::kClassSlice, MsgType::kActivationBatch}) {
+                    MsgType::kClassLogits, MsgType::kClassSlice, MsgType::kActivationBatch,
+                    MsgType::kSampleChain, MsgType::kSampleTop, MsgType::kSampleCands}) {
     EXPECT_TRUE(types.count((uint8_t)t)) << msg_type_name((uint8_t)t) << " has no worked example";
   }
 }

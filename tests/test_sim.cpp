@@ -101,6 +101,31 @@ TEST(Sim, FaultyRingTellsTheSameStoryAndCountsEveryFault) {
   std::printf("%s\n", faulty.out.substr(faulty.out.find("--- simulated")).c_str());
 }
 
+// Sampling with the classifier split across the ring (the split sampler: no logits
+// gathered) tells the unsplit story, also over faulty wires.
+TEST(Sim, SplitClassifierSamplingTellsTheSameStory) {
+  Images im(3);
+  const CmdResult sp = run("split " + im.whole + " --boards 3 --classifier-slices even -o " +
+                           im.dir.path + " --force");
+  ASSERT_EQ(sp.rc, 0) << sp.out;
+  for (const char* opts : {" --temp 0.8 --topp 0.9 --seed 3", " --temp 0.8 --topp 1 --seed 4"}) {
+    const std::string common = std::string(" -p 'The cat' -n 24") + opts;
+    const CmdResult mono = run("generate " + im.whole + common);
+    ASSERT_EQ(mono.rc, 0) << mono.out;
+    const std::string mono_story = mono.out.substr(0, mono.out.find("---\nprompt:"));
+    const CmdResult clean = run("sim --images" + im.list() + common);
+    ASSERT_EQ(clean.rc, 0) << clean.out;
+    EXPECT_EQ(story(clean.out), story(mono_story)) << clean.out;
+    EXPECT_NE(clean.out.find("0 logits gathered"), std::string::npos) << clean.out;
+    EXPECT_EQ(clean.out.find(" 0 sampling rounds"), std::string::npos) << clean.out;
+    const CmdResult faulty =
+        run("sim --images" + im.list() + common +
+            " --timeout-ms 200 --ber 1e-4 --drop 0.02 --dup 0.02 --reboot 1@10");
+    ASSERT_EQ(faulty.rc, 0) << faulty.out;
+    EXPECT_EQ(story(faulty.out), story(mono_story)) << faulty.out;
+  }
+}
+
 TEST(Sim, RefusesAMisassembledRing) {
   Images a(3, 3, false), b(3, 4, false);
   // Wrong order.

@@ -53,7 +53,9 @@ void write_stats(const std::string& path, const StoryResult& r, const HeadCounte
       << " crc=" << link.crc_errors << " resyncs=" << link.resyncs
       << " partial=" << link.partial_timeouts << " resent=" << hop.frames_resent
       << " naks=" << hop.naks_sent << " mended=" << hop.mended << " hop_lost=" << hop.lost
-      << " hop_dups=" << hop.duplicates << " hello_attempts=" << c.hello_attempts << "\n";
+      << " hop_dups=" << hop.duplicates << " hello_attempts=" << c.hello_attempts
+      << " classify_rounds=" << c.classify_rounds << " logits_rows=" << c.logits_rows_rx
+      << " sample_rounds=" << c.sample_rounds << " sample_fetches=" << c.sample_fetches << "\n";
   for (size_t i = 0; i < n; i++) {
     const StageStats& s = stages[i];
     out << "stage index=" << s.stage_index << " boot=" << s.boot_id << " frames_rx=" << s.frames_rx

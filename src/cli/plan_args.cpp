@@ -27,8 +27,9 @@ void add_plan_options(CLI::App* cmd, PlanArgs* a, bool for_plan) {
         ->check(CLI::IsMember({"scalar", "pie"}));
     cmd->add_flag("--split-classifier", a->split_classifier,
                   "estimate with the classifier's rows split over every board, merged at the "
-                  "head (shows the slices split --classifier-slices auto writes); it speeds up "
-                  "--greedy: sampling with a shared embedding keeps every row on the head");
+                  "head (shows the slices split --classifier-slices auto writes); greedy merges "
+                  "the slices' max, sampling runs on the slices too (the split sampler: three "
+                  "small-frame rounds)");
     cmd->add_option("--pos", a->pos,
                     "position the per-token estimate is for (default: seq / 2, the mean of a "
                     "full context); attention grows with it");
@@ -221,13 +222,18 @@ static void print_estimate(const BoardProfile& board, const PlanRequest& req, co
     std::printf("\n");
   }
   const size_t n = plan.boards.size();
-  char path[200];
+  char path[320];
   if (n > 1 && plan.classifier_split) {
     std::snprintf(path, sizeof path,
                   "critical path: the layers board after board plus %zu hops, then the "
                   "classifier slices in parallel (activation sent round the ring, slice results "
-                  "back); %u baud",
-                  n, req.baud);
+                  "back)%s; %u baud",
+                  n,
+                  req.greedy ? ""
+                             : ", then the split sampler: exponentials on every board at once, "
+                               "their sum chained round the ring, top-p candidates back (first "
+                               "batch only)",
+                  req.baud);
   } else if (n > 1) {
     std::snprintf(path, sizeof path,
                   "critical path: the %zu boards one after another plus %zu hops; link share "

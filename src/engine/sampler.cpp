@@ -8,16 +8,8 @@ namespace llmwire {
 
 namespace {
 
-struct ProbIndex {
-  float prob;
-  uint32_t index;
-};
-
-// Top-p order: probability descending, then id ascending. A total order (NaN never becomes a
-// candidate), so a heap pops exactly the sequence a full sort would produce.
 inline bool before(const ProbIndex& a, const ProbIndex& b) {
-  if (a.prob != b.prob) return a.prob > b.prob;
-  return a.index < b.index;
+  return topp_before(a, b);
 }
 
 // Restores the heap property below `i` in heap[0..n), the "first" element at the root.
@@ -42,11 +34,8 @@ ProbIndex* aligned_scratch(void* p) {
 // llama2.c's multinomial draw: the first index whose cumulative probability exceeds the coin.
 int32_t sample_mult(const float* probs, uint32_t n, float coin) {
   float cdf = 0.0f;
-  for (uint32_t i = 0; i < n; i++) {
-    cdf += probs[i];
-    if (coin < cdf) return (int32_t)i;
-  }
-  return (int32_t)(n - 1);  // rounding left the coin above the total
+  const int32_t i = cdf_continue(probs, n, coin, &cdf);
+  return i >= 0 ? i : (int32_t)(n - 1);  // rounding left the coin above the total
 }
 
 // llama2.c's nucleus, without sorting every candidate: a heap is built in O(n) and only the
@@ -56,7 +45,7 @@ int32_t sample_mult(const float* probs, uint32_t n, float coin) {
 uint32_t nucleus(const float* probs, uint32_t n, float topp, ProbIndex* heap, uint32_t* n0_out,
                  float* mass) {
   // Tokens below the cutoff cannot be in the nucleus; dropping them first saves work.
-  const float cutoff = (1.0f - topp) / (float)(n - 1);
+  const float cutoff = topp_cutoff(topp, n);
   uint32_t n0 = 0;
   for (uint32_t i = 0; i < n; i++) {
     if (probs[i] >= cutoff) heap[n0++] = ProbIndex{probs[i], i};
@@ -95,14 +84,7 @@ int32_t sample_topp(const float* probs, uint32_t n, float topp, float coin, Prob
   float cumulative = 0.0f;
   const uint32_t count = nucleus(probs, n, topp, heap, &n0, &cumulative);
   if (count == 0) return argmax(probs, n);
-  const float r = coin * cumulative;
-  float cdf = 0.0f;
-  for (uint32_t k = 0; k < count; k++) {
-    const ProbIndex& c = heap[n0 - 1 - k];
-    cdf += c.prob;
-    if (r < cdf) return (int32_t)c.index;
-  }
-  return (int32_t)heap[n0 - count].index;  // rounding
+  return nucleus_draw([&](uint32_t k) { return heap[n0 - 1 - k]; }, count, cumulative, coin);
 }
 
 }  // namespace
@@ -144,11 +126,11 @@ int32_t Sampler::sample(float* logits) {
   const float t = settings_.temperature;
   // llama2.c clamps negative temperatures to 0 (greedy); NaN is treated the same way.
   if (greedy()) return argmax(logits, n);
-  for (uint32_t i = 0; i < n; i++) logits[i] /= t;
+  scale_logits(logits, n, t);
   softmax(logits, n);
   const float coin = random_f32();
   const float topp = settings_.topp;
-  if (!(topp > 0.0f && topp < 1.0f) || n == 1) return sample_mult(logits, n, coin);
+  if (!sampler_uses_topp(topp, n)) return sample_mult(logits, n, coin);
   return sample_topp(logits, n, topp, coin, static_cast<ProbIndex*>(scratch_));
 }
 
@@ -166,7 +148,7 @@ int32_t Sampler::sample_draft(float* logits, int32_t draft, bool* accepted) {
     *accepted = best == draft;
     return best;
   }
-  for (uint32_t i = 0; i < n; i++) logits[i] /= t;
+  scale_logits(logits, n, t);
   softmax(logits, n);
   const float* probs = logits;
   const bool in_vocab = draft >= 0 && (uint32_t)draft < n;
@@ -251,16 +233,47 @@ int32_t argmax(const float* v, uint32_t n) {
 
 void softmax(float* v, uint32_t n) {
   if (n == 0) return;
+  const float m = softmax_max(v, n);
+  const float sum = softmax_exp_sum(v, n, m, 0.0f);
+  softmax_normalise(v, n, sum);
+}
+
+float softmax_max(const float* v, uint32_t n) {
+  if (n == 0) return 0.0f;
   float m = v[0];
   for (uint32_t i = 1; i < n; i++) {
     if (v[i] > m) m = v[i];
   }
-  float sum = 0.0f;
+  return m;
+}
+
+float softmax_exp_sum(float* v, uint32_t n, float m, float sum) {
   for (uint32_t i = 0; i < n; i++) {
     v[i] = exp_f32(v[i] - m);
     sum += v[i];
   }
+  return sum;
+}
+
+void softmax_normalise(float* v, uint32_t n, float sum) {
   for (uint32_t i = 0; i < n; i++) v[i] /= sum;
+}
+
+void scale_logits(float* v, uint32_t n, float t) {
+  for (uint32_t i = 0; i < n; i++) v[i] /= t;
+}
+
+int32_t cdf_continue(const float* probs, uint32_t n, float coin, float* cdf) {
+  float c = *cdf;
+  for (uint32_t i = 0; i < n; i++) {
+    c += probs[i];
+    if (coin < c) {
+      *cdf = c;
+      return (int32_t)i;
+    }
+  }
+  *cdf = c;
+  return -1;
 }
 
 }  // namespace llmwire

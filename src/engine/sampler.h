@@ -16,6 +16,19 @@ struct SamplerSettings {
   uint64_t seed = 1;
 };
 
+// A top-p candidate: a row of the vocabulary and its probability.
+struct ProbIndex {
+  float prob;
+  uint32_t index;
+};
+
+// Top-p order: probability descending, then id ascending. A total order (NaN never becomes a
+// candidate), so a heap pops exactly the sequence a full sort would produce.
+inline bool topp_before(const ProbIndex& a, const ProbIndex& b) {
+  if (a.prob != b.prob) return a.prob > b.prob;
+  return a.index < b.index;
+}
+
 // How sample_draft() treats a draft. Only kExact keeps the output distribution; the others
 // exist so the statistical test can show that it detects a broken rule.
 enum class DraftRule { kExact, kAlwaysAcceptForTests, kKeepDraftInResidualForTests };
@@ -49,6 +62,13 @@ class Sampler {
   // sample() is argmax (temperature 0, negative or NaN, as in llama2.c).
   bool greedy() const { return !(settings_.temperature > 0.0f); }
 
+  // The pieces of sample() for a ring whose boards hold slices of the logits
+  // (pipeline/split_sampler.h): the coin sample() draws after the softmax, and its scratch as
+  // room for the nucleus (vocab_size entries).
+  float draw_coin() { return random_f32(); }
+  ProbIndex* candidates() const { return static_cast<ProbIndex*>(scratch_); }
+  uint32_t vocab_size() const { return vocab_size_; }
+
   // llama2.c's generator, exposed for tests.
   uint32_t random_u32();
   float random_f32();
@@ -63,7 +83,41 @@ class Sampler {
 
 // Index of the largest value; the first one on ties.
 int32_t argmax(const float* v, uint32_t n);
-// In-place softmax in the engine's fixed order with the engine's own exp.
+// In-place softmax in the engine's fixed order with the engine's own exp: softmax_max, then
+// softmax_exp_sum from 0, then softmax_normalise. The pieces run over a range of rows, so a
+// ring that holds the logits in slices continues each chain in row order (docs/PROTOCOL.md
+// "Sampled classifier split") and gets the same floats.
 void softmax(float* v, uint32_t n);
+// llama2.c's max: v[0], then every later v[i] > it (NaN at v[0] stays; later NaNs are skipped).
+float softmax_max(const float* v, uint32_t n);
+// v[i] = exp(v[i] - m), each added to `sum` in row order; returns the new sum.
+float softmax_exp_sum(float* v, uint32_t n, float m, float sum);
+void softmax_normalise(float* v, uint32_t n, float sum);
+// sample()'s temperature: every logit divided by t.
+void scale_logits(float* v, uint32_t n, float t);
+// True when sample() draws from the nucleus (0 < topp < 1 and n > 1), else multinomial.
+inline bool sampler_uses_topp(float topp, uint32_t n) {
+  return topp > 0.0f && topp < 1.0f && n > 1;
+}
+// The nucleus' candidate cutoff over a vocabulary of n: probabilities below it are never in it.
+inline float topp_cutoff(float topp, uint32_t n) {
+  return (1.0f - topp) / (float)(n - 1);
+}
+// The multinomial draw continued over rows [0, n): adds probs[i] to *cdf in order and returns
+// the first i with coin < *cdf, or -1 when the coin is still above it.
+int32_t cdf_continue(const float* probs, uint32_t n, float coin, float* cdf);
+// The nucleus draw: the first of the `count` candidates (at(k) the k-th in top-p order) whose
+// running sum exceeds coin * mass, mass being the candidates' sum as the nucleus added it.
+template <class At>
+int32_t nucleus_draw(At at, uint32_t count, float mass, float coin) {
+  const float r = coin * mass;
+  float cdf = 0.0f;
+  for (uint32_t k = 0; k < count; k++) {
+    const ProbIndex c = at(k);
+    cdf += c.prob;
+    if (r < cdf) return (int32_t)c.index;
+  }
+  return (int32_t)at(count - 1).index;  // rounding
+}
 
 }  // namespace llmwire

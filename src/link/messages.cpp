@@ -43,6 +43,12 @@ const char* msg_type_name(uint8_t type) {
       return "CLASS_LOGITS";
     case 18:
       return "CLASS_SLICE";
+    case 19:
+      return "SAMPLE_CHAIN";
+    case 20:
+      return "SAMPLE_TOP";
+    case 21:
+      return "SAMPLE_CANDS";
     default:
       return "UNKNOWN";
   }
@@ -683,6 +689,186 @@ MsgStatus decode_class_slice(const uint8_t* p, size_t len, ClassSlice* out) {
   return MsgStatus::kOk;
 }
 
+static bool temperature_ok(float t) {
+  return t > 0.0f && t < bits_f32(0x7F800000u);
+}
+
+static bool sample_chain_ok(const SampleChain& m) {
+  if (m.mode > (uint8_t)ChainMode::kPrepare || (m.flags & ~kChainFound)) return false;
+  if (!temperature_ok(m.temperature)) return false;
+  if (m.mode == (uint8_t)ChainMode::kPrepare && f32_bits(m.sum)) return false;
+  if (m.mode != (uint8_t)ChainMode::kCdf) {
+    if (m.flags || f32_bits(m.cdf) || f32_bits(m.coin)) return false;
+  } else if (!(m.coin >= 0.0f && m.coin < 1.0f)) {
+    return false;
+  }
+  return (m.flags & kChainFound) || m.row == 0;
+}
+
+size_t encode_sample_chain(const SampleChain& m, uint8_t* out, size_t cap) {
+  if (!out || cap < kSampleChainSize || !sample_chain_ok(m)) return 0;
+  store_u32(out + 0, m.session_id);
+  store_u32(out + 4, m.pos);
+  out[8] = m.mode;
+  out[9] = m.flags;
+  store_u16(out + 10, 0);
+  store_u32(out + 12, f32_bits(m.temperature));
+  store_u32(out + 16, f32_bits(m.max));
+  store_u32(out + 20, f32_bits(m.sum));
+  store_u32(out + 24, f32_bits(m.cdf));
+  store_u32(out + 28, f32_bits(m.coin));
+  store_u32(out + 32, m.row);
+  return kSampleChainSize;
+}
+
+MsgStatus decode_sample_chain(const uint8_t* p, size_t len, SampleChain* out) {
+  if (!p || len < kSampleChainSize) return MsgStatus::kTooShort;
+  if (len != kSampleChainSize) return MsgStatus::kBadLength;
+  SampleChain m;
+  m.session_id = load_u32(p + 0);
+  m.pos = load_u32(p + 4);
+  m.mode = p[8];
+  m.flags = p[9];
+  m.temperature = bits_f32(load_u32(p + 12));
+  m.max = bits_f32(load_u32(p + 16));
+  m.sum = bits_f32(load_u32(p + 20));
+  m.cdf = bits_f32(load_u32(p + 24));
+  m.coin = bits_f32(load_u32(p + 28));
+  m.row = load_u32(p + 32);
+  if (!sample_chain_ok(m)) return MsgStatus::kBadValue;
+  if (out) *out = m;
+  return MsgStatus::kOk;
+}
+
+static bool sample_top_ok(const SampleTop& m) {
+  if ((m.flags & ~kTopAfter) || m.count == 0 || !temperature_ok(m.temperature)) return false;
+  if (m.flags & kTopAfter) return m.after_prob == m.after_prob;
+  return m.after_index == 0 && f32_bits(m.after_prob) == 0;
+}
+
+size_t encode_sample_top(const SampleTop& m, uint8_t* out, size_t cap) {
+  if (!out || cap < kSampleTopSize || !sample_top_ok(m)) return 0;
+  store_u32(out + 0, m.session_id);
+  store_u32(out + 4, m.pos);
+  out[8] = m.stage;
+  out[9] = m.flags;
+  store_u16(out + 10, m.count);
+  store_u32(out + 12, f32_bits(m.temperature));
+  store_u32(out + 16, f32_bits(m.max));
+  store_u32(out + 20, f32_bits(m.sum));
+  store_u32(out + 24, f32_bits(m.cutoff));
+  store_u32(out + 28, m.after_index);
+  store_u32(out + 32, f32_bits(m.after_prob));
+  return kSampleTopSize;
+}
+
+MsgStatus decode_sample_top(const uint8_t* p, size_t len, SampleTop* out) {
+  if (!p || len < kSampleTopSize) return MsgStatus::kTooShort;
+  if (len != kSampleTopSize) return MsgStatus::kBadLength;
+  SampleTop m;
+  m.session_id = load_u32(p + 0);
+  m.pos = load_u32(p + 4);
+  m.stage = p[8];
+  m.flags = p[9];
+  m.count = load_u16(p + 10);
+  m.temperature = bits_f32(load_u32(p + 12));
+  m.max = bits_f32(load_u32(p + 16));
+  m.sum = bits_f32(load_u32(p + 20));
+  m.cutoff = bits_f32(load_u32(p + 24));
+  m.after_index = load_u32(p + 28);
+  m.after_prob = bits_f32(load_u32(p + 32));
+  if (!sample_top_ok(m)) return MsgStatus::kBadValue;
+  if (out) *out = m;
+  return MsgStatus::kOk;
+}
+
+uint32_t sample_cands_max_count(uint32_t dim) {
+  const size_t act = activation_size(dim);
+  if (act <= kSampleCandsHeaderSize) return 0;
+  return (uint32_t)((act - kSampleCandsHeaderSize) / 8);
+}
+
+// Top-p order (engine/sampler.h topp_before): a strictly before b.
+static bool cand_before(float pa, uint32_t ia, float pb, uint32_t ib) {
+  if (pa != pb) return pa > pb;
+  return ia < ib;
+}
+
+static MsgStatus sample_cands_check(const SampleCandsHeader& h, const uint8_t* c) {
+  const uint8_t known = kTopAfter | kCandsHasMax | kCandsFirstNaN;
+  if (h.flags & ~known) return MsgStatus::kBadValue;
+  if (!(h.flags & kCandsHasMax) && (h.pargmax || f32_bits(h.pmax))) return MsgStatus::kBadValue;
+  if (!(h.flags & kTopAfter) && (h.after_index || f32_bits(h.after_prob)))
+    return MsgStatus::kBadValue;
+  if (h.count > h.n0) return MsgStatus::kBadCount;
+  bool have = (h.flags & kTopAfter) != 0;
+  float pp = h.after_prob;
+  uint32_t pi = h.after_index;
+  for (uint32_t i = 0; i < h.count; i++) {
+    const uint32_t idx = load_u32(c + 8 * (size_t)i);
+    const float pr = bits_f32(load_u32(c + 8 * (size_t)i + 4));
+    if (pr != pr) return MsgStatus::kBadValue;
+    if (have && !cand_before(pp, pi, pr, idx)) return MsgStatus::kBadValue;
+    have = true;
+    pp = pr;
+    pi = idx;
+  }
+  return MsgStatus::kOk;
+}
+
+size_t encode_sample_cands(const SampleCandsHeader& h, const ProbIndex* c, uint8_t* out,
+                           size_t cap) {
+  const size_t len = kSampleCandsHeaderSize + 8 * (size_t)h.count;
+  if (!out || (h.count && !c) || len > kMaxPayload || cap < len) return 0;
+  store_u32(out + 0, h.session_id);
+  store_u32(out + 4, h.pos);
+  out[8] = h.stage;
+  out[9] = h.flags;
+  store_u16(out + 10, h.count);
+  store_u32(out + 12, h.n0);
+  store_u32(out + 16, h.after_index);
+  store_u32(out + 20, f32_bits(h.after_prob));
+  store_u32(out + 24, f32_bits(h.pmax));
+  store_u32(out + 28, h.pargmax);
+  uint8_t* d = out + kSampleCandsHeaderSize;
+  for (uint32_t i = 0; i < h.count; i++) {
+    store_u32(d + 8 * (size_t)i, c[i].index);
+    store_u32(d + 8 * (size_t)i + 4, f32_bits(c[i].prob));
+  }
+  if (sample_cands_check(h, d) != MsgStatus::kOk) return 0;
+  return len;
+}
+
+MsgStatus decode_sample_cands(const uint8_t* p, size_t len, SampleCandsView* out) {
+  if (!p || len < kSampleCandsHeaderSize) return MsgStatus::kTooShort;
+  SampleCandsHeader h;
+  h.session_id = load_u32(p + 0);
+  h.pos = load_u32(p + 4);
+  h.stage = p[8];
+  h.flags = p[9];
+  h.count = load_u16(p + 10);
+  h.n0 = load_u32(p + 12);
+  h.after_index = load_u32(p + 16);
+  h.after_prob = bits_f32(load_u32(p + 20));
+  h.pmax = bits_f32(load_u32(p + 24));
+  h.pargmax = load_u32(p + 28);
+  if (len != kSampleCandsHeaderSize + 8 * (size_t)h.count) return MsgStatus::kBadLength;
+  const MsgStatus s = sample_cands_check(h, p + kSampleCandsHeaderSize);
+  if (s != MsgStatus::kOk) return s;
+  if (out) {
+    out->h = h;
+    out->data = p + kSampleCandsHeaderSize;
+  }
+  return MsgStatus::kOk;
+}
+
+ProbIndex sample_cand_at(const SampleCandsView& v, uint32_t i) {
+  ProbIndex c;
+  c.index = load_u32(v.data + 8 * (size_t)i);
+  c.prob = bits_f32(load_u32(v.data + 8 * (size_t)i + 4));
+  return c;
+}
+
 MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len) {
   switch (type) {
     case (uint8_t)MsgType::kHello:
@@ -713,6 +899,12 @@ MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len) {
       return decode_hop_patch(p, len, nullptr);
     case (uint8_t)MsgType::kActivationBatch:
       return decode_activation_batch(p, len, nullptr);
+    case (uint8_t)MsgType::kSampleChain:
+      return decode_sample_chain(p, len, nullptr);
+    case (uint8_t)MsgType::kSampleTop:
+      return decode_sample_top(p, len, nullptr);
+    case (uint8_t)MsgType::kSampleCands:
+      return decode_sample_cands(p, len, nullptr);
     default:
       return MsgStatus::kBadValue;
   }

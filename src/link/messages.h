@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/sampler.h"  // ProbIndex (SAMPLE_CANDS)
 #include "link/frame.h"
 
 namespace llmwire {
@@ -29,6 +30,10 @@ enum class MsgType : uint8_t {
   kClassify = 16,     // head -> ring: the final-normed activation of a position
   kClassLogits = 17,  // a worker's raw logits for part of its rows
   kClassSlice = 18,   // a worker's rows, their max and arg max: its last reply to a CLASSIFY
+  // Sampled classifier split (docs/PROTOCOL.md "Sampled classifier split", message set 3).
+  kSampleChain = 19,  // head -> ring -> head: a softmax-sum or cdf chain continued in row order
+  kSampleTop = 20,    // head -> ring: ask for a slice's best top-p candidates
+  kSampleCands = 21,  // a worker -> ring -> head: those candidates, best first
 };
 const char* msg_type_name(uint8_t type);  // "ACTIVATION", ... or "UNKNOWN"
 
@@ -46,9 +51,10 @@ const char* msg_status_name(MsgStatus s);
 constexpr size_t kMaxStages = 64;
 
 // The message set a stage speaks, announced in HELLO (StageInfo::protocol_version): version 2
-// added ACTIVATION_BATCH. Frames keep version 1's layout and version byte (kProtocolVersion),
-// so a version-1 board still answers HELLO and the head refuses it by name.
-constexpr uint16_t kMessageVersion = 2;
+// added ACTIVATION_BATCH, version 3 SAMPLE_CHAIN / SAMPLE_TOP / SAMPLE_CANDS. Frames keep
+// version 1's layout and version byte (kProtocolVersion), so an older board still answers
+// HELLO and the head refuses it by name.
+constexpr uint16_t kMessageVersion = 3;
 
 // ---- HELLO (1): u8 count, u8 reserved[3], count x StageInfo ----
 struct StageInfo {
@@ -349,6 +355,89 @@ size_t encode_class_slice(const ClassSlice& m, uint8_t* out, size_t cap);
 // kBadValue: row_begin > row_end, unknown flags, argmax outside the rows, or max/argmax
 // nonzero without kSliceHasMax.
 MsgStatus decode_class_slice(const uint8_t* p, size_t len, ClassSlice* out);
+
+// ---- SAMPLE_CHAIN (19): u32 session_id, u32 pos, u8 mode, u8 flags, u16 reserved,
+// f32 temperature, f32 max, f32 sum, f32 cdf, f32 coin, u32 row ----
+enum class ChainMode : uint8_t {
+  kSum = 0,  // continue the softmax denominator: sum is the running sum
+  kCdf = 1,  // continue the multinomial cdf: sum is the final denominator, cdf the running sum
+  // Start the exponentials now (every board at once, before the SUM chain reaches it); passed
+  // on by every worker but the last, nothing comes back. sum, cdf, coin and row are 0.
+  kPrepare = 2,
+};
+constexpr uint8_t kChainFound = 1;  // kCdf: the coin fell in row `row`; later boards pass it on
+struct SampleChain {
+  uint32_t session_id = 0;
+  uint32_t pos = 0;
+  uint8_t mode = 0;  // ChainMode
+  uint8_t flags = 0;
+  float temperature = 1.0f;  // > 0 and finite
+  float max = 0.0f;          // the softmax max of the temperature-scaled logits
+  float sum = 0.0f;
+  float cdf = 0.0f;   // kCdf only, else 0
+  float coin = 0.0f;  // kCdf only (in [0, 1)), else 0
+  uint32_t row = 0;   // kChainFound only, else 0
+};
+constexpr size_t kSampleChainSize = 36;
+size_t encode_sample_chain(const SampleChain& m, uint8_t* out, size_t cap);
+// kBadValue: unknown mode or flags, temperature not in (0, inf), kCdf fields in another mode,
+// a sum in kPrepare, a coin outside [0, 1), a row without kChainFound.
+MsgStatus decode_sample_chain(const uint8_t* p, size_t len, SampleChain* out);
+
+// ---- SAMPLE_TOP (20): u32 session_id, u32 pos, u8 stage, u8 flags, u16 count,
+// f32 temperature, f32 max, f32 sum, f32 cutoff, u32 after_index, f32 after_prob ----
+constexpr uint8_t kTopAfter = 1;  // only candidates after (after_prob, after_index)
+struct SampleTop {
+  uint32_t session_id = 0;
+  uint32_t pos = 0;
+  uint8_t stage = 0;   // 0: every worker answers; k: only stage k
+  uint8_t flags = 0;   // kTopAfter
+  uint16_t count = 1;  // at most this many candidates (>= 1)
+  float temperature = 1.0f;
+  float max = 0.0f;
+  float sum = 0.0f;          // the softmax denominator (the SAMPLE_CHAIN kSum result)
+  float cutoff = 0.0f;       // (1 - topp) / (vocab - 1): smaller probabilities are no candidates
+  uint32_t after_index = 0;  // kTopAfter, else 0
+  float after_prob = 0.0f;   // kTopAfter (not NaN), else 0
+};
+constexpr size_t kSampleTopSize = 36;
+size_t encode_sample_top(const SampleTop& m, uint8_t* out, size_t cap);
+// kBadValue: unknown flags, count 0, temperature not in (0, inf), a NaN after_prob, or
+// after fields nonzero without kTopAfter.
+MsgStatus decode_sample_top(const uint8_t* p, size_t len, SampleTop* out);
+
+// ---- SAMPLE_CANDS (21): u32 session_id, u32 pos, u8 stage, u8 flags, u16 count, u32 n0,
+// u32 after_index, f32 after_prob, f32 pmax, u32 pargmax, count x (u32 index, f32 prob) ----
+// flags: kTopAfter (echoed from the request), kCandsHasMax, kCandsFirstNaN (the slice's
+// probabilities, as CLASS_SLICE's flags describe its logits).
+constexpr uint8_t kCandsHasMax = 2;
+constexpr uint8_t kCandsFirstNaN = 4;
+struct SampleCandsHeader {
+  uint32_t session_id = 0;
+  uint32_t pos = 0;
+  uint8_t stage = 0;
+  uint8_t flags = 0;
+  uint16_t count = 0;
+  uint32_t n0 = 0;  // the slice's rows whose probability is >= the cutoff
+  uint32_t after_index = 0;
+  float after_prob = 0.0f;
+  float pmax = 0.0f;     // kCandsHasMax: the slice's largest non-NaN probability, else 0
+  uint32_t pargmax = 0;  // kCandsHasMax: its lowest row, else 0
+};
+constexpr size_t kSampleCandsHeaderSize = 32;
+// At most this many candidates per frame: never longer than an ACTIVATION of the same model.
+uint32_t sample_cands_max_count(uint32_t dim);
+size_t encode_sample_cands(const SampleCandsHeader& h, const ProbIndex* c, uint8_t* out,
+                           size_t cap);
+struct SampleCandsView {
+  SampleCandsHeader h;
+  const uint8_t* data = nullptr;  // count x (u32 index, f32 prob): sample_cand_at()
+};
+ProbIndex sample_cand_at(const SampleCandsView& v, uint32_t i);
+// kBadLength unless 32 + 8 * count bytes; kBadCount: count > n0; kBadValue: unknown flags,
+// pmax/pargmax without kCandsHasMax, a NaN probability, candidates not strictly in top-p
+// order (probability descending, then index ascending) or not after the echoed boundary.
+MsgStatus decode_sample_cands(const uint8_t* p, size_t len, SampleCandsView* out);
 
 // Runs the decoder for `type` (validation only). kBadValue for an unknown type.
 MsgStatus validate_message(uint8_t type, const uint8_t* p, size_t len);

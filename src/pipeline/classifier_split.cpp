@@ -21,7 +21,12 @@ void summarize_slice(const float* v, uint32_t begin, uint32_t end, ClassSlice* o
 }
 
 uint32_t merge_argmax(const ClassSlice* slices, size_t n) {
-  if (n == 0 || (slices[0].flags & kSliceFirstNaN)) return 0;
+  if (n == 0) return 0;
+  for (size_t k = 0; k < n; k++) {  // row 0 is the first row of the first slice holding rows
+    if (slices[k].row_begin == slices[k].row_end) continue;
+    if (slices[k].flags & kSliceFirstNaN) return 0;
+    break;
+  }
   bool have = false;
   float best = 0.0f;
   uint32_t arg = 0;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/fp16.h"
 #include "pipeline/chunk.h"
 #include "pipeline/classifier_split.h"
 #include "pipeline/ring.h"
@@ -21,7 +22,8 @@ size_t RingHead::scratch_bytes(const ImageInfo& info, uint32_t seq_len, uint32_t
   const uint32_t seq = seq_len ? seq_len : info.config.seq_len;
   const uint32_t chunk = chunk_positions(batch, info.config.dim);
   return align16(4ull * seq) + align16(4ull * info.config.dim) + align16(kMaxFrameSize) +
-         align16(Hop::resend_bytes(info.config.dim, chunk)) + 16;
+         align16(Hop::resend_bytes(info.config.dim, chunk)) +
+         align16((size_t)info.stage_count * kSampleTopMax * sizeof(ProbIndex)) + 16;
 }
 
 Status RingHead::init(Model* model, ByteLink* link, Clock* clock, const HeadOptions& opts,
@@ -56,6 +58,8 @@ Status RingHead::init(Model* model, ByteLink* link, Clock* clock, const HeadOpti
     hop_.init(link, clock, this, p, p + align16(kMaxFrameSize),
               Hop::resend_bytes(info.config.dim, chunk_), ho);
   }
+  p += align16(kMaxFrameSize) + align16(Hop::resend_bytes(info.config.dim, chunk_));
+  cands_ = reinterpret_cast<ProbIndex*>(p);
   seq_len_ = model->seq_len();
   split_classifier_ = info.has(kFlagClassifierSlice);
   session_ = opts.boot_id << 16;  // never reused within a boot; differs across boots
@@ -120,6 +124,18 @@ void RingHead::on_frame(const Frame& f) {
       ClassSlice m;
       decode_class_slice(f.payload, f.len, &m);
       on_class_slice(m);
+      break;
+    }
+    case MsgType::kSampleChain: {
+      SampleChain m;
+      decode_sample_chain(f.payload, f.len, &m);
+      on_sample_chain(m);
+      break;
+    }
+    case MsgType::kSampleCands: {
+      SampleCandsView v;
+      decode_sample_cands(f.payload, f.len, &v);
+      on_sample_cands(v);
       break;
     }
     case MsgType::kHello: {
@@ -414,10 +430,14 @@ Status RingHead::forward(int32_t token, uint32_t pos, bool need_logits, const fl
 }
 
 Status RingHead::next_token(int32_t token, uint32_t pos, Sampler* sampler, int32_t* next) {
-  if (!split_classifier_ || !sampler->greedy()) {
+  // A temperature of +inf has no split form (split_softmax_max): the whole vector.
+  const float t = sampler->settings().temperature;
+  if (!split_classifier_ || (!sampler->greedy() && !(t < f32_from_bits(0x7F800000u))) ||
+      sampler->vocab_size() != model_->config().vocab_size) {
     return Forwarder::next_token(token, pos, sampler, next);
   }
   Status s = forward(token, pos, false, nullptr);
+  if (s == Status::kOk && !sampler->greedy()) return sample_ring(pos, sampler, next);
   uint32_t arg = 0;
   if (s == Status::kOk) s = classify_ring(pos, ClassifyMode::kMax, &arg);
   *next = (int32_t)arg;

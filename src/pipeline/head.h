@@ -10,6 +10,7 @@
 #include "link/hop.h"
 #include "link/messages.h"
 #include "pipeline/clock.h"
+#include "pipeline/split_sampler.h"
 
 namespace llmwire {
 
@@ -26,6 +27,10 @@ struct HeadOptions {
   uint32_t hello_timeout_ms = 500;
   uint32_t hello_max_wait_ms = 4000;
   uint32_t hello_deadline_ms = 30000;
+  // Sampled decoding with the classifier split: top-p candidates asked of each slice at a
+  // time (SAMPLE_TOP count; at most kSampleTopMax and what a frame holds). Tests set it tiny
+  // so that the head must fetch more.
+  uint32_t sample_batch = 32;
 };
 
 struct HeadCounters {
@@ -43,6 +48,9 @@ struct HeadCounters {
   uint32_t hello_attempts = 0;   // HELLO rounds sent by the last discover()
   uint32_t classify_rounds = 0;  // CLASSIFY rounds (classifier split), resends included
   uint32_t logits_rows_rx = 0;   // logits received from workers (CLASS_LOGITS)
+  uint32_t sample_rounds = 0;    // SAMPLE_CHAIN and SAMPLE_TOP frames sent, resends included
+  uint32_t sample_fetches = 0;   // SAMPLE_TOPs to one slice for more candidates (top-p)
+  uint32_t candidates_rx = 0;    // top-p candidates received (SAMPLE_CANDS)
 };
 
 class RingHead final : public Forwarder, public FrameSink {
@@ -66,8 +74,9 @@ class RingHead final : public Forwarder, public FrameSink {
   Status forward_batch(const int32_t* tokens, uint32_t pos, uint32_t n, float* logits,
                        uint32_t vocab) override;
   uint32_t max_batch() const override { return stages_ == 1 ? model_->prompt_batch() : 1; }
-  // With the classifier split across the ring and a greedy sampler, only each board's slice
-  // max travels back (CLASS_SLICE); otherwise forward() then the sampler.
+  // With the classifier split across the ring, greedy decoding gathers each board's slice max
+  // (CLASS_SLICE) and sampling runs the split sampler (sample_ring); otherwise forward() then
+  // the sampler.
   Status next_token(int32_t token, uint32_t pos, Sampler* sampler, int32_t* next) override;
   uint32_t seq_len() const override { return seq_len_; }
 
@@ -101,6 +110,22 @@ class RingHead final : public Forwarder, public FrameSink {
   bool send_classify();
   void on_class_logits(const ClassLogitsView& v);
   void on_class_slice(const ClassSlice& m);
+  // The split sampler (docs/PROTOCOL.md "Sampled classifier split"): the token
+  // sampler->sample() would draw from the whole logits vector, from the slices.
+  Status sample_ring(uint32_t pos, Sampler* sampler, int32_t* next);
+  // Sends *m (the head's rows already in it) round the ring; *m becomes what comes back.
+  Status chain_round(SampleChain* m);
+  // SAMPLE_TOP to every worker (stage 0) or to one stage for the candidates after its last.
+  Status top_round(uint8_t stage);
+  // Refills stage k's candidate buffer with the next ones after its last (the head's own
+  // slice locally).
+  Status fetch_candidates(uint32_t k);
+  // Waits until round_done_, resending with `resend` on timeout.
+  Status await_round(bool (RingHead::*resend)(), const char* what);
+  bool send_chain();
+  bool send_top();
+  void on_sample_chain(const SampleChain& m);
+  void on_sample_cands(const SampleCandsView& v);
   bool pump(uint32_t timeout_ms);
   void set_error(const char* fmt, ...);
 
@@ -142,6 +167,20 @@ class RingHead final : public Forwarder, public FrameSink {
   uint32_t slice_first_[kMaxStages];
   uint32_t slice_next_[kMaxStages];
   bool slice_started_[kMaxStages];
+  // Split sampler state: the round in progress, and per stage its buffered candidates
+  // (cands_ + k * kSampleTopMax: [cand_at_, cand_n_) not yet merged), how many of them it has
+  // sent so far, how many it holds (n0) and its probabilities' summary.
+  SliceSampler own_;
+  bool round_done_ = false;
+  SampleChain chain_;  // kSum / kCdf: what was sent (resends), then what came back
+  SampleTop top_;
+  uint64_t cands_done_ = 0;  // bit k: stage k answered the SAMPLE_TOP in progress
+  ProbIndex* cands_ = nullptr;
+  uint32_t cand_at_[kMaxStages];
+  uint32_t cand_n_[kMaxStages];
+  uint32_t cand_sent_[kMaxStages];
+  uint32_t cand_n0_[kMaxStages];
+  ClassSlice probs_[kMaxStages];
   HeadCounters counters_;
   char error_[256] = {};
 };

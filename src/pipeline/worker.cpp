@@ -30,6 +30,7 @@ Status Worker::init(Model* model, ByteLink* link, Clock* clock, uint8_t* scratch
   stats_ = StageStats{};
   stats_.stage_index = im.stage_index;
   stats_.boot_id = opts.boot_id;
+  slice_.init(model->logits(), model->classifier_begin(), model->classifier_end());
   return Status::kOk;
 }
 
@@ -78,6 +79,12 @@ void Worker::on_frame(const Frame& f) {
       break;
     case MsgType::kClassify:
       on_classify(f);
+      break;
+    case MsgType::kSampleChain:
+      on_sample_chain(f);
+      break;
+    case MsgType::kSampleTop:
+      on_sample_top(f);
       break;
     case MsgType::kHello:
       send(MsgType::kHello,
@@ -246,6 +253,7 @@ void Worker::on_classify(const Frame& f) {
     model_->classify(xn, begin, end, logits);
     stats_.compute_us += clock_->now_us() - t0;
   }
+  slice_.classified(c.h.session_id, c.h.pos);
   if (c.h.mode == (uint8_t)ClassifyMode::kLogits) {
     const uint32_t max_count = class_logits_max_count(info_.dim);
     const uint32_t chunk = max_count ? max_count : 1;
@@ -266,6 +274,84 @@ void Worker::on_classify(const Frame& f) {
   m.pos = c.h.pos;
   m.stage = (uint8_t)info_.stage_index;
   send(MsgType::kClassSlice, encode_class_slice(m, hop_.payload(), hop_.payload_capacity()));
+}
+
+void Worker::on_sample_chain(const Frame& f) {
+  SampleChain m;
+  decode_sample_chain(f.payload, f.len, &m);
+  if (m.mode == (uint8_t)ChainMode::kPrepare) {
+    // Every board computes its exponentials at once; the SUM chain then only adds them.
+    if (info_.stage_index + 1 < info_.stage_count) forward(f);
+    const uint64_t t0 = clock_->now_us();
+    slice_.prepare(m.session_id, m.pos, m.temperature, m.max);
+    stats_.compute_us += clock_->now_us() - t0;
+    return;
+  }
+  const bool found = (m.flags & kChainFound) != 0;
+  if (slice_.begin() < slice_.end() && !found) {
+    const uint64_t t0 = clock_->now_us();
+    bool ok = false;
+    if (m.mode == (uint8_t)ChainMode::kSum) {
+      ok = slice_.exp_sum(m.session_id, m.pos, m.temperature, m.max, &m.sum);
+    } else {
+      int32_t row = -1;
+      ok = slice_.cdf(m.session_id, m.pos, m.temperature, m.max, m.sum, m.coin, &m.cdf, &row);
+      if (row >= 0) {
+        m.flags |= kChainFound;
+        m.row = (uint32_t)row;
+      }
+    }
+    stats_.compute_us += clock_->now_us() - t0;
+    // Not this position's logits (a stale or duplicated chain): the head's resend of the
+    // whole round repairs it.
+    if (!ok) return;
+  }
+  send(MsgType::kSampleChain, encode_sample_chain(m, hop_.payload(), hop_.payload_capacity()));
+}
+
+void Worker::on_sample_top(const Frame& f) {
+  SampleTop q;
+  decode_sample_top(f.payload, f.len, &q);
+  const uint32_t me = info_.stage_index;
+  const bool last = me + 1 >= info_.stage_count;
+  if (q.stage != 0 && q.stage != me) {
+    if (q.stage > me && !last) forward(f);
+    return;
+  }
+  if (q.stage == 0 && !last) forward(f);  // every worker answers: the next one starts now
+  uint32_t cap = sample_cands_max_count(info_.dim);
+  if (cap > kSampleTopMax) cap = kSampleTopMax;
+  if (cap > q.count) cap = q.count;
+  SampleCandsHeader h;
+  h.session_id = q.session_id;
+  h.pos = q.pos;
+  h.stage = (uint8_t)me;
+  if (q.flags & kTopAfter) {
+    h.flags |= kTopAfter;
+    h.after_index = q.after_index;
+    h.after_prob = q.after_prob;
+  }
+  if (slice_.begin() < slice_.end()) {
+    const ProbIndex after{q.after_prob, q.after_index};
+    uint32_t count = 0, n0 = 0;
+    ClassSlice probs;
+    const uint64_t t0 = clock_->now_us();
+    const bool ok =
+        slice_.top(q.session_id, q.pos, q.temperature, q.max, q.sum, q.cutoff,
+                   (q.flags & kTopAfter) ? &after : nullptr, top_, cap, &count, &n0, &probs);
+    stats_.compute_us += clock_->now_us() - t0;
+    if (!ok) return;  // not this position's exponentials: the head resends the round
+    h.count = (uint16_t)count;
+    h.n0 = n0;
+    if (probs.flags & kSliceHasMax) {
+      h.flags |= kCandsHasMax;
+      h.pmax = probs.max;
+      h.pargmax = probs.argmax;
+    }
+    if (probs.flags & kSliceFirstNaN) h.flags |= kCandsFirstNaN;
+  }
+  send(MsgType::kSampleCands,
+       encode_sample_cands(h, top_, hop_.payload(), hop_.payload_capacity()));
 }
 
 }  // namespace llmwire

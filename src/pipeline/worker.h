@@ -9,6 +9,7 @@
 #include "link/hop.h"
 #include "link/messages.h"
 #include "pipeline/clock.h"
+#include "pipeline/split_sampler.h"
 
 namespace llmwire {
 
@@ -44,6 +45,10 @@ class Worker final : public FrameSink {
   void send_error(ErrorCode code, const char* text);
   // CLASSIFY: passes it on, then answers with this stage's classifier slice.
   void on_classify(const Frame& f);
+  // SAMPLE_CHAIN: continues the chain over this stage's rows and passes it on.
+  void on_sample_chain(const Frame& f);
+  // SAMPLE_TOP: passes it on if later stages answer it too, then answers with SAMPLE_CANDS.
+  void on_sample_top(const Frame& f);
   // True for a frame of a session older than the current one (a late or duplicated frame).
   bool is_stale_session(uint32_t session_id) const;
   void switch_session(uint32_t session_id);
@@ -61,6 +66,8 @@ class Worker final : public FrameSink {
   bool has_old_session_ = false;
   uint32_t have_ = 0;  // leading positions of the session held in the KV cache
   StageStats stats_;
+  SliceSampler slice_;  // this stage's classifier rows, for sampled decoding
+  ProbIndex top_[kSampleTopMax];
 };
 
 }  // namespace llmwire

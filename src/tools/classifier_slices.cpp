@@ -2,8 +2,12 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
+
 #include "link/frame.h"
 #include "link/messages.h"
+#include "pipeline/head.h"
+#include "pipeline/split_sampler.h"
 
 namespace llmwire {
 
@@ -51,6 +55,20 @@ std::vector<uint32_t> balance_classifier_rows(uint32_t vocab, const std::vector<
 
 uint64_t classify_frame_bytes(uint32_t dim) {
   return kFrameOverhead + kClassifyHeaderSize + 4ull * dim;
+}
+
+uint64_t sample_chain_frame_bytes() {
+  return kFrameOverhead + kSampleChainSize;
+}
+
+uint64_t sample_top_frame_bytes() {
+  return kFrameOverhead + kSampleTopSize;
+}
+
+uint64_t sample_cands_frame_bytes(uint32_t dim) {
+  uint32_t k = HeadOptions{}.sample_batch;
+  k = std::min(k, std::min(sample_cands_max_count(dim), kSampleTopMax));
+  return kFrameOverhead + kSampleCandsHeaderSize + 8ull * k;
 }
 
 uint64_t classifier_reply_bytes(uint32_t dim, uint32_t rows, bool logits) {

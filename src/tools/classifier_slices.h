@@ -32,6 +32,12 @@ std::vector<uint32_t> choose_classifier_rows(uint32_t vocab, uint32_t dim, uint3
 // Wire bytes of one CLASSIFY frame (the final normed activation), and of one worker's reply
 // with `rows` rows: its CLASS_SLICE, plus with `logits` its rows in CLASS_LOGITS frames.
 uint64_t classify_frame_bytes(uint32_t dim);
+// The split sampler's frames (docs/PROTOCOL.md "Sampled classifier split"): SAMPLE_CHAIN,
+// SAMPLE_TOP, and a SAMPLE_CANDS with the head's first batch of candidates
+// (HeadOptions::sample_batch, at most what a frame of the model holds).
+uint64_t sample_chain_frame_bytes();
+uint64_t sample_top_frame_bytes();
+uint64_t sample_cands_frame_bytes(uint32_t dim);
 uint64_t classifier_reply_bytes(uint32_t dim, uint32_t rows, bool logits);
 
 // As even as possible: the first vocab % stages stages get one row more.

@@ -346,9 +346,28 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
     b.link_bytes = activation_frame_bytes(c.dim);
     b.link_frames = 1;
   }
+  // The split sampler: every board's own rows (pipeline/split_sampler.cpp). The exponentials
+  // (scale, exp, add; written back over the logits), then the SUM chain's additions when the
+  // exponentials came from PREPARE (workers), then normalise, the cutoff filter and the
+  // probabilities' max, in one pass over the rows piece by piece.
+  double split_exp = 0, split_add = 0, split_top = 0;
+  uint64_t split_exp_bytes = 0, split_top_bytes = 0;
+  if (in.split_sampler && rows) {
+    const double vec = f.cycles_per_op[(int)OpKind::kVector].value;
+    b.ops[(int)OpKind::kExp] += rows;
+    b.ops[(int)OpKind::kVector] += 2ull * rows + (in.head ? 0 : rows) + 3ull * rows;
+    split_exp = rows * (f.cycles_per_op[(int)OpKind::kExp].value + 2 * vec);
+    split_add = in.head ? 0.0 : rows * vec;  // the head adds as it computes (no PREPARE)
+    split_top = rows * 3 * vec;
+    if (in.scratch_in_psram) {
+      split_exp_bytes = 4ull * rows;      // the exponentials written back
+      split_top_bytes = 4ull * rows * 2;  // normalised in place; filter and max in cache
+    }
+    b.scratch_psram += split_exp_bytes + (in.head ? 0 : 4ull * rows) + split_top_bytes;
+  }
   // The head samples the next token from every logit, after the (merged) classifier.
-  double sample_cycles = 0;
-  if (in.head && in.classifier) {
+  double sample_cycles = split_exp + split_add + split_top;
+  if (in.head && in.classifier && !in.split_sampler) {
     const OpKind k = in.sample_topp ? OpKind::kSampleTopp : OpKind::kSampleArgmax;
     b.ops[(int)k] += c.vocab_size;
     sample_cycles = (double)c.vocab_size * f.cycles_per_op[(int)k].value;
@@ -370,6 +389,12 @@ BoardCost board_cost(const CostShape& s, const CostFigures& f, const CostInput& 
                      (cls.cycles_one + cls.cycles_split / cores) / f.clock_hz.value +
                      (cls.cycles_split > 0 ? f.handoff_s.value : 0.0);
   }
+  if (in.split_sampler && rows) {
+    b.sample_exp_s = split_exp / f.clock_hz.value + mem * split_exp_bytes / f.psram_bw.value;
+    b.sample_add_s =
+        in.head ? 0.0 : split_add / f.clock_hz.value + mem * 4.0 * rows / f.psram_bw.value;
+    b.sample_top_s = split_top / f.clock_hz.value + mem * split_top_bytes / f.psram_bw.value;
+  }
   b.link_s = wire_seconds(b.link_bytes, in.baud);
   return b;
 }
@@ -381,10 +406,13 @@ double generation_path_s(const std::vector<BoardCost>& boards) {
 }
 
 double generation_path_split_s(const std::vector<BoardCost>& boards, uint32_t dim, uint32_t baud,
-                               bool logits) {
+                               bool logits, bool sampled) {
   const size_t n = boards.size();
   double layers = 0;
-  for (const BoardCost& b : boards) layers += b.board_s() - b.classifier_s + b.link_s;
+  for (const BoardCost& b : boards) {
+    layers +=
+        b.board_s() - b.classifier_s - b.sample_exp_s - b.sample_add_s - b.sample_top_s + b.link_s;
+  }
   if (n == 0) return 0;
   const double hop_x = wire_seconds(classify_frame_bytes(dim), baud);
   double slices = boards[0].classifier_s;
@@ -394,7 +422,19 @@ double generation_path_split_s(const std::vector<BoardCost>& boards, uint32_t di
         wire_seconds(classifier_reply_bytes(dim, boards[k].classifier_rows, logits), baud);
     slices = std::max(slices, k * hop_x + boards[k].classifier_s + (n - k) * hop_r);
   }
-  return layers + slices;
+  if (!sampled) return layers + slices;
+  // The split sampler's rounds (see the header).
+  const double hop_c = wire_seconds(sample_chain_frame_bytes(), baud);
+  const double hop_t = wire_seconds(sample_top_frame_bytes(), baud);
+  const double hop_cands = wire_seconds(sample_cands_frame_bytes(dim), baud);
+  double exps = boards[0].sample_exp_s, adds = boards[0].sample_add_s;
+  double top = boards[0].sample_top_s;
+  for (size_t k = 1; k < n; k++) {
+    exps = std::max(exps, k * hop_c + boards[k].sample_exp_s);
+    adds += boards[k].sample_add_s;
+    top = std::max(top, k * hop_t + boards[k].sample_top_s + (n - k) * hop_cands);
+  }
+  return layers + slices + exps + adds + n * hop_c + top;
 }
 
 double prompt_token_s(const std::vector<BoardCost>& boards, uint32_t window) {

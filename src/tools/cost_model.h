@@ -103,6 +103,10 @@ struct CostInput {
   // The head samples the next token after the classifier: top-p (temperature > 0, the
   // default story) or greedy arg max.
   bool sample_topp = true;
+  // Top-p sampling on the slices (the split sampler, docs/PROTOCOL.md "Sampled classifier
+  // split"): this board's classifier rows get their exponentials (SAMPLE_CHAIN PREPARE / SUM)
+  // and the top-p scan (SAMPLE_TOP); nobody samples the whole vocabulary.
+  bool split_sampler = false;
 };
 
 // Counted quantities and the time they take, per token, on one board.
@@ -124,6 +128,9 @@ struct BoardCost {
   // The part of board_s() spent on the classifier rows (their weights, MACs, logits and
   // hand-off): with the classifier split it runs after the layers, in parallel across boards.
   double classifier_s = 0;
+  // The split sampler's parts of board_s(): the exponentials of the rows (scale, exp, written
+  // back), their addition to the SUM chain, and the top-p scan (normalise, filter, summary).
+  double sample_exp_s = 0, sample_add_s = 0, sample_top_s = 0;
 
   uint64_t total_macs() const;
   uint64_t psram_bytes() const { return weight_psram + kv_read + kv_written + scratch_psram; }
@@ -150,11 +157,16 @@ double generation_path_s(const std::vector<BoardCost>& boards);
 // round the ring once more, each board computes its slice as soon as the activation reaches
 // it (board k after k hops), and its slice result (one small frame) travels on to the head.
 // The head's own slice runs meanwhile. `baud` is the ring's.
-// With `logits` (sampling over a separate classifier) each slice result carries its logits.
-// Frame sizes: classify_frame_bytes() and classifier_reply_bytes() (tools/classifier_slices.h,
-// the messages of docs/PROTOCOL.md).
+// With `logits` each slice result carries its logits (a gathered vector). With `sampled`
+// (the split sampler) two more rounds follow: PREPARE reaches board k after k hops and every
+// board computes its exponentials at once, then the SUM chain goes round adding them, board
+// after board; then SAMPLE_TOP reaches board k after k hops, each board scans its rows and
+// its SAMPLE_CANDS travels on to the head (first batches only: a nucleus longer than a batch
+// costs further rounds the estimate leaves out).
+// Frame sizes: classify_frame_bytes(), classifier_reply_bytes() and sample_*_frame_bytes()
+// (tools/classifier_slices.h, the messages of docs/PROTOCOL.md).
 double generation_path_split_s(const std::vector<BoardCost>& boards, uint32_t dim, uint32_t baud,
-                               bool logits = false);
+                               bool logits = false, bool sampled = false);
 double prompt_token_s(const std::vector<BoardCost>& boards, uint32_t window);
 
 // ---- Prompts in chunks (issue 9 item 4, docs/PROTOCOL.md "Prompt chunks") ----

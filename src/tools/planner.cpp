@@ -321,9 +321,8 @@ static BoardPlan evaluate_board(const ModelSizes& m, const BoardProfile& board, 
   in.classifier_region = b.classifier_region;
   if (opt.split_classifier) {
     in.classifier_rows = b.classifier_end - b.classifier_begin;
-    // Sampling needs every logit: a head holding the shared embedding computes every row
-    // itself and the workers' slices stay idle (RingHead::forward); greedy merges the slices.
-    if (!opt.greedy && !m.classifier) in.classifier_rows = b.head ? vocab : 0;
+    // Sampling runs on the slices too (the split sampler); greedy merges the slices' max.
+    in.split_sampler = !opt.greedy;
   }
   in.layer_begin = lb;
   in.layer_end = le;
@@ -401,8 +400,9 @@ static void estimate_prompt(const ModelSizes& m, const BoardProfile& board, cons
     pos.push_back(b.prompt_short);
     gen.push_back(b.gen_short);
   }
-  const double token = opt.split_classifier ? generation_path_split_s(gen, dim, baud, logits)
-                                            : generation_path_s(gen);
+  const double token = opt.split_classifier
+                           ? generation_path_split_s(gen, dim, baud, logits, !opt.greedy)
+                           : generation_path_s(gen);
   uint32_t most = chunk_positions(kMaxPromptBatch, dim);
   while (most > 1 && !fits_with_batch(m, board, *p, most)) most--;
   // The fastest chunk size that fits: bigger chunks read the weights less often, but each
@@ -466,10 +466,11 @@ Plan evaluate_split(const ModelSizes& m, const BoardProfile& board, const PlanRe
   p.classifier_split = opt.split_classifier;
   for (const BoardPlan& b : p.boards)
     p.classifier_slices.push_back({b.classifier_begin, b.classifier_end});
-  // Sampling with a separate classifier: the workers send their logits (CLASS_LOGITS).
-  const bool logits = !req.greedy && m.classifier != 0;
-  p.token_s = opt.split_classifier ? generation_path_split_s(gen, m.info.config.dim, baud, logits)
-                                   : generation_path_s(gen);
+  // Sampling runs on the slices (the split sampler): no logits travel.
+  const bool logits = false;
+  p.token_s = opt.split_classifier
+                  ? generation_path_split_s(gen, m.info.config.dim, baud, logits, !req.greedy)
+                  : generation_path_s(gen);
   p.prompt_window = HeadOptions{}.window;
   p.prompt_token_s = prompt_token_s(prompt, p.prompt_window);
   estimate_prompt(m, board, opt, baud, logits, &p);

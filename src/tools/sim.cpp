@@ -784,6 +784,15 @@ int run_sim(const SimOptions& o, std::string* err) {
       (unsigned long long)num(head, "prompt"), num(head, "prompt_us") / 1e3,
       (unsigned long long)num(head, "chunks"), num(head, "chunks") == 1 ? "" : "s",
       chunk_positions(o.batch, dim), o.batch);
+  if (num(head, "classify_rounds") > 0) {  // the classifier split across the ring
+    std::printf(
+        "classifier: %llu CLASSIFY rounds, %llu logits gathered, %llu sampling rounds "
+        "(%llu candidate fetches)\n",
+        (unsigned long long)num(head, "classify_rounds"),
+        (unsigned long long)num(head, "logits_rows"),
+        (unsigned long long)num(head, "sample_rounds"),
+        (unsigned long long)num(head, "sample_fetches"));
+  }
   std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s\n", "stage", "compute",
               "link", "frames", "frames", "CRC", "resyncs", "partial", "hop", "need", "retrans",
               "replays", "reboots");
