@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <thread>
@@ -40,7 +41,9 @@ class FaultyLink final : public ByteLink {
         drop_every_(drop_every),
         p_drop_(p_drop),
         rng_(seed) {}
+  std::function<void(const uint8_t*, size_t)> on_write;  // sees every frame written
   bool write(const uint8_t* data, size_t len) override {
+    if (on_write) on_write(data, len);
     n_++;
     if (drop_every_ && n_ % drop_every_ == 0) return true;
     if (p_drop_ > 0) {  // splitmix64
@@ -82,6 +85,12 @@ struct Ring {
   std::vector<uint8_t> scratch;
   uint32_t batch = 1;         // every stage's RunOptions::prompt_batch: prompt chunks of this size
   uint32_t worker_batch = 0;  // the workers' own, when not `batch` (they run a chunk in parts)
+  // Worker `reboot_stage` power-cycles right after writing its `reboot_after_slices`-th
+  // CLASS_SLICE: a fresh stage on the same wires, without KV cache or classifier logits.
+  int reboot_stage = -1;
+  uint32_t reboot_after_slices = 0;
+  std::atomic<uint32_t> slices_written{0}, reboots{0};
+  std::atomic<bool> reboot_now{false};
 
   bool start(const std::vector<std::string>& paths, const HeadOptions& ho, std::string* err,
              int old_firmware_stage = -1, uint32_t corrupt_every = 0, uint32_t drop_every = 0,
@@ -100,6 +109,14 @@ struct Ring {
       faulty.push_back(
           std::make_unique<FaultyLink>(tx[k].get(), corrupt_every, drop_every, p_drop, k + 1));
       links.push_back(std::make_unique<SplitLink>(rx[k].get(), faulty[k].get()));
+      if ((int)k == reboot_stage) {
+        faulty[k]->on_write = [this](const uint8_t* d, size_t len) {
+          if (len > 3 && d[0] == 0xA5 && d[1] == 0x5A && d[3] == (uint8_t)MsgType::kClassSlice &&
+              ++slices_written == reboot_after_slices) {
+            reboot_now = true;  // the worker's own thread reboots it before its next frame
+          }
+        };
+      }
     }
     std::string hint;
     head_model = std::make_unique<HostModel>();
@@ -116,8 +133,28 @@ struct Ring {
         return false;
     }
     for (size_t k = 1; k < n; k++) {
-      workers.emplace_back([this, k] {
-        stages[k]->stage().serve([](void* c) { return static_cast<Ring*>(c)->stop.load(); }, this);
+      StageOptions so;
+      so.protocol_version = kMessageVersion;
+      so.run.prompt_batch = worker_batch ? worker_batch : batch;
+      workers.emplace_back([this, k, so, path = paths[k]] {
+        const bool rebooter = (int)k == reboot_stage;
+        for (;;) {
+          bool (*until)(void*) = +[](void* c) { return static_cast<Ring*>(c)->stop.load(); };
+          if (rebooter) {
+            until = +[](void* c) {
+              const Ring* r = static_cast<Ring*>(c);
+              return r->stop.load() || r->reboot_now.load();
+            };
+          }
+          stages[k]->stage().serve(until, this);
+          if (!rebooter || stop || !reboot_now) return;
+          auto fresh = std::make_unique<HostStage>();
+          std::string e, h;
+          if (!fresh->boot(path, links[k].get(), so, 1, 200 + (uint32_t)k, nullptr, &e, &h)) return;
+          stages[k] = std::move(fresh);
+          reboots++;
+          reboot_now = false;
+        }
       });
     }
     Model& m = head_model->model();
@@ -431,6 +468,51 @@ TEST(ClassifierSplit, Stories260KGreedyAndSampledEqualMonolithic) {
     const int n = check_classifier_splits(o.output_path, dir, {1, 403, 407, 261, 378}, 12);
     std::printf("checked %d classifier splits\n", n);
     EXPECT_EQ(n, 25);  // every layer split of 5 layers over 2-4 boards
+  }
+}
+
+// A worker that reboots between CLASSIFY and the sampling rounds holds no logits and drops
+// them: the head restarts that token's sampling from CLASSIFY, the next activation rebuilds
+// the worker's KV cache, and the story is the monolithic one.
+TEST(ClassifierSplit, WorkerRebootedDuringSamplingIsRecovered) {
+  std::string why;
+  const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);
+  if (models.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  ConvertOptions o;
+  o.checkpoint_path = models + "/stories260K.bin";
+  o.tokenizer_path = models + "/tok512.bin";
+  o.output_path = dir.file("s260k.img");
+  o.quant = WeightType::kQ4;
+  ConvertReport rep;
+  std::string err;
+  ASSERT_TRUE(convert_checkpoint(o, &rep, nullptr, &err)) << err;
+  HostModel mono;
+  std::string hint;
+  ASSERT_TRUE(mono.load(o.output_path, RunOptions{}, 1, &err, &hint)) << err;
+  const uint32_t vocab = mono.model().config().vocab_size;
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  for (const SamplerSettings& ss :
+       {SamplerSettings{0.8f, 0.9f, 7}, SamplerSettings{1.0f, 1.0f, 3}}) {
+    const std::vector<int32_t> expect = pick_tokens(&mono, vocab, ss, prompt, 10);
+    const Image& full = mono.image();
+    std::vector<std::string> paths = {dir.file("r0.img"), dir.file("r1.img"), dir.file("r2.img")};
+    std::vector<uint64_t> sizes;
+    // The head (stage 0) holds the last layer; the workers 0-1 and 2-3.
+    ASSERT_TRUE(split_image(full, {{4, 5}, {0, 2}, {2, 4}}, 0, full.info().kv_type, paths, &sizes,
+                            &err, slice_pattern(vocab, 3, 0)))
+        << err;
+    Ring ring;
+    ring.reboot_stage = 1;
+    ring.reboot_after_slices = 4;  // during the fourth generated token
+    HeadOptions ho;
+    ho.timeout_ms = 100;
+    ASSERT_TRUE(ring.start(paths, ho, &err)) << err;
+    EXPECT_EQ(pick_tokens(&ring.head, vocab, ss, prompt, 10), expect)
+        << "temperature " << ss.temperature << " topp " << ss.topp << " " << ring.head.error();
+    EXPECT_EQ(ring.reboots.load(), 1u);
+    EXPECT_GE(ring.head.counters().sample_restarts, 1u);
+    EXPECT_GE(ring.head.counters().replays, 1u);  // and its KV cache was rebuilt
   }
 }
 

@@ -55,7 +55,8 @@ void write_stats(const std::string& path, const StoryResult& r, const HeadCounte
       << " naks=" << hop.naks_sent << " mended=" << hop.mended << " hop_lost=" << hop.lost
       << " hop_dups=" << hop.duplicates << " hello_attempts=" << c.hello_attempts
       << " classify_rounds=" << c.classify_rounds << " logits_rows=" << c.logits_rows_rx
-      << " sample_rounds=" << c.sample_rounds << " sample_fetches=" << c.sample_fetches << "\n";
+      << " sample_rounds=" << c.sample_rounds << " sample_fetches=" << c.sample_fetches
+      << " sample_restarts=" << c.sample_restarts << "\n";
   for (size_t i = 0; i < n; i++) {
     const StageStats& s = stages[i];
     out << "stage index=" << s.stage_index << " boot=" << s.boot_id << " frames_rx=" << s.frames_rx

@@ -51,6 +51,7 @@ struct HeadCounters {
   uint32_t sample_rounds = 0;    // SAMPLE_CHAIN and SAMPLE_TOP frames sent, resends included
   uint32_t sample_fetches = 0;   // SAMPLE_TOPs to one slice for more candidates (top-p)
   uint32_t candidates_rx = 0;    // top-p candidates received (SAMPLE_CANDS)
+  uint32_t sample_restarts = 0;  // sampling restarted from CLASSIFY (a worker lost its slice)
 };
 
 class RingHead final : public Forwarder, public FrameSink {
@@ -112,7 +113,12 @@ class RingHead final : public Forwarder, public FrameSink {
   void on_class_slice(const ClassSlice& m);
   // The split sampler (docs/PROTOCOL.md "Sampled classifier split"): the token
   // sampler->sample() would draw from the whole logits vector, from the slices.
+  // A worker that rebooted after CLASSIFY holds no logits and drops the sampling rounds; a
+  // round unanswered twice restarts the token's sampling from CLASSIFY (which carries the
+  // activation, so any board can answer it), up to opts_.max_retries times.
   Status sample_ring(uint32_t pos, Sampler* sampler, int32_t* next);
+  // One try: *coin_drawn / *coin keep the sampler's one coin per token across tries.
+  Status sample_try(uint32_t pos, Sampler* sampler, bool* coin_drawn, float* coin, int32_t* next);
   // Sends *m (the head's rows already in it) round the ring; *m becomes what comes back.
   Status chain_round(SampleChain* m);
   // SAMPLE_TOP to every worker (stage 0) or to one stage for the candidates after its last.
@@ -120,8 +126,9 @@ class RingHead final : public Forwarder, public FrameSink {
   // Refills stage k's candidate buffer with the next ones after its last (the head's own
   // slice locally).
   Status fetch_candidates(uint32_t k);
-  // Waits until round_done_, resending with `resend` on timeout.
-  Status await_round(bool (RingHead::*resend)(), const char* what);
+  // Waits until round_done_, resending with `resend` once on a timeout; a second timeout
+  // sets round_lost_ (sample_ring restarts from CLASSIFY).
+  Status await_round(bool (RingHead::*resend)());
   bool send_chain();
   bool send_top();
   void on_sample_chain(const SampleChain& m);
@@ -172,7 +179,8 @@ class RingHead final : public Forwarder, public FrameSink {
   // sent so far, how many it holds (n0) and its probabilities' summary.
   SliceSampler own_;
   bool round_done_ = false;
-  SampleChain chain_;  // kSum / kCdf: what was sent (resends), then what came back
+  bool round_lost_ = false;  // await_round gave up early for sample_ring to restart the token
+  SampleChain chain_;        // kSum / kCdf: what was sent (resends), then what came back
   SampleTop top_;
   uint64_t cands_done_ = 0;  // bit k: stage k answered the SAMPLE_TOP in progress
   ProbIndex* cands_ = nullptr;

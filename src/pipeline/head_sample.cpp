@@ -9,6 +9,25 @@
 namespace llmwire {
 
 Status RingHead::sample_ring(uint32_t pos, Sampler* sampler, int32_t* next) {
+  bool coin_drawn = false;
+  float coin = 0.0f;
+  for (uint32_t attempt = 0;; attempt++) {
+    round_lost_ = false;
+    const Status s = sample_try(pos, sampler, &coin_drawn, &coin, next);
+    if (s == Status::kOk || !round_lost_) return s;
+    if (attempt >= opts_.max_retries) {
+      set_error(
+          "no sampling answer from the ring for position %u after %u restarts: every board must "
+          "run this firmware version and a stage image from the same split",
+          (unsigned)pos, (unsigned)opts_.max_retries);
+      return s;
+    }
+    counters_.sample_restarts++;
+  }
+}
+
+Status RingHead::sample_try(uint32_t pos, Sampler* sampler, bool* coin_drawn, float* coin_out,
+                            int32_t* next) {
   const uint32_t vocab = model_->config().vocab_size;
   const float t = sampler->settings().temperature;
   const float topp = sampler->settings().topp;
@@ -39,7 +58,9 @@ Status RingHead::sample_ring(uint32_t pos, Sampler* sampler, int32_t* next) {
   s = chain_round(&chain_);
   if (s != Status::kOk) return s;
   const float sum = chain_.sum;
-  const float coin = sampler->draw_coin();  // where sample() draws it: after the softmax
+  if (!*coin_drawn) *coin_out = sampler->draw_coin();  // where sample() draws it: after the softmax
+  *coin_drawn = true;
+  const float coin = *coin_out;
 
   if (!sampler_uses_topp(topp, vocab)) {
     // Round 3, multinomial: the cdf chain in row order until the coin is passed.
@@ -183,7 +204,7 @@ Status RingHead::chain_round(SampleChain* m) {
   chain_ = *m;
   round_done_ = false;
   if (!send_chain()) return Status::kLinkError;
-  const Status s = await_round(&RingHead::send_chain, "softmax chain");
+  const Status s = await_round(&RingHead::send_chain);
   *m = chain_;
   return s;
 }
@@ -198,10 +219,10 @@ Status RingHead::top_round(uint8_t stage) {
   cands_done_ = 0;
   round_done_ = false;
   if (!send_top()) return Status::kLinkError;
-  return await_round(&RingHead::send_top, "top-p candidates");
+  return await_round(&RingHead::send_top);
 }
 
-Status RingHead::await_round(bool (RingHead::*resend)(), const char* what) {
+Status RingHead::await_round(bool (RingHead::*resend)()) {
   last_progress_us_ = clock_->now_us();
   consecutive_timeouts_ = 0;
   while (!round_done_) {
@@ -210,11 +231,10 @@ Status RingHead::await_round(bool (RingHead::*resend)(), const char* what) {
     const uint32_t backoff = consecutive_timeouts_ < 3 ? consecutive_timeouts_ : 3;
     if (clock_->now_us() - last_progress_us_ > ((uint64_t)opts_.timeout_ms * 1000) << backoff) {
       counters_.timeouts++;
-      if (++consecutive_timeouts_ > opts_.max_retries) {
-        set_error(
-            "no %s from the ring for position %u after %u tries: every board must run this "
-            "firmware version and a stage image from the same split",
-            what, (unsigned)chain_.pos, (unsigned)opts_.max_retries);
+      // Twice unanswered: more likely a worker that lost its slice (rebooted) than a wire the
+      // hops have not yet repaired; sample_ring starts the token again from CLASSIFY.
+      if (++consecutive_timeouts_ >= 2) {
+        round_lost_ = true;
         return Status::kLinkError;
       }
       if (!(this->*resend)()) return Status::kLinkError;

@@ -787,11 +787,12 @@ int run_sim(const SimOptions& o, std::string* err) {
   if (num(head, "classify_rounds") > 0) {  // the classifier split across the ring
     std::printf(
         "classifier: %llu CLASSIFY rounds, %llu logits gathered, %llu sampling rounds "
-        "(%llu candidate fetches)\n",
+        "(%llu candidate fetches, %llu restarts after a reboot)\n",
         (unsigned long long)num(head, "classify_rounds"),
         (unsigned long long)num(head, "logits_rows"),
         (unsigned long long)num(head, "sample_rounds"),
-        (unsigned long long)num(head, "sample_fetches"));
+        (unsigned long long)num(head, "sample_fetches"),
+        (unsigned long long)num(head, "sample_restarts"));
   }
   std::printf("%-7s %12s %12s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s\n", "stage", "compute",
               "link", "frames", "frames", "CRC", "resyncs", "partial", "hop", "need", "retrans",
