@@ -416,6 +416,21 @@ std::string with_tied_rows(const std::string& img, const std::string& out, uint3
   return out;
 }
 
+// stories260K converted to `q` in `dir`; empty (and *why says what is missing) without it.
+std::string stories260k_image(const TempDir& dir, WeightType q, std::string* why) {
+  const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, why);
+  if (models.empty()) return "";
+  ConvertOptions o;
+  o.checkpoint_path = models + "/stories260K.bin";
+  o.tokenizer_path = models + "/tok512.bin";
+  o.output_path = dir.file("s260k.img");
+  o.quant = q;
+  ConvertReport rep;
+  std::string err;
+  EXPECT_TRUE(convert_checkpoint(o, &rep, nullptr, &err)) << err;
+  return o.output_path;
+}
+
 }  // namespace
 
 // The slices' (max, arg max) merge to engine/sampler.h argmax on any cut of any vector:
@@ -452,20 +467,13 @@ TEST(ClassifierSplit, MergeEqualsArgmax) {
 }
 
 TEST(ClassifierSplit, Stories260KGreedyAndSampledEqualMonolithic) {
-  std::string why;
-  const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);
-  if (models.empty()) GTEST_SKIP() << why;
   TempDir dir;
   for (WeightType q : {WeightType::kQ4, WeightType::kQ8}) {
-    ConvertOptions o;
-    o.checkpoint_path = models + "/stories260K.bin";
-    o.tokenizer_path = models + "/tok512.bin";
-    o.output_path = dir.file("s260k.img");
-    o.quant = q;
-    ConvertReport rep;
-    std::string err;
-    ASSERT_TRUE(convert_checkpoint(o, &rep, nullptr, &err)) << err;
-    const int n = check_classifier_splits(o.output_path, dir, {1, 403, 407, 261, 378}, 12);
+    std::string why;
+    const std::string img = stories260k_image(dir, q, &why);
+    if (img.empty()) GTEST_SKIP() << why;
+    ASSERT_FALSE(testing::Test::HasFailure());
+    const int n = check_classifier_splits(img, dir, {1, 403, 407, 261, 378}, 12);
     std::printf("checked %d classifier splits\n", n);
     EXPECT_EQ(n, 25);  // every layer split of 5 layers over 2-4 boards
   }
@@ -475,21 +483,12 @@ TEST(ClassifierSplit, Stories260KGreedyAndSampledEqualMonolithic) {
 // them: the head restarts that token's sampling from CLASSIFY, the next activation rebuilds
 // the worker's KV cache, and the story is the monolithic one.
 TEST(ClassifierSplit, WorkerRebootedDuringSamplingIsRecovered) {
-  std::string why;
-  const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);
-  if (models.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  ConvertOptions o;
-  o.checkpoint_path = models + "/stories260K.bin";
-  o.tokenizer_path = models + "/tok512.bin";
-  o.output_path = dir.file("s260k.img");
-  o.quant = WeightType::kQ4;
-  ConvertReport rep;
-  std::string err;
-  ASSERT_TRUE(convert_checkpoint(o, &rep, nullptr, &err)) << err;
+  std::string why, err, hint;
+  const std::string img = stories260k_image(dir, WeightType::kQ4, &why);
+  if (img.empty()) GTEST_SKIP() << why;
   HostModel mono;
-  std::string hint;
-  ASSERT_TRUE(mono.load(o.output_path, RunOptions{}, 1, &err, &hint)) << err;
+  ASSERT_TRUE(mono.load(img, RunOptions{}, 1, &err, &hint)) << err;
   const uint32_t vocab = mono.model().config().vocab_size;
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
   for (const SamplerSettings& ss :
@@ -557,21 +556,14 @@ TEST(Pipeline, Int8KvEverySplitBitExact) {
 }
 
 TEST(Pipeline, Stories260KEverySplitBitExact) {
-  std::string why;
-  const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);
-  if (models.empty()) GTEST_SKIP() << why;
   TempDir dir;
   for (WeightType q : {WeightType::kQ4, WeightType::kQ8}) {
-    ConvertOptions o;
-    o.checkpoint_path = models + "/stories260K.bin";
-    o.tokenizer_path = models + "/tok512.bin";
-    o.output_path = dir.file("s260k.img");
-    o.quant = q;
-    ConvertReport rep;
-    std::string err;
-    ASSERT_TRUE(convert_checkpoint(o, &rep, nullptr, &err)) << err;
+    std::string why;
+    const std::string img = stories260k_image(dir, q, &why);
+    if (img.empty()) GTEST_SKIP() << why;
+    ASSERT_FALSE(testing::Test::HasFailure());
     std::vector<int32_t> toks{1, 403, 407, 261, 378, 9, 301, 290, 400, 33};
-    check_all_splits(o.output_path, dir, toks);
+    check_all_splits(img, dir, toks);
   }
 }
 
@@ -581,24 +573,17 @@ TEST(Pipeline, Stories260KEverySplitBitExact) {
 // positions (passes of 3, 3, 1). The logits after the prompt and the greedy and sampled
 // stories equal the monolithic model's, token by token.
 TEST(Pipeline, Stories260KChunkedPromptEverySplitEqualsMonolithic) {
-  std::string why;
-  const std::string models = llmwire::test::models_dir({"stories260K.bin", "tok512.bin"}, &why);
-  if (models.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  ConvertOptions o;
-  o.checkpoint_path = models + "/stories260K.bin";
-  o.tokenizer_path = models + "/tok512.bin";
-  o.output_path = dir.file("s260k.img");
-  o.quant = WeightType::kQ4;
-  ConvertReport rep;
-  std::string err, hint;
-  ASSERT_TRUE(convert_checkpoint(o, &rep, nullptr, &err)) << err;
+  std::string why, err, hint;
+  const std::string img = stories260k_image(dir, WeightType::kQ4, &why);
+  if (img.empty()) GTEST_SKIP() << why;
+  ASSERT_FALSE(testing::Test::HasFailure());
   std::vector<int32_t> toks;
   for (int i = 0; i < 44; i++) toks.push_back(i ? 259 + (i * 53) % 250 : 1);
   const uint32_t np = 40;  // prompt positions fed in chunks; the rest one by one with logits
-  const auto expect = mono_logits(o.output_path, toks);
+  const auto expect = mono_logits(img, toks);
   HostModel mono;
-  ASSERT_TRUE(mono.load(o.output_path, RunOptions{}, 1, &err, &hint)) << err;
+  ASSERT_TRUE(mono.load(img, RunOptions{}, 1, &err, &hint)) << err;
   const uint32_t vocab = mono.model().config().vocab_size, dim = mono.model().config().dim;
   const std::vector<int32_t> prompt(toks.begin(), toks.begin() + np + 1);
   std::vector<std::vector<int32_t>> stories;
