@@ -51,6 +51,22 @@ struct Synthetic {
   }
 };
 
+// The synthetic model loaded, with kStories tokenized as its calibration text.
+struct SyntheticCalib {
+  Checkpoint ck;
+  TokenizerBlob tok;
+  CalibText ct;
+  explicit SyntheticCalib(const TempDir& dir) {
+    const Synthetic m(dir);
+    std::string err;
+    EXPECT_TRUE(load_checkpoint(m.ckpt, &ck, &err)) << err;
+    EXPECT_TRUE(load_tokenizer_file(m.tok, ck.config.vocab_size, &tok, &err)) << err;
+    const std::string text = dir.file("t.txt");
+    write_text(text, kStories);
+    EXPECT_TRUE(load_calibration_text(text, tok, ck.config.seq_len, 100000, &ct, &err)) << err;
+  }
+};
+
 bool convert(const std::string& ckpt, const std::string& tok, const std::string& out,
              const std::string& calib, bool gptq, uint64_t budget, std::string* err,
              unsigned threads = 0, ConvertReport* report = nullptr) {
@@ -154,16 +170,11 @@ TEST(CalibratedQuantize, ErrorCompensationLowersTheOutputError) {
 
 TEST(Calibration, StatisticsAreMeanSquaresOfTheLayerInputs) {
   TempDir dir;
-  Synthetic m(dir);
-  Checkpoint ck;
-  TokenizerBlob tok;
+  SyntheticCalib sc(dir);
+  ASSERT_FALSE(testing::Test::HasFailure());
+  const Checkpoint& ck = sc.ck;
+  const CalibText& ct = sc.ct;
   std::string err;
-  ASSERT_TRUE(load_checkpoint(m.ckpt, &ck, &err)) << err;
-  ASSERT_TRUE(load_tokenizer_file(m.tok, ck.config.vocab_size, &tok, &err)) << err;
-  const std::string text = dir.file("t.txt");
-  write_text(text, kStories);
-  CalibText ct;
-  ASSERT_TRUE(load_calibration_text(text, tok, ck.config.seq_len, 100000, &ct, &err)) << err;
   EXPECT_EQ(ct.text_crc, crc32c(kStories, strlen(kStories)));
   EXPECT_EQ(ct.chunks.size() >= 3, true);
   for (const auto& c : ct.chunks) {
@@ -205,16 +216,11 @@ TEST(Calibration, StatisticsAreMeanSquaresOfTheLayerInputs) {
 // sites it feeds see other inputs while the earlier sites do not.
 TEST(Calibration, PairedStatisticsFollowTheVariantFromWhereItDiffers) {
   TempDir dir;
-  Synthetic m(dir);
-  Checkpoint ck;
-  TokenizerBlob tok;
+  SyntheticCalib sc(dir);
+  ASSERT_FALSE(testing::Test::HasFailure());
+  const Checkpoint& ck = sc.ck;
+  const CalibText& ct = sc.ct;
   std::string err;
-  ASSERT_TRUE(load_checkpoint(m.ckpt, &ck, &err)) << err;
-  ASSERT_TRUE(load_tokenizer_file(m.tok, ck.config.vocab_size, &tok, &err)) << err;
-  const std::string text = dir.file("t.txt");
-  write_text(text, kStories);
-  CalibText ct;
-  ASSERT_TRUE(load_calibration_text(text, tok, ck.config.seq_len, 100000, &ct, &err)) << err;
   CalibStats st;
   ASSERT_TRUE(collect_calibration(ck, ck.config, ct, true, 1, nullptr, &st, &err)) << err;
   SiteActivations ref;
@@ -254,16 +260,11 @@ TEST(Calibration, PairedStatisticsFollowTheVariantFromWhereItDiffers) {
 // block weights positions by that token's probability, so blocks differ.
 TEST(Calibration, ClassifierRowMetricsAreProbabilityWeightedGrams) {
   TempDir dir;
-  Synthetic m(dir);
-  Checkpoint ck;
-  TokenizerBlob tok;
+  SyntheticCalib sc(dir);
+  ASSERT_FALSE(testing::Test::HasFailure());
+  const Checkpoint& ck = sc.ck;
+  const CalibText& ct = sc.ct;
   std::string err;
-  ASSERT_TRUE(load_checkpoint(m.ckpt, &ck, &err)) << err;
-  ASSERT_TRUE(load_tokenizer_file(m.tok, ck.config.vocab_size, &tok, &err)) << err;
-  const std::string text = dir.file("t.txt");
-  write_text(text, kStories);
-  CalibText ct;
-  ASSERT_TRUE(load_calibration_text(text, tok, ck.config.seq_len, 100000, &ct, &err)) << err;
   CalibStats st;
   ASSERT_TRUE(collect_calibration(ck, ck.config, ct, true, 2, nullptr, &st, &err)) << err;
   const uint32_t d = ck.config.dim, V = ck.config.vocab_size;
