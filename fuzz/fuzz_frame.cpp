@@ -102,7 +102,8 @@ void check_messages(uint8_t type, const uint8_t* p, size_t len) {
   }
   SampleChain sc;
   if (decode_sample_chain(p, len, &sc) == MsgStatus::kOk) {
-    FUZZ_CHECK(len == kSampleChainSize && sc.temperature > 0.0f && sc.mode <= 1);
+    FUZZ_CHECK(len == kSampleChainSize && sc.temperature > 0.0f &&
+               sc.mode <= (uint8_t)ChainMode::kPrepare);
     FUZZ_CHECK(encode_sample_chain(sc, out, sizeof out) == len && memcmp(out, p, 10) == 0 &&
                memcmp(out + 12, p + 12, len - 12) == 0);  // reserved ignored
   }
